@@ -1,0 +1,59 @@
+"""A rich progress bar per epoch with live metrics, and one printed line per finished epoch."""
+from __future__ import annotations
+
+import keras
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    def __init__(self, phase: str, last_epoch: int) -> None:
+        super().__init__()
+        self.phase = phase
+        self.last_epoch = last_epoch
+        self._progress: Progress | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._progress.start()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        assert self._progress is not None
+        self._task = self._progress.add_task(
+            f"{self.phase} epoch {epoch + 1}/{self.last_epoch}", total=self.params.get("steps"), metrics=""
+        )
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        assert self._progress is not None
+        self._progress.update(self._task, completed=batch + 1, metrics=_format(logs, ("loss", "accuracy")))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        assert self._progress is not None
+        self._progress.remove_task(self._task)
+        text = _format(logs, ("loss", "accuracy", "val_loss", "val_accuracy"))
+        console.print(f"{self.phase:>8} epoch {epoch + 1:>3}/{self.last_epoch}  {text}")
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the live display; also called when training ends with an exception."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _format(logs: dict | None, keys: tuple[str, ...]) -> str:
+    logs = logs or {}
+    return "  ".join(f"{k} {float(logs[k]):.4f}" for k in keys if k in logs)

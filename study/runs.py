@@ -1,0 +1,136 @@
+"""Run directories: plain files, written atomically, read back with clear errors.
+
+A run is built in a hidden staging directory beside its final place and renamed into place only
+when every artifact is written, so an interrupted run never leaves a directory that a report or a
+tuner would trust. ``Run.load`` checks every file and names the one that is missing or corrupt.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from study import config as config_mod
+from study.config import TrainConfig
+from study.errors import UserError
+
+ARTIFACTS = ("config.json", "history.csv", "metrics.json", "predictions.npz", "model.keras", "manifest.json")
+
+
+class RunError(UserError):
+    """A run directory is missing, incomplete or corrupt."""
+
+
+def staging_dir(run_dir: Path) -> Path:
+    return run_dir.with_name(f".{run_dir.name}.partial")
+
+
+def start(run_dir: str | Path) -> Path:
+    """Create (or clean up a stale) staging directory for ``run_dir``; refuse to overwrite a run."""
+    run_dir = Path(run_dir)
+    if run_dir.exists():
+        raise RunError(f"run directory {run_dir} already exists; choose another --out or remove it")
+    stage = staging_dir(run_dir)
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    return stage
+
+
+def finish(stage: Path, run_dir: Path) -> Path:
+    os.replace(stage, run_dir)
+    return run_dir
+
+
+def abandon(stage: Path) -> None:
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_json(path: Path, value: Any) -> None:
+    _atomic_text(path, json.dumps(value, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    _atomic_text(path, frame.to_csv(index=False))
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.ndarray,)):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run read back from disk."""
+
+    path: Path
+    config: TrainConfig
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+    predictions: dict[str, np.ndarray]
+    manifest: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.keras"
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) stored for ``name`` ("val" or "test")."""
+        if f"{name}_labels" not in self.predictions:
+            stored = sorted({k.rsplit("_", 1)[0] for k in self.predictions if k.endswith("_labels")})
+            raise RunError(
+                f"run {self.path} has no {name} predictions (it has: {', '.join(stored) or 'none'}); "
+                + ("test predictions come from final runs (cli.py train), never from search trials" if name == "test" else "")
+            )
+        return self.predictions[f"{name}_labels"], self.predictions[f"{name}_probs"]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Run":
+        path = Path(path)
+        if not path.is_dir():
+            hint = " (an interrupted run; it was never finished)" if staging_dir(path).exists() else ""
+            raise RunError(f"run directory {path} does not exist{hint}")
+        missing = [name for name in ARTIFACTS if not (path / name).is_file()]
+        if missing:
+            raise RunError(f"run {path} is incomplete: missing {', '.join(missing)}")
+        return cls(
+            path=path,
+            config=_read(path / "config.json", lambda p: config_mod.from_dict(json.loads(p.read_text()))),
+            history=_read(path / "history.csv", pd.read_csv),
+            metrics=_read(path / "metrics.json", lambda p: json.loads(p.read_text())),
+            predictions=_read(path / "predictions.npz", lambda p: dict(np.load(p))),
+            manifest=_read(path / "manifest.json", lambda p: json.loads(p.read_text())),
+        )
+
+
+def _read(path: Path, reader):
+    try:
+        return reader(path)
+    except UserError:
+        raise
+    except Exception as exc:  # any parse failure means the file cannot be trusted
+        raise RunError(f"run file {path} is corrupt ({type(exc).__name__}: {str(exc)[:120]})") from None
