@@ -42,7 +42,7 @@ class EpochProgress(keras.callbacks.Callback):
         assert self._progress is not None
         self._progress.remove_task(self._task)
         text = _format(logs, ("loss", "accuracy", "val_loss", "val_accuracy"))
-        console.print(f"{self.phase:>8} epoch {epoch + 1:>3}/{self.last_epoch}  {text}")
+        console.print(f"{self.phase} {epoch + 1}/{self.last_epoch}  {text}", highlight=False)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.close()
@@ -56,4 +56,7 @@ class EpochProgress(keras.callbacks.Callback):
 
 def _format(logs: dict | None, keys: tuple[str, ...]) -> str:
     logs = logs or {}
-    return "  ".join(f"{k} {float(logs[k]):.4f}" for k in keys if k in logs)
+    return "  ".join(f"{_SHORT.get(k, k)} {float(logs[k]):.3f}" for k in keys if k in logs)
+
+
+_SHORT = {"accuracy": "acc", "val_accuracy": "val_acc"}

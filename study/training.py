@@ -1,0 +1,286 @@
+"""One function trains every run: ``train(config, data, run_dir) -> RunResult``.
+
+The CLI's ``train``, every tuner trial and every final run call it, so what a report shows is what a
+search optimized. The schedule follows the paper (section IV.D):
+
+* scratch: one phase, SGD at ``learning_rate`` for ``epochs``;
+* transfer: a frozen phase (backbone frozen, SGD at ``frozen_learning_rate``, up to
+  ``frozen_epochs``, EarlyStopping on val_loss with ``frozen_patience``, best weights restored),
+  then the backbone (all of it, or its top K blocks) is unfrozen and fine-tuned at
+  ``learning_rate`` for ``epochs``.
+
+Epochs are counted globally across phases, so callbacks (pruners, progress) see one sequence.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import keras
+
+from study import config as config_mod
+from study import runs
+from study.config import TrainConfig
+from study.data import CLASSES, Dataset, Split
+from study.errors import TrialFailed
+from study.evaluation import compute_metrics
+from study.model import build_model, freeze_backbone, unfreeze_backbone
+from study.pipeline import class_weights, make_dataset
+from study.progress import EpochProgress
+
+# loss / val_loss are Keras's objective (cross-entropy + the head's L2 penalty; early stopping watches
+# val_loss, as in the paper); cross_entropy / val_cross_entropy are the data term alone, comparable
+# with the evaluated loss (scikit-learn's log loss) and with the paper's Table I.
+HISTORY_COLUMNS = ["epoch", "phase", "loss", "cross_entropy", "accuracy", "val_loss", "val_cross_entropy",
+                   "val_accuracy", "learning_rate", "seconds"]
+_LOGGED = ("loss", "cross_entropy", "accuracy", "val_loss", "val_cross_entropy", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # "scratch" | "frozen" | "finetune"
+    learning_rate: float
+    epochs: int
+    early_stopping: bool = False
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    config: TrainConfig
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+    epochs: int
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def schedule(config: TrainConfig) -> list[Phase]:
+    """The paper's phases for the config's regime; a phase with zero epochs is dropped."""
+    if config.regime == "scratch":
+        phases = [Phase("scratch", config.learning_rate, config.epochs)]
+    else:
+        phases = [
+            Phase("frozen", config.frozen_learning_rate, config.frozen_epochs, early_stopping=True),
+            Phase("finetune", config.learning_rate, config.epochs),
+        ]
+    return [p for p in phases if p.epochs > 0]
+
+
+def train(
+    config: TrainConfig,
+    data: Dataset,
+    run_dir: str | Path,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    evaluate_test: bool = False,
+    progress: bool = True,
+    extra_manifest: dict[str, Any] | None = None,
+) -> RunResult:
+    """Train, evaluate and write every artifact of one run; the run directory appears atomically."""
+    run_dir = Path(run_dir)
+    stage = runs.start(run_dir)
+    try:
+        result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest)
+    except BaseException:
+        runs.abandon(stage)
+        raise
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+        keras.backend.clear_session()
+        gc.collect()
+    runs.finish(stage, run_dir)
+    result.run_dir = run_dir
+    return result
+
+
+def _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest) -> RunResult:
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_dtype_policy(config.precision)
+    model = build_model(config, num_classes=len(CLASSES))
+    timings["build"] = time.perf_counter() - started
+    history = _fit_schedule(model, config, data, callbacks, progress, timings)
+    t = time.perf_counter()
+    splits = {"val": data.val, **({"test": data.test} if evaluate_test else {})}
+    predictions = {name: _predict(model, split, config.batch_size) for name, split in splits.items()}
+    metrics = {name: compute_metrics(split.y, predictions[name]) for name, split in splits.items()}
+    timings["evaluate"] = time.perf_counter() - t
+    seconds = time.perf_counter() - started
+    timings["total"] = seconds
+    _write_artifacts(stage, model, config, data, history, metrics, predictions, timings, extra_manifest)
+    return RunResult(stage, config, history, metrics, int(len(history)), seconds, timings)
+
+
+def _fit_schedule(model, config, data, callbacks, progress, timings) -> pd.DataFrame:
+    train_ds = make_dataset(data.train, config.batch_size, training=True, config=config, seed=config.seed)
+    val_ds = make_dataset(data.val, config.batch_size, training=False)
+    weights = class_weights(data.train.y, config.class_weight)
+    frames: list[pd.DataFrame] = []
+    epoch = 0
+    for phase in schedule(config):
+        t = time.perf_counter()
+        _prepare(model, config, phase)
+        recorder = _EpochRecorder(phase.name)
+        bar = EpochProgress(phase.name, epoch + phase.epochs) if progress else None
+        phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase), *callbacks]
+        try:
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                initial_epoch=epoch,
+                epochs=epoch + phase.epochs,
+                class_weight=weights,
+                shuffle=False,  # tf.data shuffles (seeded, every epoch)
+                callbacks=phase_callbacks + ([bar] if bar else []),
+                verbose=0,
+            )
+        finally:
+            if bar:
+                bar.close()
+        frames.append(recorder.frame(phase.learning_rate))
+        epoch += len(recorder.rows)
+        timings[phase.name] = time.perf_counter() - t
+        if model.stop_training and not phase.early_stopping:
+            break  # a user callback asked to stop: no further phases
+    return pd.concat(frames, ignore_index=True)[HISTORY_COLUMNS]
+
+
+def _prepare(model: keras.Model, config: TrainConfig, phase: Phase) -> None:
+    """Set what trains in this phase and compile (a change of trainable weights needs a recompile)."""
+    if phase.name == "frozen":
+        freeze_backbone(model)
+    elif phase.name == "finetune":
+        unfreeze_backbone(model, config.unfreeze_top_blocks, config.finetune_batchnorm)
+    model.compile(
+        optimizer=keras.optimizers.SGD(phase.learning_rate, momentum=config.momentum, nesterov=config.nesterov),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="cross_entropy")],
+        jit_compile=config.jit,
+    )
+
+
+def _early_stopping(config: TrainConfig, phase: Phase) -> list[keras.callbacks.Callback]:
+    if not phase.early_stopping:
+        return []
+    return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.frozen_patience, restore_best_weights=True)]
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Collects one row per epoch with the phase and wall time; Keras's History forgets phases."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__()
+        self.phase = phase
+        self.rows: list[dict[str, Any]] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        row = {k: float(logs[k]) for k in _LOGGED if k in logs}
+        self.rows.append({"epoch": epoch + 1, "phase": self.phase, **row, "seconds": time.perf_counter() - self._t})
+
+    def frame(self, learning_rate: float) -> pd.DataFrame:
+        frame = pd.DataFrame(self.rows, columns=[c for c in HISTORY_COLUMNS if c != "learning_rate"])
+        frame["learning_rate"] = learning_rate
+        return frame
+
+
+class _NaNGuard(keras.callbacks.Callback):
+    """A loss that becomes NaN or infinite fails the run with a message that names the fix."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__()
+        self.phase = phase
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrialFailed(
+                f"the training loss became {float(loss)} in epoch {epoch + 1} ({self.phase} phase); "
+                "lower the learning rate or the L2 factor"
+            )
+
+
+def _predict(model: keras.Model, split: Split, batch_size: int) -> np.ndarray:
+    ds = make_dataset(split, batch_size, training=False)
+    return np.asarray(model.predict(ds, verbose=0), dtype=np.float32)
+
+
+def _write_artifacts(stage, model, config, data, history, metrics, predictions, timings, extra) -> None:
+    runs.write_json(stage / "config.json", config_mod.to_dict(config))
+    runs.write_csv(stage / "history.csv", history)
+    runs.write_json(stage / "metrics.json", {**metrics, "summary": _summary(history, metrics)})
+    arrays = {"class_names": np.array(CLASSES)}
+    for name, probs in predictions.items():
+        arrays[f"{name}_labels"] = getattr(data, name).y
+        arrays[f"{name}_probs"] = probs
+    runs.write_npz(stage / "predictions.npz", **arrays)
+    model.save(stage / "model.keras")
+    runs.write_json(stage / "manifest.json", manifest(config, data, timings, extra))
+
+
+def _summary(history: pd.DataFrame, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The paper's Table I columns: last-epoch train metrics, and the evaluated model's val/test."""
+    last = history.iloc[-1]
+    frozen = history[history["phase"] == "frozen"]
+    summary = {
+        "epochs": int(len(history)),
+        "train_accuracy_last_epoch": float(last["accuracy"]),
+        "train_loss_last_epoch": float(last["cross_entropy"]),
+        "train_objective_last_epoch": float(last["loss"]),
+        "val_accuracy": metrics["val"]["accuracy"],
+        "val_loss": metrics["val"]["loss"],
+    }
+    if len(frozen):
+        summary["frozen_epochs_run"] = int(len(frozen))
+        summary["frozen_best_epoch"] = int(frozen.loc[frozen["val_loss"].idxmin(), "epoch"])
+    if "test" in metrics:
+        summary["test_accuracy"] = metrics["test"]["accuracy"]
+        summary["test_loss"] = metrics["test"]["loss"]
+    return summary
+
+
+def manifest(config: TrainConfig, data: Dataset, timings: dict[str, float], extra: dict | None) -> dict[str, Any]:
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "scikit_learn": sklearn.__version__,
+        },
+        "device": _device(),
+        "precision": config.precision,
+        "seed": config.seed,
+        "data": {
+            "source": data.source,
+            "layout": data.layout,
+            "fingerprint": data.fingerprint,
+            "synthetic": data.synthetic,
+            "sizes": {name: int(len(getattr(data, name).y)) for name in ("train", "val", "test")},
+        },
+        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **(extra or {}),
+    }
+
+
+def _device() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return ", ".join(g.name for g in gpus) if gpus else f"CPU ({platform.processor() or platform.machine()})"
