@@ -110,6 +110,11 @@ def from_dict(values: dict[str, Any]) -> TrainConfig:
 
 
 def load(path: str | Path) -> TrainConfig:
+    return from_dict(read_file(path))
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """The raw keys of a JSON config file (validated later, together with any overrides)."""
     path = Path(path)
     try:
         values = json.loads(path.read_text())
@@ -119,7 +124,7 @@ def load(path: str | Path) -> TrainConfig:
         raise ConfigError(f"config file {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of config keys")
-    return from_dict(values)
+    return values
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
