@@ -1,0 +1,44 @@
+"""What may be tried, per regime: pure descriptions with the paper's values as defaults.
+
+``space_for(regime)`` gives a ``Space``; ``from_optuna``, ``from_keras_tuner`` and ``from_dict`` read
+it; ``to_config`` turns sampled values into a ``TrainConfig``.
+"""
+from search_spaces.hp import (
+    Choice,
+    Fixed,
+    Float,
+    Int,
+    Param,
+    Space,
+    cap_epochs,
+    describe,
+    distributions,
+    from_dict,
+    from_keras_tuner,
+    from_optuna,
+    grid_space,
+    grid_values,
+)
+from search_spaces.regimes import SCRATCH, SPACES, TRANSFER, space_for, to_config
+
+__all__ = [
+    "Choice",
+    "Fixed",
+    "Float",
+    "Int",
+    "Param",
+    "Space",
+    "SCRATCH",
+    "SPACES",
+    "TRANSFER",
+    "cap_epochs",
+    "describe",
+    "distributions",
+    "from_dict",
+    "from_keras_tuner",
+    "from_optuna",
+    "grid_space",
+    "grid_values",
+    "space_for",
+    "to_config",
+]

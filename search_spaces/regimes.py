@@ -1,0 +1,98 @@
+"""The search space of each regime: ranges here, the paper's values (the defaults) in TrainConfig.
+
+Both regimes search the head (units, dropouts, L2), SGD (learning rate, momentum, Nesterov), the
+batch size, the augmentation strengths and class weighting. Scratch searches its single phase's
+epochs; transfer adds the frozen phase (its learning rate, epochs, early-stopping patience), how
+much of the backbone to unfreeze and the fine-tune epochs. Print one with
+``python cli.py space --regime transfer``.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from search_spaces.hp import Choice, Float, Int, Param, Space, cap_epochs, from_dict
+from study import config as config_mod
+from study.config import REGIMES, TrainConfig
+from study.errors import ConfigError
+
+
+def _head() -> tuple[Param, ...]:
+    return (
+        Choice("dense1_units", (128, 256, 512)),
+        Choice("dense2_units", (512, 1024, 2048)),
+        Choice("dense3_units", (256, 512, 1024)),
+        Float("dropout1", 0.0, 0.6),
+        Float("dropout2", 0.0, 0.7),
+        Float("dropout3", 0.0, 0.7),
+        Float("l2", 1e-5, 1e-1, log=True),
+    )
+
+
+def _optimizer() -> tuple[Param, ...]:
+    return (
+        Float("learning_rate", 1e-4, 1e-1, log=True),
+        Float("momentum", 0.0, 0.95),
+        Choice("nesterov", (False, True)),
+        Choice("batch_size", (32, 64, 128)),
+    )
+
+
+def _augmentation() -> tuple[Param, ...]:
+    return (
+        Float("rotation", 0.0, 30.0),
+        Float("zoom", 0.0, 0.3),
+        Choice("flip", (False, True)),
+        Choice("class_weight", ("none", "balanced")),
+    )
+
+
+def _transfer_schedule() -> tuple[Param, ...]:
+    """The frozen phase, then how much to unfreeze ("all", or the top K backbone blocks)."""
+    return (
+        Float("frozen_learning_rate", 1e-3, 1e-1, log=True),
+        Int("frozen_epochs", 5, 50, step=5),
+        Int("frozen_patience", 1, 6),
+        Choice("unfreeze", ("all", "2", "8")),
+        Int("epochs", 5, 40, step=5),
+    )
+
+
+SCRATCH = Space("scratch", (*_head(), *_optimizer(), Int("epochs", 10, 60, step=5), *_augmentation()))
+TRANSFER = Space("transfer", (*_head(), *_optimizer(), *_transfer_schedule(), *_augmentation()))
+SPACES: dict[str, Space] = {"scratch": SCRATCH, "transfer": TRANSFER}
+
+
+def space_for(regime: str) -> Space:
+    if regime not in SPACES:
+        raise ConfigError(f"regime must be one of {', '.join(REGIMES)}, got {regime!r}")
+    return SPACES[regime]
+
+
+def to_config(
+    regime: str, values: Mapping[str, Any], base: Mapping[str, Any] | None = None, *, max_epochs: int | None = None
+) -> TrainConfig:
+    """Sampled ``values`` (validated, paper values filled in, epochs capped) over ``base`` settings.
+
+    ``base`` holds what the search does not vary (backbone, weights, seed, subset, ...); a key present
+    in both is the sampled value's.
+    """
+    sampled = cap_epochs(from_dict(space_for(regime), values), max_epochs)
+    return config_mod.from_dict({**(base or {}), **sampled, "regime": regime})
+
+
+def max_schedule_epochs(space: Space, max_epochs: int | None = None) -> int:
+    """The most epochs any trial of ``space`` trains (both phases for transfer), after the cap:
+    optuna's HyperbandPruner ``max_resource``."""
+    return sum(_phase_epochs(space, max_epochs))
+
+
+def max_phase_epochs(space: Space, max_epochs: int | None = None) -> int:
+    """The most epochs one phase trains, after the cap: keras-tuner Hyperband's ``max_epochs``
+    (its per-trial budget caps each phase, as ``--max-epochs`` does)."""
+    return max(_phase_epochs(space, max_epochs))
+
+
+def _phase_epochs(space: Space, max_epochs: int | None) -> list[int]:
+    phases = ("frozen_epochs", "epochs") if space.regime == "transfer" else ("epochs",)
+    highest = [int(getattr(space[name], "high", space[name].default)) for name in phases]
+    return [min(h, max_epochs or h) for h in highest]

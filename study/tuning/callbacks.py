@@ -1,0 +1,35 @@
+"""Keras callbacks a trial adds to ``study.training.train``: per-epoch pruning and live progress.
+
+Pruning uses optuna-integration's ``KerasPruningCallback`` (it subclasses Keras 3's
+``keras.callbacks.Callback``): after every epoch it reports the monitored validation metric as the
+trial's intermediate value at step = the global epoch (train() numbers epochs across both transfer
+phases) and raises ``optuna.TrialPruned`` when the pruner says so; train() then removes the partial
+run directory. Keras logs no per-epoch macro-F1, so a macro-F1 search prunes on validation accuracy,
+the per-epoch metric closest to it (both are maximized); its final value is still macro-F1.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import keras
+import optuna
+from optuna_integration.keras import KerasPruningCallback
+
+MONITORS: dict[str, str] = {"accuracy": "val_accuracy", "loss": "val_loss", "macro_f1": "val_accuracy"}
+
+
+def pruning_callback(trial: optuna.trial.BaseTrial, objective: str) -> keras.callbacks.Callback:
+    """Reports the objective's per-epoch validation metric; the study's pruner decides."""
+    return KerasPruningCallback(trial, MONITORS[objective])
+
+
+class EpochEvents(keras.callbacks.Callback):
+    """Tells the live display which epoch a trial has reached."""
+
+    def __init__(self, number: int, on_epoch: Callable[[int, int, dict[str, Any]], None]) -> None:
+        super().__init__()
+        self.number = number
+        self.on_epoch = on_epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.on_epoch(self.number, epoch + 1, dict(logs or {}))

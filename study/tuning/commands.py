@@ -1,0 +1,132 @@
+"""Click commands of the tuning layer, registered on the CLI group by ``cli.py``: ``COMMANDS``.
+
+search   run or resume a hyperparameter search (optuna or keras-tuner) into the study store
+studies  the studies in a store, with their trial counts and best values
+show     one study's trials and its best parameters beside the paper's
+space    a regime's search space
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+
+from study.config import REGIMES
+from study.tuning.search import BACKENDS, PRUNERS, SAMPLERS, TUNERS, SearchRequest, default_data
+from study.tuning.storage import DEFAULT_STORAGE, OBJECTIVES
+
+storage_option = click.option(
+    "--storage", default=DEFAULT_STORAGE, show_default=True, metavar="URL",
+    help="Study store: an optuna storage URL (sqlite:///..., postgresql://...).",
+)
+study_option = click.option("--study", "study", metavar="NAME", help="Study name (default <regime>-<backend>).")
+
+
+def study_options(command: Callable) -> Callable:
+    """--storage and --study, shared by every command that opens a study."""
+    return storage_option(study_option(command))
+
+
+@click.command()
+@click.option("--regime", type=click.Choice(REGIMES), required=True, help="Which paper regime to search.")
+@click.option("--trials", type=click.IntRange(min=1), required=True,
+              help="Finished (complete or pruned) trials the study should hold; a rerun runs only the rest.")
+@click.option("--data", help=f"Dataset folder or fer2013.csv (default {default_data()}).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="optuna", show_default=True)
+@click.option("--sampler", type=click.Choice(SAMPLERS),
+              help="optuna sampler (default tpe); grid: every combination of the choice parameters, ranges at "
+                   "the paper's values.")
+@click.option("--pruner", type=click.Choice(PRUNERS), help="optuna pruner, judged per epoch (default median).")
+@click.option("--tuner", type=click.Choice(TUNERS), help="keras-tuner tuner (default bayesian).")
+@click.option("--objective", type=click.Choice(tuple(OBJECTIVES)), default="accuracy", show_default=True,
+              help="Validation metric to optimize (loss is minimized).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Start no new trial after this long.")
+@click.option("--max-epochs", type=click.IntRange(min=1), metavar="N",
+              help="Cap each phase's epochs (epochs, frozen_epochs) for a cheap search.")
+@click.option("--subset", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Stratified fraction of the training split.")
+@click.option("--backbone", help="Backbone for every trial (default densenet169).")
+@click.option("--weights", help="imagenet | none | a weights file | a run's model.keras (default per regime).")
+@study_options
+@click.option("--seed", type=int, default=0, show_default=True, help="Training seed of every trial; seeds the sampler.")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(),
+              help="Trials go to RUNS_DIR/<study>/.")
+def search(**options: Any) -> None:
+    """Search hyperparameters of a regime; every trial is one training run in RUNS_DIR/<study>/trial-<n>."""
+    from study.tuning.search import run_search
+
+    console = Console()
+    request = SearchRequest(**options)
+    try:
+        study = run_search(request, console)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: the running trial is marked failed; finished trials are kept.")
+        console.print(f"resume with: {resume_command()}", highlight=False, soft_wrap=True)
+        sys.exit(130)
+    _summarize(console, study, request.storage)
+
+
+def resume_command() -> str:
+    """The command line that was run: running it again resumes the study."""
+    program, *args = sys.argv
+    head = ["python", program] if program.endswith(".py") else [program.rsplit("/", 1)[-1]]
+    return shlex.join([*head, *args])
+
+
+def _summarize(console: Console, study: Any, storage: str) -> None:
+    from study.tuning.views import best_table, study_row
+
+    r = study_row(study)
+    console.print(f"study {r['name']}: {r['complete']} complete, {r['pruned']} pruned, {r['failed']} failed")
+    if r["best"] is not None:
+        console.print(best_table(study))
+    where = "" if storage == DEFAULT_STORAGE else f" --storage {shlex.quote(storage)}"
+    console.print(f"next: python cli.py show {study.study_name}{where}  |  "
+                  f"python cli.py train --from-study {study.study_name} --seeds 3{where}", highlight=False)
+
+
+@click.command()
+@storage_option
+def studies(storage: str) -> None:
+    """The studies in the store: regime, backend, trials complete/pruned/failed, best value."""
+    from study.tuning.storage import open_storage
+    from study.tuning.views import studies_table, study_rows
+
+    rows = study_rows(open_storage(storage))
+    console = Console()
+    empty = "no studies yet: run `python cli.py search --regime scratch --trials 10`"
+    console.print(studies_table(rows) if rows else empty)
+
+
+@click.command()
+@click.argument("study_name", metavar="STUDY")
+@storage_option
+def show(study_name: str, storage: str) -> None:
+    """One study's trials (state, value, epochs, run dir or error) and its best parameters."""
+    from study.tuning.storage import load_existing
+    from study.tuning.views import best_table, best_trial, trials_table
+
+    study = load_existing(study_name, storage)
+    console = Console()
+    console.print(trials_table(study))
+    if best_trial(study) is not None:
+        console.print(best_table(study))
+    for run_dir in study.user_attrs.get("final_runs", []):
+        console.print(f"final run: {run_dir}")
+
+
+@click.command()
+@click.option("--regime", type=click.Choice(REGIMES), required=True)
+def space(regime: str) -> None:
+    """The regime's search space: each parameter's kind, range or choices, scale and paper default."""
+    from search_spaces import space_for
+    from study.tuning.views import space_table
+
+    Console().print(space_table(space_for(regime)))
+
+
+COMMANDS: list[click.Command] = [search, studies, show, space]

@@ -1,0 +1,116 @@
+"""One trial = one call of ``study.training.train`` on sampled values; the score is read from validation.
+
+Errors keep keras-tuner's split by consequence: a ``UserError`` (bad config, model or data) stops the
+search with its message; anything else a run raises (``TrialFailed`` for a NaN loss, an
+out-of-memory ``ResourceExhaustedError``, ...) fails this trial only, with its message in the
+trial's ``error`` attribute; ``optuna.TrialPruned`` prunes it. Test data is never evaluated here.
+"""
+from __future__ import annotations
+
+import gc
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+import keras
+import optuna
+
+from search_spaces import Space, from_optuna, to_config
+from study.data import Dataset
+from study.errors import TrialFailed, UserError
+from study.training import RunResult, train
+from study.tuning.callbacks import EpochEvents, pruning_callback
+from study.tuning.storage import worker_id
+
+
+class TrialEvents(Protocol):
+    """What the live display hears from a trial (``SearchDisplay`` implements it)."""
+
+    def trial_started(self, number: int, params: dict[str, Any]) -> None: ...
+
+    def epoch_ended(self, number: int, epoch: int, logs: dict[str, Any]) -> None: ...
+
+
+class _Quiet:
+    def trial_started(self, number: int, params: dict[str, Any]) -> None:
+        pass
+
+    def epoch_ended(self, number: int, epoch: int, logs: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class Objective:
+    """Callable by ``study.optimize``; ``evaluate`` also takes a per-trial epoch cap (keras-tuner's Hyperband)."""
+
+    study_name: str
+    space: Space
+    base: Mapping[str, Any]  # TrainConfig keys the search does not vary
+    data: Dataset
+    runs_dir: Path
+    metric: str = "accuracy"  # a key of result.metrics["val"]: accuracy | loss | macro_f1
+    max_epochs: int | None = None
+    events: TrialEvents = field(default_factory=_Quiet)
+
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float:
+        return self.evaluate(trial)
+
+    def evaluate(self, trial: optuna.trial.BaseTrial, epoch_cap: int | None = None) -> float:
+        trial.set_user_attr("worker", worker_id())  # first, so a killed trial can be told from a live one
+        values = from_optuna(self.space, trial)
+        config = to_config(self.space.regime, values, self.base, max_epochs=_tighter(self.max_epochs, epoch_cap))
+        self.events.trial_started(trial.number, values)
+        result = self._train(trial, config)
+        return self._record(trial, result)
+
+    def run_dir(self, number: int) -> Path:
+        return Path(self.runs_dir) / self.study_name / f"trial-{number}"
+
+    def _train(self, trial: optuna.trial.BaseTrial, config: Any) -> RunResult:
+        callbacks = [pruning_callback(trial, self.metric), EpochEvents(trial.number, self.events.epoch_ended)]
+        extra = {"study": self.study_name, "trial": trial.number}
+        try:
+            return train(config, self.data, self.run_dir(trial.number), callbacks=callbacks,
+                         evaluate_test=False, progress=False, extra_manifest=extra)
+        except optuna.TrialPruned:
+            raise
+        except UserError as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("error", "interrupted (Ctrl-C)")
+            raise
+        except Exception as exc:
+            raise _failed(trial, exc) from exc
+        finally:
+            release_memory()
+
+    def _record(self, trial: optuna.trial.BaseTrial, result: RunResult) -> float:
+        trial.set_user_attr("run_dir", str(result.run_dir))
+        trial.set_user_attr("epochs", int(result.epochs))
+        trial.set_user_attr("seconds", round(float(result.seconds), 2))
+        value = float(result.metrics["val"][self.metric])
+        trial.set_user_attr("val", {k: float(result.metrics["val"][k]) for k in ("accuracy", "loss", "macro_f1")})
+        return value
+
+
+def _failed(trial: optuna.trial.BaseTrial, exc: Exception) -> TrialFailed:
+    """This trial's failure (recorded on the trial) as the one exception type the search catches."""
+    message = str(exc) if isinstance(exc, TrialFailed) else f"{type(exc).__name__}: {str(exc).strip()}"
+    message = message.splitlines()[0] if message else type(exc).__name__
+    trial.set_user_attr("error", message)
+    if not isinstance(exc, TrialFailed):
+        trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+    return TrialFailed(message)
+
+
+def _tighter(a: int | None, b: int | None) -> int | None:
+    caps = [c for c in (a, b) if c is not None]
+    return min(caps) if caps else None
+
+
+def release_memory() -> None:
+    """Models of earlier trials must not pile up: train() clears its session; make sure of it here."""
+    keras.backend.clear_session()
+    gc.collect()

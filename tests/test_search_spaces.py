@@ -1,0 +1,165 @@
+"""Search spaces are pure descriptions: three adapters read one space, defaults are the paper's."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import keras_tuner as kt
+import optuna
+import pytest
+
+from search_spaces import (
+    SCRATCH,
+    SPACES,
+    TRANSFER,
+    Choice,
+    Fixed,
+    Float,
+    Int,
+    Space,
+    cap_epochs,
+    describe,
+    distributions,
+    from_dict,
+    from_keras_tuner,
+    from_optuna,
+    grid_space,
+    grid_values,
+    space_for,
+    to_config,
+)
+from search_spaces.regimes import max_phase_epochs, max_schedule_epochs
+from study.config import TrainConfig, field_default, to_dict
+from study.errors import ConfigError
+
+REQUIRED = {
+    "dense1_units", "dense2_units", "dense3_units", "dropout1", "dropout2", "dropout3", "l2", "learning_rate",
+    "momentum", "nesterov", "epochs", "rotation", "zoom", "flip", "class_weight", "batch_size",
+}
+TRANSFER_ONLY = {"frozen_learning_rate", "frozen_epochs", "frozen_patience", "unfreeze"}
+
+
+@pytest.mark.parametrize("regime", ["scratch", "transfer"])
+def test_each_space_covers_the_brief_and_defaults_to_the_paper(regime):
+    space = space_for(regime)
+    expected = REQUIRED | (TRANSFER_ONLY if regime == "transfer" else set())
+    assert set(space.names) == expected
+    for param in space.params:
+        assert param.default == field_default(param.name)
+        assert param.contains(param.default)
+
+
+def test_log_scales_where_magnitudes_matter():
+    for space in SPACES.values():
+        assert space["l2"].log and space["learning_rate"].log
+    assert TRANSFER["frozen_learning_rate"].log
+    assert TRANSFER["unfreeze"].values == ("all", "2", "8")
+
+
+@pytest.mark.parametrize("regime", ["scratch", "transfer"])
+def test_dict_adapter_with_no_values_is_the_papers_config(regime):
+    assert to_config(regime, {}) == TrainConfig(regime=regime)
+    assert to_dict(to_config(regime, {}, {"seed": 3})) == to_dict(TrainConfig(regime=regime, seed=3))
+
+
+def test_dict_adapter_rejects_unknown_keys_and_values_outside_the_space():
+    with pytest.raises(ConfigError, match="unknown scratch search parameter.*frozen_epochs"):
+        from_dict(SCRATCH, {"frozen_epochs": 5})
+    with pytest.raises(ConfigError, match=r"epochs=7 lies outside .*10 \.\. 60 step 5"):
+        from_dict(SCRATCH, {"epochs": 7})
+    with pytest.raises(ConfigError, match="learning_rate"):
+        from_dict(SCRATCH, {"learning_rate": 0.5})
+    with pytest.raises(ConfigError, match="unfreeze"):
+        from_dict(TRANSFER, {"unfreeze": "3"})
+
+
+def test_dict_adapter_maps_equal_values_to_the_spaces_own():
+    values = from_dict(TRANSFER, {"unfreeze": 2, "nesterov": 1, "batch_size": 32.0, "frozen_epochs": 10.0})
+    assert values["unfreeze"] == "2" and values["nesterov"] is True
+    assert values["batch_size"] == 32 and isinstance(values["frozen_epochs"], int)
+
+
+@pytest.mark.parametrize("space", [SCRATCH, TRANSFER], ids=["scratch", "transfer"])
+def test_optuna_fixed_trial_reads_the_space(space):
+    chosen = {**space.defaults(), "learning_rate": 0.01, "batch_size": 128}
+    assert from_optuna(space, optuna.trial.FixedTrial(chosen)) == chosen
+
+
+@pytest.mark.parametrize("space", [SCRATCH, TRANSFER], ids=["scratch", "transfer"])
+def test_keras_tuner_adapter_declares_the_same_names_and_paper_defaults(space):
+    hp = kt.HyperParameters()
+    assert from_keras_tuner(space, hp) == space.defaults()
+    assert [p.name for p in hp.space] == list(space.names)
+    assert {p.name: p.default for p in hp.space} == {
+        n: (int(v) if isinstance(v, bool) else v) for n, v in space.defaults().items()  # kt stores bools as 0/1
+    }
+
+
+def test_optuna_samples_lie_in_the_space_and_distributions_match():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(20):
+        trial = study.ask()
+        values = from_optuna(TRANSFER, trial)
+        assert from_dict(TRANSFER, values) == values
+        assert trial.distributions == distributions(TRANSFER)
+        study.tell(trial, 0.0)
+
+
+def test_paper_default_outside_its_range_is_refused_when_the_space_is_defined():
+    with pytest.raises(ValueError, match="learning_rate"):
+        Float("learning_rate", 0.01, 0.1)
+    with pytest.raises(ValueError, match="batch_size"):
+        Choice("batch_size", (16, 32))
+    with pytest.raises(ValueError, match="step 1"):
+        Int("epochs", 1, 64, step=2, log=True)
+    with pytest.raises(ValueError, match="twice"):
+        Space("scratch", (Fixed("epochs", 3), Int("epochs", 1, 30)))
+
+
+def test_regime_specific_default_overrides_the_config():
+    assert Int("epochs", 1, 60, default=40).default == 40
+
+
+def test_grid_enumerates_choices_and_pins_ranges_to_the_paper():
+    grid = grid_space(TRANSFER)
+    values = grid_values(grid)
+    assert set(values) == {p.name for p in TRANSFER.params if isinstance(p, Choice)}
+    assert grid["learning_rate"] == Fixed("learning_rate", 0.001)
+    assert from_optuna(grid, optuna.trial.FixedTrial({k: v[0] for k, v in values.items()}))["l2"] == 0.01
+    with pytest.raises(ConfigError, match="Choice/Fixed"):
+        grid_values(SCRATCH)
+
+
+def test_max_epochs_caps_each_phase_after_validation():
+    values = from_dict(TRANSFER, {"epochs": 40, "frozen_epochs": 50})
+    assert cap_epochs(values, 2) == {**values, "epochs": 2, "frozen_epochs": 2}
+    config = to_config("transfer", values, {"weights": "imagenet"}, max_epochs=2)
+    assert (config.epochs, config.frozen_epochs, config.max_epochs) == (2, 2, 4)
+    assert cap_epochs(values, None) == values
+    with pytest.raises(ConfigError):
+        cap_epochs(values, 0)
+    assert max_schedule_epochs(TRANSFER) == 90 and max_schedule_epochs(TRANSFER, 3) == 6
+    assert max_phase_epochs(TRANSFER) == 50 and max_schedule_epochs(SCRATCH, 1) == 1
+
+
+def test_describe_gives_plain_rows():
+    rows = describe(TRANSFER)
+    assert [r["name"] for r in rows] == list(TRANSFER.names)
+    assert next(r for r in rows if r["name"] == "l2") == {
+        "name": "l2", "kind": "float", "range": "1e-05 .. 0.1", "log": True, "default": 0.01}
+
+
+def test_unknown_regime_is_a_config_error():
+    with pytest.raises(ConfigError, match="regime"):
+        space_for("finetune")
+
+
+def test_spaces_import_no_tensorflow():
+    code = "import sys, search_spaces; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_every_space_value_is_a_trainconfig_field():
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert all(set(space.names) <= fields for space in SPACES.values())

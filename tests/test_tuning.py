@@ -1,0 +1,417 @@
+"""Searches land in one optuna store, resume after a crash, prune, fail trials softly, never read test.
+
+Real searches use the mini_xception backbone, one epoch per trial, on the generated sample; tests of
+the search's bookkeeping replace ``train`` with a fake that scores a config without fitting.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import psutil
+import pytest
+from click.testing import CliRunner
+from optuna.trial import TrialState
+
+from cli import cli
+from search_spaces import SCRATCH, from_dict
+from study.config import TrainConfig
+from study.data import CLASSES, Dataset, LoadReport, Split
+from study.errors import ConfigError, TrialFailed
+from study.runs import ARTIFACTS
+from study.training import RunResult
+from study.tuning import objective as objective_mod
+from study.tuning.callbacks import pruning_callback
+from study.tuning.final import train_from_study
+from study.tuning.objective import Objective
+from study.tuning.optuna_backend import make_pruner, make_sampler
+from study.tuning.storage import load_existing, worker_id, worker_is_dead
+
+CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"
+FAST = ["--max-epochs", "1", "--backbone", "mini_xception"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def search(tmp: Path, data: Path, *args: str, trials: int = 3, regime: str = "scratch"):
+    """``cli search`` into a store and runs folder under ``tmp``."""
+    return invoke("search", "--regime", regime, "--trials", trials, "--data", data, "--storage", storage_url(tmp),
+                  "--runs-dir", tmp / "runs", *args)
+
+
+def storage_url(tmp: Path) -> str:
+    return f"sqlite:///{tmp / 'studies.db'}"
+
+
+def trials_of(tmp: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    return load_existing(name, storage_url(tmp)).get_trials()
+
+
+# ------------------------------------------------------------------------------ a fake train()
+def fake_train(calls: list, score=lambda config: 0.5):
+    """Scores a config without fitting; reports per-epoch logs to the trial's callbacks like train()."""
+    def train(config, data, run_dir, *, callbacks=(), evaluate_test=False, progress=True, extra_manifest=None):
+        calls.append({"config": config, "evaluate_test": evaluate_test, "run_dir": Path(run_dir)})
+        value = score(config)
+        for epoch in range(config.max_epochs):
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, {"val_accuracy": value, "val_loss": 1.0 - value})
+        Path(run_dir).mkdir(parents=True)
+        metrics = {"val": {"accuracy": value, "loss": 1.0 - value, "macro_f1": value}}
+        return RunResult(Path(run_dir), config, pd.DataFrame(), metrics, config.max_epochs, 0.01)
+    return train
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list:
+    recorded: list = []
+    monkeypatch.setattr(objective_mod, "train", fake_train(recorded))
+    return recorded
+
+
+# ---------------------------------------------------------------------------- real searches
+@pytest.fixture(scope="module")
+def scratch_study(tmp_path_factory, sample_dir) -> Path:
+    """3 optuna trials x 1 epoch of mini_xception on the sample, into a fresh store."""
+    tmp = tmp_path_factory.mktemp("scratch-study")
+    result = search(tmp, sample_dir, *FAST)
+    assert result.exit_code == 0, result.output
+    return tmp
+
+
+def test_optuna_search_lands_in_the_store_with_run_directories(scratch_study):
+    trials = trials_of(scratch_study, "scratch-optuna")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    for t in trials:
+        run_dir = Path(t.user_attrs["run_dir"])
+        assert run_dir == scratch_study / "runs" / "scratch-optuna" / f"trial-{t.number}"
+        assert sorted(p.name for p in run_dir.iterdir()) == sorted(ARTIFACTS)
+        assert t.user_attrs["epochs"] == 1 and t.user_attrs["seconds"] > 0
+        assert t.value == json.loads((run_dir / "metrics.json").read_text())["val"]["accuracy"]
+        assert json.loads((run_dir / "manifest.json").read_text())["study"] == "scratch-optuna"
+    attrs = load_existing("scratch-optuna", storage_url(scratch_study)).user_attrs
+    assert {k: attrs[k] for k in ("regime", "backend", "objective", "direction", "max_epochs")} == {
+        "regime": "scratch", "backend": "optuna", "objective": "accuracy", "direction": "maximize", "max_epochs": 1}
+    assert attrs["base"]["backbone"] == "mini_xception" and attrs["fingerprint"]
+
+
+def test_trials_never_touch_test_data(scratch_study):
+    for t in trials_of(scratch_study, "scratch-optuna"):
+        run_dir = Path(t.user_attrs["run_dir"])
+        assert set(json.loads((run_dir / "metrics.json").read_text())) == {"val", "summary"}
+        assert not any(key.startswith("test") for key in np.load(run_dir / "predictions.npz").files)
+
+
+def test_objective_calls_train_without_test_and_on_a_dataset_without_test(calls, tmp_path):
+    """A Dataset whose test split raises on access: the objective must not need it."""
+    class NoTest(Dataset):
+        @property
+        def test(self):
+            raise AssertionError("a trial read the test split")
+
+    split = Split(np.zeros((7, 48, 48, 1), np.uint8), np.arange(7))
+    data = NoTest.__new__(NoTest)
+    object.__setattr__(data, "train", split)
+    object.__setattr__(data, "val", split)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(Objective("s", SCRATCH, {"backbone": "mini_xception"}, data, tmp_path), n_trials=2)
+    assert [c["evaluate_test"] for c in calls] == [False, False]
+
+
+def test_keras_tuner_search_lands_in_the_same_store(tmp_path, sample_dir):
+    result = search(tmp_path, sample_dir, *FAST, "--backend", "keras-tuner", "--tuner", "random")
+    assert result.exit_code == 0, result.output
+    trials = trials_of(tmp_path, "scratch-keras-tuner")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert all(Path(t.user_attrs["run_dir"], "model.keras").is_file() for t in trials)
+    assert all(from_dict(SCRATCH, t.params) == {**SCRATCH.defaults(), **t.params} for t in trials)
+    assert (tmp_path / "runs" / "scratch-keras-tuner" / "keras_tuner" / "random" / "oracle.json").is_file()
+
+
+def test_transfer_search_from_a_scratch_runs_weights(tmp_path, sample_dir, scratch_study):
+    weights = Path(trials_of(scratch_study, "scratch-optuna")[0].user_attrs["run_dir"], "model.keras")
+    result = search(tmp_path, sample_dir, *FAST, "--weights", weights, "--pruner", "none", trials=2, regime="transfer")
+    assert result.exit_code == 0, result.output
+    trials = trials_of(tmp_path, "transfer-optuna")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    history = pd.read_csv(Path(trials[0].user_attrs["run_dir"], "history.csv"))
+    assert list(history["phase"]) == ["frozen", "finetune"]
+
+
+def test_final_training_retrains_the_best_trial_per_seed_and_links_it(scratch_study, sample_dir):
+    runs = scratch_study / "runs"
+    results = train_from_study("scratch-optuna", storage_url(scratch_study), seeds=2, runs_dir=runs, progress=False)
+    assert [r.run_dir for r in results] == [runs / "scratch-optuna" / f"final-seed{k}" for k in (0, 1)]
+    study = load_existing("scratch-optuna", storage_url(scratch_study))
+    best_config = json.loads(Path(study.best_trial.user_attrs["run_dir"], "config.json").read_text())
+    for seed, r in enumerate(results):
+        assert "test" in r.metrics and r.config.seed == seed
+        assert {**best_config, "seed": seed} == json.loads((r.run_dir / "config.json").read_text())
+        manifest = json.loads((r.run_dir / "manifest.json").read_text())
+        assert manifest["study"] == "scratch-optuna" and manifest["final_training"] == {"use_validation": "holdout"}
+    assert study.user_attrs["final_runs"] == [str(r.run_dir) for r in results]
+    with pytest.raises(Exception, match="already exist"):
+        train_from_study("scratch-optuna", storage_url(scratch_study), seeds=1, runs_dir=runs)
+
+
+def test_studies_show_and_space_commands(scratch_study):
+    listed = invoke("studies", "--storage", storage_url(scratch_study))
+    assert listed.exit_code == 0 and "scratch-optuna" in listed.output and "3 / 0 / 0" in listed.output
+    shown = invoke("show", "scratch-optuna", "--storage", storage_url(scratch_study))
+    assert shown.exit_code == 0 and "COMPLETE" in shown.output and "learning_rate" in shown.output
+    missing = invoke("show", "nope", "--storage", storage_url(scratch_study))
+    assert missing.exit_code == 2 and "scratch-optuna" in missing.stderr
+    space = invoke("space", "--regime", "transfer")
+    assert space.exit_code == 0 and "frozen_learning_rate" in space.output and "0.01" in space.output
+
+
+# --------------------------------------------------------------------------- crash and resume
+def _running_with_worker(db: Path) -> bool:
+    """A trial after the first is RUNNING and has recorded its worker: the kill lands mid-trial."""
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(db, timeout=1) as con:
+            return bool(con.execute(
+                "SELECT count(*) FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+                "WHERE t.state = 'RUNNING' AND t.number >= 1 AND a.key = 'worker'").fetchone()[0])
+    except sqlite3.OperationalError:
+        return False  # the tables do not exist yet
+
+
+def test_killed_search_resumes_to_exactly_n_trials(tmp_path, sample_dir):
+    args = ["search", "--regime", "scratch", "--trials", "2", "--data", str(sample_dir), "--storage",
+            storage_url(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--max-epochs", "3", "--backbone", "mini_xception",
+            "--pruner", "none"]
+    process = subprocess.Popen([sys.executable, str(CLI_PY), *args], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not _running_with_worker(tmp_path / "studies.db") and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.poll() is None, "the search ended before it could be killed mid-trial"
+        process.kill()
+    finally:
+        process.wait(timeout=60)
+    killed = next(t for t in trials_of(tmp_path, "scratch-optuna") if t.state == TrialState.RUNNING)
+
+    resumed = invoke(*args)
+    assert resumed.exit_code == 0, resumed.output
+    trials = trials_of(tmp_path, "scratch-optuna")
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    assert trials[killed.number].state == TrialState.FAIL and "died" in trials[killed.number].user_attrs["error"]
+    assert not list((tmp_path / "runs" / "scratch-optuna").glob(".*partial"))
+
+
+@pytest.mark.parametrize("backend", ["optuna", "keras-tuner"])
+def test_ctrl_c_marks_the_running_trial_failed_and_says_how_to_resume(monkeypatch, tmp_path, sample_dir, calls,
+                                                                      backend):
+    attempts = iter(range(100))
+
+    def interrupted(config, data, run_dir, **kwargs):
+        if next(attempts) == 1:
+            raise KeyboardInterrupt
+        return fake_train(calls)(config, data, run_dir, **kwargs)
+
+    monkeypatch.setattr(objective_mod, "train", interrupted)
+    monkeypatch.setattr(sys, "argv", ["cli.py", "search", "--regime", "scratch"])
+    result = search(tmp_path, sample_dir, "--backend", backend)
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines()[-1] == "resume with: python cli.py search --regime scratch"
+    states = [(t.state, t.user_attrs.get("error")) for t in trials_of(tmp_path, f"scratch-{backend}")]
+    assert states == [(TrialState.COMPLETE, None), (TrialState.FAIL, "interrupted (Ctrl-C)")]
+    assert search(tmp_path, sample_dir, "--backend", backend).exit_code == 0
+    assert sum(t.state == TrialState.COMPLETE for t in trials_of(tmp_path, f"scratch-{backend}")) == 3
+
+
+def test_resume_counts_finished_trials_and_refuses_a_different_search(tmp_path, sample_dir, calls):
+    assert search(tmp_path, sample_dir, trials=2).exit_code == 0
+    assert search(tmp_path, sample_dir, trials=4).exit_code == 0
+    assert len(calls) == 4 and len(trials_of(tmp_path, "scratch-optuna")) == 4
+    again = search(tmp_path, sample_dir, trials=4)
+    assert again.exit_code == 0 and "already has 4 finished trials" in again.output and len(calls) == 4
+    refused = search(tmp_path, sample_dir, "--objective", "loss", "--study", "scratch-optuna")
+    assert refused.exit_code == 2 and "objective='accuracy'" in refused.stderr
+    refused = search(tmp_path, sample_dir, "--max-epochs", "2")
+    assert refused.exit_code == 2 and "max_epochs" in refused.stderr
+
+
+# -------------------------------------------------------------------------- failures, pruning
+def test_failed_trials_are_recorded_and_the_search_goes_on(monkeypatch, tmp_path, sample_dir, calls):
+    """A failed trial uses this run's budget but never counts toward the study's --trials."""
+    import tensorflow as tf
+
+    errors = {1: TrialFailed("the training loss became nan in epoch 1"),
+              2: tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")}
+    attempts = iter(range(100))
+
+    def flaky(config, data, run_dir, **kwargs):
+        attempt = next(attempts)
+        if attempt in errors:
+            raise errors[attempt]
+        return fake_train(calls)(config, data, run_dir, **kwargs)
+
+    monkeypatch.setattr(objective_mod, "train", flaky)
+    assert search(tmp_path, sample_dir, trials=4).exit_code == 0
+    trials = trials_of(tmp_path, "scratch-optuna")
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["error"] == "the training loss became nan in epoch 1"
+    assert trials[2].user_attrs["error"] == "ResourceExhaustedError: OOM when allocating tensor"
+    assert "run_dir" not in trials[1].user_attrs
+    assert search(tmp_path, sample_dir, trials=4).exit_code == 0  # the rerun fills the study up
+    assert sum(t.state == TrialState.COMPLETE for t in trials_of(tmp_path, "scratch-optuna")) == 4
+
+
+@pytest.mark.parametrize("backend", ["optuna", "keras-tuner"])
+def test_a_user_error_stops_the_search_at_once(monkeypatch, tmp_path, sample_dir, calls, backend):
+    def bad(config, data, run_dir, **kwargs):
+        calls.append(config)
+        raise ConfigError("unknown backbone 'nope'")
+
+    monkeypatch.setattr(objective_mod, "train", bad)
+    result = search(tmp_path, sample_dir, "--backend", backend)
+    assert result.exit_code == 2 and result.stderr.strip() == "error: unknown backbone 'nope'"
+    assert len(calls) == 1
+    [trial] = trials_of(tmp_path, f"scratch-{backend}")
+    assert trial.state == TrialState.FAIL and trial.user_attrs["error"] == "unknown backbone 'nope'"
+
+
+def test_median_pruner_prunes_a_hopeless_trial():
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", SCRATCH, None))
+
+    def objective(trial: optuna.Trial) -> float:
+        hopeless = trial.number == 6
+        callback = pruning_callback(trial, "accuracy")
+        for epoch in range(10):
+            callback.on_epoch_end(epoch, {"val_accuracy": 0.1 if hopeless else 0.5 + 0.01 * epoch})
+        return 0.6
+
+    study.optimize(objective, n_trials=8)
+    assert [t.state for t in study.trials].count(TrialState.PRUNED) == 1
+    assert study.trials[6].state == TrialState.PRUNED and max(study.trials[6].intermediate_values) == 2
+
+
+def test_pruned_search_counts_pruned_trials(monkeypatch, tmp_path, sample_dir, calls):
+    monkeypatch.setattr(objective_mod, "train", fake_train(calls, lambda c: 0.1 if c.learning_rate < 1e-3 else 0.9))
+    assert search(tmp_path, sample_dir, "--max-epochs", "4", "--pruner", "median", trials=10).exit_code == 0
+    states = [t.state for t in trials_of(tmp_path, "scratch-optuna")]
+    assert TrialState.PRUNED in states and states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 10
+
+
+@pytest.mark.parametrize("sampler", ["random", "cmaes", "grid"])
+def test_other_samplers_run(tmp_path, sample_dir, calls, sampler):
+    assert search(tmp_path, sample_dir, "--sampler", sampler, "--pruner", "hyperband").exit_code == 0
+    trials = trials_of(tmp_path, "scratch-optuna")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    if sampler == "grid":
+        assert "learning_rate" not in trials[0].params and calls[0]["config"].learning_rate == 0.001
+
+
+def test_keras_tuner_hyperband_budget_caps_each_trials_epochs(tmp_path, sample_dir, calls):
+    result = search(tmp_path, sample_dir, "--backend", "keras-tuner", "--tuner", "hyperband", "--max-epochs", "9",
+                    trials=5)
+    assert result.exit_code == 0, result.output
+    trials = trials_of(tmp_path, "scratch-keras-tuner")
+    assert len(trials) == 5
+    for trial, call in zip(trials, calls):
+        budget = trial.user_attrs["keras_tuner"]["tuner/epochs"]
+        assert call["config"].epochs == min(budget, trial.params["epochs"]) and budget <= 9
+
+
+def test_make_sampler_refuses_a_grid_over_ranges():
+    with pytest.raises(ConfigError, match="Choice/Fixed"):
+        make_sampler("grid", SCRATCH, 0)
+
+
+# ----------------------------------------------------------------------------- option errors
+@pytest.mark.parametrize("args, message", [
+    (["--trials", "0"], "0 is not in the range"),
+    (["--trials", "-2"], "is not in the range"),
+    (["--sampler", "bogus"], "'bogus' is not one of"),
+    (["--pruner", "bogus"], "'bogus' is not one of"),
+    (["--storage", "nonsense"], "--storage must be a database URL"),
+    (["--storage", "mysql+nodriver://x/y"], "cannot open the study storage"),
+    (["--backend", "keras-tuner", "--sampler", "tpe"], "apply to --backend optuna only"),
+])
+def test_bad_options_are_one_line_errors_with_exit_2(tmp_path, args, message):
+    base = {"--trials": "3", "--storage": storage_url(tmp_path)}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    result = invoke("search", "--regime", "scratch", "--data", tmp_path, *[x for kv in base.items() for x in kv])
+    assert result.exit_code == 2
+    text = result.stderr or result.output
+    assert message in text
+    assert "Traceback" not in text and len([l for l in text.splitlines() if "rror" in l]) == 1
+
+
+def test_missing_default_sample_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("search", "--regime", "scratch", "--trials", "1")
+    assert result.exit_code == 2 and "python cli.py data sample data/sample" in result.stderr
+    assert (tmp_path / "studies").is_dir()
+
+
+# ------------------------------------------------------------------------------------- memory
+def _tiny_dataset(n: int = 56) -> Dataset:
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % len(CLASSES)
+    x = (y[:, None, None, None] * 30 + rng.integers(0, 40, (n, 48, 48, 1))).astype(np.uint8)
+    split = Split(x, y.astype(np.int64))
+    return Dataset(split, split, split, "tiny", "memory", "arrays", True, LoadReport(0, 0, ()))
+
+
+def _rss_after_each_trial(objective: Objective, trials: int) -> dict[int, int]:
+    rss: dict[int, int] = {}
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
+                                pruner=optuna.pruners.NopPruner())
+    study.optimize(objective, n_trials=trials,
+                   callbacks=[lambda s, t: rss.__setitem__(len(s.trials), psutil.Process().memory_info().rss)])
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    return rss
+
+
+def test_the_search_layer_keeps_nothing_of_finished_trials(monkeypatch, tmp_path):
+    """Each fake run holds 64 MiB (as a model would); none of it may outlive its trial."""
+    def heavy(config, data, run_dir, **kwargs):
+        result = fake_train([])(config, data, run_dir, **kwargs)
+        result.history = pd.DataFrame({"weights": np.ones(8 * 2**20)})
+        return result
+
+    monkeypatch.setattr(objective_mod, "train", heavy)
+    rss = _rss_after_each_trial(Objective("mem", SCRATCH, {}, _tiny_dataset(), tmp_path, max_epochs=1), 10)
+    assert rss[10] <= rss[2] * 1.15, f"RSS grew from {rss[2] / 2**20:.0f} MiB to {rss[10] / 2**20:.0f} MiB"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="TF 2.21 / Keras 3 keep ~25 MiB per model.fit of a 20-layer CNN despite "
+                   "clear_session (tensorflow#61791); the tuning layer itself keeps nothing (test above)")
+def test_memory_stays_flat_across_real_trials(tmp_path):
+    base = {"backbone": "mini_xception", "rotation": 0.0, "zoom": 0.0, "flip": False}
+    rss = _rss_after_each_trial(Objective("mem", SCRATCH, base, _tiny_dataset(), tmp_path, max_epochs=1), 10)
+    assert rss[10] <= rss[2] * 1.15, f"RSS grew from {rss[2] / 2**20:.0f} MiB to {rss[10] / 2**20:.0f} MiB"
+
+
+def test_config_of_a_trial_is_a_trainconfig(calls, tmp_path):
+    objective = Objective("s", SCRATCH, {"backbone": "mini_xception", "seed": 4}, _tiny_dataset(), tmp_path, max_epochs=2)
+    objective(optuna.trial.FixedTrial({**SCRATCH.defaults(), "epochs": 30}))
+    config = calls[0]["config"]
+    assert isinstance(config, TrainConfig) and (config.epochs, config.seed) == (2, 4)
+    assert calls[0]["run_dir"] == tmp_path / "s" / "trial-0"
+
+
+def test_only_a_dead_process_on_this_host_counts_as_dead():
+    me = worker_id()
+    host, pid, started = me.split(":")
+    assert not worker_is_dead(me)
+    assert worker_is_dead(f"{host}:{pid}:{int(started) - 100}")  # the pid now belongs to a later process
+    assert worker_is_dead(f"{host}:999999999:0")
+    assert not worker_is_dead(f"another-host:{pid}:0") and not worker_is_dead(None)
