@@ -1,0 +1,301 @@
+"""``python cli.py report``: gather -> compute -> draw -> compose -> render (Markdown and PDF).
+
+Each step is a function of plain data, usable without the CLI:
+
+    evidence = collect.gather("sqlite:///studies/studies.db")
+    content = compute(evidence)            # tables, paired comparison, verdict: no files touched
+    build_report(out="reports/out")        # all of it, written to report.md, report.pdf, figures/
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from reports import collect, figures
+from reports import markdown as md
+from reports import pdf
+from reports.collect import DataView, Evidence, RegimeEvidence, SearchSummary
+from reports.compose import compose
+from reports.content import ReportContent
+from reports.document import Document, FigureBlock
+from reports.stats import Comparison, PairingError, check_same_images, compare
+from reports.tables import (
+    SPLIT_NAMES,
+    ReportTable,
+    best_params_table,
+    common_split,
+    comparison_table,
+    dataset_table,
+    environment_table,
+    estimate,
+    importances_table,
+    recall_table,
+    runs_frame,
+    search_table,
+    seeds_table,
+    table_i,
+    table_ii,
+    table_iii,
+    table_iv,
+)
+from reports.verdict import no_verdict, verdict
+from study.data import CLASSES
+from study.errors import UserError
+from study.evaluation import compute_metrics, curves
+from study.runs import Run
+from study.tuning.storage import DEFAULT_STORAGE
+
+FORMATS = ("md", "pdf")
+DEFAULT_OUT = "reports/out"
+FACE_GRID_SEED = 0  # which test faces the grid shows; the same faces for both regimes
+FACE_GRID_SIZE = 9  # the paper's Fig. 14/15 show 3 x 3 faces
+SEED_METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("loss", "loss"))
+BOUNDED = ("accuracy", "macro_f1")  # fractions: their axis never needs to leave [0, 1]
+PARALLEL_AXES = 6  # parameters in the parallel-coordinate plot, most important first (more are unreadable on A4)
+IMPORTANCE_BARS = 10  # parameters in the importance chart; the table lists them all
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    documents: dict[str, Path]  # format -> file
+    figures: dict[str, FigureBlock]
+    lacks: tuple[str, ...]
+
+
+def build_report(storage: str = DEFAULT_STORAGE, studies: Sequence[str] = (), out: str | Path = DEFAULT_OUT,
+                 formats: str | Iterable[str] = FORMATS, partial: bool = False) -> BuiltReport:
+    """Write report.md / report.pdf and figures/*.png into ``out``; see ``collect`` for what is chosen."""
+    wanted = parse_formats(formats)
+    content = compute(collect.gather(storage, studies, partial), partial)
+    out = Path(out)
+    drawn = draw_figures(content, out)
+    document = compose(content, drawn)
+    return BuiltReport(write(document, out, wanted), drawn, content.lacks)
+
+
+def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    wanted = tuple(dict.fromkeys(f.strip().lower() for f in items if f.strip()))
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise UserError(f"--format takes a comma-separated list of {', '.join(FORMATS)}, got {','.join(items)!r}")
+    return wanted
+
+
+# ------------------------------------------------------------------------------------- compute
+def compute(evidence: Evidence, partial: bool = False) -> ReportContent:
+    """Tables, the paired comparison and the verdict; a pairing problem is an error unless ``partial``."""
+    split = common_split(evidence)
+    frame = runs_frame(evidence, split)
+    regimes = list(evidence.regimes)
+    comparison, pairing_lacks = paired(evidence, split, partial)
+    lacks = (*evidence.lacks, *pairing_lacks)
+    views = data_views(evidence, split)
+    tables = _tables(evidence, frame, regimes, split, comparison, views)
+    if comparison is None:
+        sentences = no_verdict(list(lacks) or ["a second regime"])
+    else:
+        accuracy = {r: estimate(frame, r, "accuracy") for r in regimes}
+        sentences = verdict(comparison, accuracy, synthetic=any(v.synthetic for v in views))
+    return ReportContent(evidence, split, frame, tables, comparison, sentences, views, lacks)
+
+
+def paired(evidence: Evidence, split: str, partial: bool) -> tuple[Comparison | None, list[str]]:
+    """Compare the two regimes image by image; refuses (PairingError) when they saw different images."""
+    if len(evidence.regimes) < 2:
+        return None, []
+    runs = {f"{regime} seed {run.config.seed}": run for regime, e in evidence.regimes.items() for run in e.runs}
+    fingerprints = {name: str(run.manifest.get("data", {}).get("fingerprint")) for name, run in runs.items()}
+    try:
+        labels = check_same_images({name: run.split(split)[0] for name, run in runs.items()}, fingerprints, split)
+    except PairingError as exc:
+        if not partial:
+            raise PairingError(f"{exc}; or pass --partial for a report without the paired comparison") from None
+        return None, [f"the paired comparison of the regimes ({exc})"]
+    name_a, name_b = list(evidence.regimes)
+    predictions = {regime: {run.config.seed: run.split(split)[1].argmax(axis=1) for run in e.runs}
+                   for regime, e in evidence.regimes.items()}
+    return compare(labels, predictions[name_a], predictions[name_b], name_a, name_b, split), []
+
+
+def data_views(evidence: Evidence, split: str) -> list[DataView]:
+    """One view per distinct dataset (fingerprint) the runs used; usually one for both regimes."""
+    groups: dict[str, list[tuple[str, Run]]] = {}
+    for regime, e in evidence.regimes.items():
+        for run in e.runs:
+            groups.setdefault(str(run.manifest.get("data", {}).get("fingerprint")), []).append((regime, run))
+    return [collect.data_view([run for _, run in members], split, list(dict.fromkeys(r for r, _ in members)))
+            for members in groups.values()]
+
+
+def _tables(evidence: Evidence, frame: pd.DataFrame, regimes: list[str], split: str, comparison: Comparison | None,
+            views: list[DataView]) -> dict[str, ReportTable]:
+    made = [table_i(frame, regimes, split), table_ii(frame, regimes, split), table_iii(frame, regimes, split),
+            table_iv(frame, regimes, split), recall_table(frame, regimes, split), seeds_table(frame, split)]
+    if comparison is not None:
+        made.append(comparison_table(comparison, frame))
+    made += [dataset_table(view) for view in views]
+    searches = [e.search for e in evidence.regimes.values()]
+    made.append(search_table(searches))
+    for search in searches:
+        made += [t for t in (best_params_table(search), importances_table(search)) if t is not None]
+    made.append(environment_table(evidence))
+    return {t.key: t for t in made}
+
+
+# --------------------------------------------------------------------------------------- draw
+def draw_figures(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
+    """Every PNG into ``out/figures``; keys name them for ``compose`` (paths relative to ``out``)."""
+    drawn: dict[str, FigureBlock] = {}
+    split_name = SPLIT_NAMES[content.split]
+    for view in content.data:
+        drawn.update(_data_figures(view, out))
+    for regime, evidence in content.evidence.regimes.items():
+        drawn.update(_regime_figures(regime, evidence, content, out, split_name))
+    drawn.update(_seed_figure(content, out, split_name))
+    for evidence in content.evidence.regimes.values():
+        drawn.update(_search_figures(evidence.search, out))
+    return drawn
+
+
+def _figure(out: Path, name: str, caption: str, draw) -> FigureBlock:
+    relative = Path("figures") / f"{name}.png"
+    draw(out / relative)
+    return FigureBlock(relative, caption)
+
+
+def _data_figures(view: DataView, out: Path) -> dict[str, FigureBlock]:
+    title = "Images per class" + (" (SYNTHETIC SAMPLE)" if view.synthetic else "")
+    name = f"class_distribution_{view.fingerprint}"
+    caption = f"Images per class and split (paper Fig. 1); data {view.fingerprint}."
+    return {f"data:{view.fingerprint}": _figure(out, name, caption,
+                                                 lambda p: figures.class_distribution(view.counts, p, title=title))}
+
+
+def _regime_figures(regime: str, evidence: RegimeEvidence, content: ReportContent, out: Path,
+                    split_name: str) -> dict[str, FigureBlock]:
+    """The paper's per-model figures, from the regime's first seed (the paper shows one model per regime)."""
+    run = evidence.runs[0]
+    seed = run.config.seed
+    labels, probs = run.split(content.split)
+    metrics, lines = compute_metrics(labels, probs), curves(labels, probs)
+    where, short = f"{regime}, seed {seed}, {split_name} set", f"{split_name}, seed {seed}"
+    unfreeze = ("; the dashed line marks the unfreeze between the frozen and fine-tune phases"
+                if figures.phase_boundaries(run.history) else "")
+    specs = {
+        "training": (f"Accuracy and loss per epoch, {regime} (seed {seed}){unfreeze} (paper Figs. 4, 5, 9, 10).",
+                     lambda p: figures.training_curves(run.history, p,
+                                                       title=f"{regime}: training history (seed {seed})")),
+        "confusion": (f"Confusion matrix, counts and row-normalized ({where}; paper Figs. 6, 11).",
+                      lambda p: figures.confusion_matrix(metrics["confusion_matrix"], CLASSES, p,
+                                                         title=f"{regime}: confusion matrix ({short})")),
+        "roc": (f"ROC curves per class and micro-average ({where}; paper Figs. 7, 12).",
+                lambda p: figures.roc_curves(lines["roc"], metrics["roc_auc"], p, title=f"{regime}: ROC ({short})")),
+        "pr": (f"Precision-recall curves per class and micro-average ({where}; paper Figs. 8, 13).",
+               lambda p: figures.pr_curves(lines["pr"], metrics["average_precision"], p,
+                                           title=f"{regime}: precision-recall ({short})")),
+    }
+    drawn = {f"{kind}:{regime}": _figure(out, f"{kind}_{regime}", caption, draw)
+             for kind, (caption, draw) in specs.items()}
+    faces = _faces(regime, run, content, out, split_name)
+    if faces is not None:
+        drawn[f"faces:{regime}"] = faces
+    return drawn
+
+
+def _faces(regime: str, run: Run, content: ReportContent, out: Path, split_name: str) -> FigureBlock | None:
+    view = next(v for v in content.data if regime in v.regimes)
+    if view.images is None:
+        return None
+    labels, probs = run.split(content.split)
+    picked = face_indices(len(labels))
+    predicted = probs[picked].argmax(axis=1)
+    caption = (f"{len(picked)} {split_name} faces with true and predicted labels, {regime} (seed {run.config.seed}); "
+               "green = correct, red = wrong, in brackets the predicted class's probability (paper Figs. 14, 15).")
+    return _figure(out, f"faces_{regime}", caption, lambda p: figures.face_grid(
+        view.images[picked], [CLASSES[i] for i in labels[picked]], [CLASSES[i] for i in predicted],
+        probs[picked].max(axis=1), p, title=f"{regime}: predictions on {split_name} faces"))
+
+
+def face_indices(n: int) -> np.ndarray:
+    """The same seeded draw of faces for every regime, so the two grids show the same people."""
+    rng = np.random.default_rng(FACE_GRID_SEED)
+    return np.sort(rng.choice(n, size=min(FACE_GRID_SIZE, n), replace=False))
+
+
+def _seed_figure(content: ReportContent, out: Path, split_name: str) -> dict[str, FigureBlock]:
+    frame = content.frame
+    summary = {column: {r: _bounds(estimate(frame, r, column)) for r in content.evidence.regimes}
+               for column, _ in SEED_METRICS}
+    metrics = [(column, f"{split_name} {label}") for column, label in SEED_METRICS]
+    cut = [c for c in BOUNDED if any(low is not None and (low < 0 or high > 1) for _, low, high in summary[c].values())]
+    caption = (f"{split_name.capitalize()} accuracy, macro-F1 and loss of every run: dots are seeds (s0 = "
+               "seed 0), the bar is the mean, whiskers the 95% t-interval over seeds (none with one seed).")
+    if cut:
+        caption += " Whiskers reaching past 0 or 1 are cut at the axis; the tables give the full intervals."
+    limits = {c: (-0.02, 1.02) for c in cut}
+    return {"seeds": _figure(out, "seeds", caption,
+                             lambda p: figures.seed_comparison(frame, metrics, summary, p, limits=limits))}
+
+
+def _bounds(e) -> tuple[float, float | None, float | None]:
+    return e.mean, e.low, e.high
+
+
+def _search_figures(search: SearchSummary, out: Path) -> dict[str, FigureBlock]:
+    slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in search.name)
+    trials = search.trials
+    drawn: dict[str, FigureBlock] = {}
+    states = trials["state"].value_counts() if len(trials) else pd.Series(dtype=int)
+    if states.get("COMPLETE", 0) + states.get("PRUNED", 0):
+        drawn[f"history:{search.name}"] = _figure(
+            out, f"search_{slug}_history", f"Optimization history of study {search.name}: validation "
+            f"{search.objective} per trial and the best so far; pruned trials at their last reported value.",
+            lambda p: figures.optimization_history(trials, search.direction, search.objective, p,
+                                                   title=f"{search.name}: optimization history"))
+    if search.importances:
+        top = dict(list(search.importances.items())[:IMPORTANCE_BARS])
+        total = len(search.importances)
+        shown = "all" if len(top) == total else f"the {len(top)} most important of {total}"
+        drawn[f"importance:{search.name}"] = _figure(
+            out, f"search_{slug}_importance", f"Hyperparameter importances of study {search.name} (fANOVA), {shown} "
+            "parameters; the table above lists every one.",
+            lambda p: figures.param_importances(top, p, title=f"{search.name}: importances"))
+    if states.get("COMPLETE", 0) >= 2:
+        axes = parallel_axes(search)
+        shown = (f"the {len(axes)} most important of its {len(search.axes)} parameters" if len(axes) < len(search.axes)
+                 else "every searched parameter")
+        drawn[f"parallel:{search.name}"] = _figure(
+            out, f"search_{slug}_parallel", f"Parallel coordinates of the complete trials of study {search.name} over "
+            f"{shown}; the thickest line is the best trial.",
+            lambda p: figures.parallel_coordinates(trials, axes, search.objective, search.direction, p,
+                                                   title=f"{search.name}: complete trials"))
+    return drawn
+
+
+def parallel_axes(search: SearchSummary) -> list:
+    """At most ``PARALLEL_AXES`` parameters, by importance when known: 16 axes would be unreadable."""
+    ranked = list(search.importances or {})
+    order = {name: i for i, name in enumerate(ranked)}
+    axes = sorted(search.axes, key=lambda a: order.get(a.name, len(order)))
+    return axes[:PARALLEL_AXES]
+
+
+# -------------------------------------------------------------------------------------- write
+def write(document: Document, out: Path, formats: Sequence[str]) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    if "md" in formats:
+        path = out / "report.md"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(md.render(document), encoding="utf-8")
+        os.replace(tmp, path)
+        written["md"] = path
+    if "pdf" in formats:
+        written["pdf"] = pdf.render(document, out / "report.pdf", base=out)
+    return written

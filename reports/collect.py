@@ -1,0 +1,386 @@
+"""Gather what a report shows: per regime, one study's search and its runs, as plain dataclasses.
+
+Which study per regime: the ones named with ``--study``; for any regime not named, the study of
+that regime with the most final runs (ties: the most recently active, then the newest). Which runs:
+the study's final runs (one per seed, with test predictions); when it has none, its best trial's
+run, which has validation predictions only (the report says so).
+
+Missing pieces are errors that name what is missing, unless ``partial`` is set: then they are
+collected in ``Evidence.lacks`` so the report can say on its first line what it lacks.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from study.config import REGIMES
+from study.data import CLASSES, load_dataset
+from study.errors import UserError
+from study.runs import Run, RunError
+from study.tuning.storage import open_storage
+from study.tuning.views import best_param_rows, best_trial
+
+# What the tables and training curves read from history.csv (study.training writes more).
+HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
+IMPORTANCE_SEED = 0  # fANOVA fits a random forest; a fixed seed keeps the report reproducible
+
+
+class ReportError(UserError):
+    """The studies or runs a report needs are missing or unusable."""
+
+
+# ----------------------------------------------------------------------------------- data types
+@dataclass(frozen=True)
+class ParamAxis:
+    """One searched hyperparameter as the parallel-coordinate plot needs it."""
+
+    name: str
+    kind: str  # "float" | "int" | "categorical"
+    log: bool = False
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class SearchSummary:
+    """A study's search: trial outcomes, effort, the best trial and hyperparameter importances."""
+
+    name: str
+    regime: str
+    backend: str
+    objective: str
+    direction: str
+    counts: dict[str, int]  # COMPLETE / PRUNED / FAIL / RUNNING / WAITING
+    trials: pd.DataFrame  # number, state, value, last_value, epochs, seconds, param.<name>...
+    axes: tuple[ParamAxis, ...]
+    best_number: int | None
+    best_value: float | None
+    best_params: tuple[dict[str, Any], ...]  # name, best, paper
+    importances: dict[str, float] | None
+    importance_note: str
+    final_runs: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class RegimeEvidence:
+    """One regime's runs (sorted by seed) and where they came from."""
+
+    regime: str
+    search: SearchSummary
+    runs: tuple[Run, ...]
+    source: str  # "final": the study's final runs; "trial": its best trial's run
+    trial_number: int | None = None
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.config.seed for run in self.runs]
+
+
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    storage: str
+    regimes: dict[str, RegimeEvidence]  # in REGIMES order, only the regimes found
+    lacks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class DataView:
+    """The dataset the runs were evaluated on, as far as it could be re-read from disk.
+
+    ``counts`` (class x split) always exists: from the dataset when it loads, else from the stored
+    labels (then without the train column). ``images`` holds the evaluated split's faces, or None
+    with the reason in ``problem``.
+    """
+
+    source: str
+    layout: str
+    fingerprint: str
+    synthetic: bool
+    sizes: dict[str, int]
+    counts: pd.DataFrame
+    images: np.ndarray | None
+    problem: str = ""
+    regimes: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------- gather
+def gather(storage: str, studies: Sequence[str] = (), partial: bool = False) -> Evidence:
+    """Evidence for every regime; raises ``ReportError`` on what is missing unless ``partial``."""
+    _check_sqlite_file(storage)
+    store = open_storage(storage)
+    chosen = choose_studies(store, storage, studies)
+    lacks = _missing_regimes(chosen, store, storage, partial)
+    regimes: dict[str, RegimeEvidence] = {}
+    for regime, study in chosen.items():
+        evidence, problems = regime_evidence(study, partial)
+        lacks += problems
+        if evidence is not None:
+            regimes[regime] = evidence
+    if not regimes:
+        raise ReportError(f"nothing to report from {storage}: " + "; ".join(lacks))
+    return Evidence(storage, regimes, tuple(lacks))
+
+
+def _check_sqlite_file(url: str) -> None:
+    """Reading must not create an empty store (opening a SQLite URL would) and then complain it is empty."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:" and not Path(url[len("sqlite:///"):]).is_file():
+        raise ReportError(f"no study store at {url[len('sqlite:///'):]} ({url}): run `python cli.py search --regime "
+                          "scratch ...` and `... --regime transfer ...` first, or pass --storage URL")
+
+
+def choose_studies(store: optuna.storages.BaseStorage, url: str, names: Sequence[str]) -> dict[str, optuna.Study]:
+    """The named studies, and for each regime not named, its default study (see module docstring)."""
+    all_names = sorted(optuna.get_all_study_names(store))
+    if not all_names:
+        raise ReportError(f"no studies in {url}: run `python cli.py search --regime scratch ...` and "
+                          "`python cli.py search --regime transfer ...` first")
+    names = list(dict.fromkeys(names))
+    chosen = _named(store, url, all_names, names)
+    candidates = [optuna.load_study(study_name=n, storage=store) for n in all_names if n not in names]
+    for regime in REGIMES:
+        mine = [s for s in candidates if s.user_attrs.get("regime") == regime]
+        if regime not in chosen and mine:
+            chosen[regime] = max(mine, key=lambda study: _preference(study, store))
+    return {regime: chosen[regime] for regime in REGIMES if regime in chosen}
+
+
+def _named(store: optuna.storages.BaseStorage, url: str, all_names: list[str],
+           names: Sequence[str]) -> dict[str, optuna.Study]:
+    chosen: dict[str, optuna.Study] = {}
+    for name in names:
+        if name not in all_names:
+            raise ReportError(f"no study named {name!r} in {url}; studies: {', '.join(all_names)}")
+        study = optuna.load_study(study_name=name, storage=store)
+        regime = study.user_attrs.get("regime")
+        if regime not in REGIMES:
+            raise ReportError(f"study {name!r} records no regime (it was not made by `python cli.py search`)")
+        if regime in chosen:
+            raise ReportError(f"--study {chosen[regime].study_name} and --study {name} are both {regime} studies: "
+                              "pass one study per regime")
+        chosen[regime] = study
+    return chosen
+
+
+def _preference(study: optuna.Study, store: optuna.storages.BaseStorage) -> tuple[int, float, int]:
+    """Most final runs first, then the latest trial activity, then the newest study."""
+    times = [t.datetime_complete or t.datetime_start for t in study.get_trials(deepcopy=False)]
+    latest = max((t.timestamp() for t in times if t is not None), default=0.0)
+    return len(study.user_attrs.get("final_runs", [])), latest, store.get_study_id_from_name(study.study_name)
+
+
+def _missing_regimes(chosen: dict[str, optuna.Study], store: optuna.storages.BaseStorage, url: str,
+                     partial: bool) -> list[str]:
+    missing = [r for r in REGIMES if r not in chosen]
+    if not missing:
+        return []
+    listed = ", ".join(f"{n} ({_regime_of(store, n)})" for n in sorted(optuna.get_all_study_names(store)))
+    lacks = [f"a {regime} study (none in {url}; studies: {listed})" for regime in missing]
+    if not partial:
+        have = ", ".join(chosen) or "none"
+        raise ReportError(
+            f"no {' or '.join(missing)} study in {url} (studies: {listed}); comparing the regimes needs both: run "
+            f"`python cli.py search --regime {missing[0]} ...`, or pass --partial to report on {have} alone"
+        )
+    return lacks
+
+
+def _regime_of(store: optuna.storages.BaseStorage, name: str) -> str:
+    return str(optuna.load_study(study_name=name, storage=store).user_attrs.get("regime", "no regime"))
+
+
+# ------------------------------------------------------------------------------------------ runs
+def regime_evidence(study: optuna.Study, partial: bool) -> tuple[RegimeEvidence | None, list[str]]:
+    """The study's final runs, else its best trial's run; problems raised, or returned when ``partial``."""
+    search = summarize_search(study)
+    runs, lacks = _load_all(search.final_runs, study.study_name, partial)
+    if runs:
+        return RegimeEvidence(search.regime, search, tuple(sorted(runs, key=lambda r: r.config.seed)), "final"), lacks
+    best = best_trial(study)
+    if best is None or not best.user_attrs.get("run_dir"):
+        problem = (f"study {study.study_name} has no final runs and no complete trial with a run directory "
+                   "(run `python cli.py search` and `python cli.py train --from-study NAME`)")
+        return _fail(problem, partial, lacks)
+    try:
+        run = load_run(best.user_attrs["run_dir"])
+    except RunError as exc:
+        return _fail(f"study {study.study_name}, best trial {best.number}: {exc}", partial, lacks)
+    return RegimeEvidence(search.regime, search, (run,), "trial", best.number), lacks
+
+
+def _load_all(paths: Sequence[str], study_name: str, partial: bool) -> tuple[list[Run], list[str]]:
+    runs, lacks = [], []
+    for path in paths:
+        try:
+            runs.append(load_run(path))
+        except RunError as exc:
+            if not partial:
+                raise ReportError(f"study {study_name}: {exc}; fix or remove it, or pass --partial") from None
+            lacks.append(f"a final run of study {study_name} ({exc})")
+    return runs, lacks
+
+
+def load_run(path: str | Path) -> Run:
+    """``Run.load`` plus the checks a report needs: a parseable file can still lack what the tables read."""
+    run = Run.load(path)
+    missing = [c for c in HISTORY_COLUMNS if c not in run.history.columns]
+    if missing or not len(run.history):
+        what = f"lacks the column(s) {', '.join(missing)}" if missing else "has no epochs"
+        raise RunError(f"run file {run.path / 'history.csv'} is corrupt: it {what}")
+    for split in ("val", "test"):
+        _check_predictions(run, split)
+    return run
+
+
+def _check_predictions(run: Run, split: str) -> None:
+    labels, probs = run.predictions.get(f"{split}_labels"), run.predictions.get(f"{split}_probs")
+    if split == "val" and labels is None:
+        raise RunError(f"run file {run.path / 'predictions.npz'} is corrupt: it has no val_labels")
+    if labels is not None and (probs is None or probs.shape != (len(labels), len(CLASSES))):
+        shape = "missing" if probs is None else "x".join(map(str, probs.shape))
+        raise RunError(f"run file {run.path / 'predictions.npz'} is corrupt: {split}_probs is {shape}, expected "
+                       f"{len(labels)}x{len(CLASSES)}")
+
+
+def _fail(problem: str, partial: bool, lacks: list[str]) -> tuple[None, list[str]]:
+    if not partial:
+        raise ReportError(problem + "; pass --partial to report without it")
+    return None, [*lacks, problem]
+
+
+# ---------------------------------------------------------------------------------------- search
+def summarize_search(study: optuna.Study) -> SearchSummary:
+    trials = study.get_trials(deepcopy=False)
+    attrs = study.user_attrs
+    best = best_trial(study)
+    importances, note = param_importances(study)
+    return SearchSummary(
+        name=study.study_name,
+        regime=attrs.get("regime", "?"),
+        backend=attrs.get("backend", "?"),
+        objective=attrs.get("objective", "?"),
+        direction=attrs.get("direction", study.direction.name.lower()),
+        counts={state.name: sum(t.state == state for t in trials) for state in TrialState},
+        trials=trial_frame(trials),
+        axes=param_axes(trials),
+        best_number=None if best is None else best.number,
+        best_value=None if best is None else best.value,
+        best_params=tuple(best_param_rows(study)),
+        importances=importances,
+        importance_note=note,
+        final_runs=tuple(attrs.get("final_runs", [])),
+    )
+
+
+def trial_frame(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
+    """One row per trial; ``epochs`` falls back to the epochs a pruned or failed trial reported."""
+    rows = [{
+        "number": t.number,
+        "state": t.state.name,
+        "value": t.value if t.state == TrialState.COMPLETE else math.nan,
+        "last_value": _last_reported(t),
+        "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
+        "seconds": _duration(t),
+        **{f"param.{k}": v for k, v in t.params.items()},
+    } for t in trials]
+    columns = ["number", "state", "value", "last_value", "epochs", "seconds"]
+    return pd.DataFrame(rows, columns=None if rows else columns)
+
+
+def _last_reported(trial: FrozenTrial) -> float:
+    if trial.state == TrialState.COMPLETE:
+        return float(trial.value)
+    steps = trial.intermediate_values
+    return float(steps[max(steps)]) if steps else math.nan
+
+
+def _duration(trial: FrozenTrial) -> float:
+    start, end = trial.datetime_start, trial.datetime_complete
+    return (end - start).total_seconds() if isinstance(start, datetime) and isinstance(end, datetime) else math.nan
+
+
+def param_axes(trials: Sequence[FrozenTrial]) -> tuple[ParamAxis, ...]:
+    """Each parameter's distribution as first sampled (a study's space does not change)."""
+    seen: dict[str, ParamAxis] = {}
+    for trial in trials:
+        for name, dist in trial.distributions.items():
+            seen.setdefault(name, _axis(name, dist))
+    return tuple(seen[name] for name in sorted(seen))
+
+
+def _axis(name: str, dist: optuna.distributions.BaseDistribution) -> ParamAxis:
+    if isinstance(dist, CategoricalDistribution):
+        return ParamAxis(name, "categorical", choices=tuple(dist.choices))
+    if isinstance(dist, (FloatDistribution, IntDistribution)):
+        kind = "int" if isinstance(dist, IntDistribution) else "float"
+        return ParamAxis(name, kind, dist.log, float(dist.low), float(dist.high))
+    return ParamAxis(name, "categorical")
+
+
+def param_importances(study: optuna.Study) -> tuple[dict[str, float] | None, str]:
+    """fANOVA importances (seeded), or None and a sentence saying why there are none."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return None, (f"Hyperparameter importances need at least 2 complete trials; study {study.study_name} "
+                      f"has {len(complete)}.")
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
+    try:
+        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except Exception as exc:  # optuna raises ValueError/RuntimeError for degenerate searches
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return None, f"optuna could not compute hyperparameter importances for study {study.study_name}: {first}"
+    note = (f"fANOVA importances (optuna.importance, seed {IMPORTANCE_SEED}) over the {len(complete)} complete "
+            "trials; they describe how the objective varied within this search, not causal effects, "
+            "and are noisy with few trials.")
+    return {k: float(v) for k, v in sorted(values.items(), key=lambda item: -item[1])}, note
+
+
+# ------------------------------------------------------------------------------------------ data
+def data_view(runs: Sequence[Run], split: str, regimes: Sequence[str]) -> DataView:
+    """Re-read the runs' dataset for the card and the face grid, checking it is the same data."""
+    first = runs[0]
+    info = first.manifest.get("data", {})
+    labels, _ = first.split(split)
+    images, counts, problem = _reload(first, info, split, labels)
+    if counts is None:
+        counts = _counts_from_labels(first)
+    return DataView(
+        source=str(info.get("source", "?")), layout=str(info.get("layout", "?")),
+        fingerprint=str(info.get("fingerprint", "?")), synthetic=bool(info.get("synthetic", False)),
+        sizes={k: int(v) for k, v in info.get("sizes", {}).items()}, counts=counts, images=images,
+        problem=problem, regimes=tuple(regimes),
+    )
+
+
+def _reload(run: Run, info: dict[str, Any], split: str, labels: np.ndarray):
+    source = info.get("source")
+    if not source:
+        return None, None, f"run {run.path} records no data source"
+    try:
+        dataset = load_dataset(source, val_fraction=run.config.val_fraction, subset=run.config.subset)
+    except UserError as exc:
+        return None, None, f"the dataset at {source} cannot be read ({exc})"
+    if dataset.fingerprint != info.get("fingerprint"):
+        return None, None, (f"the dataset now at {source} (fingerprint {dataset.fingerprint}) is not the one the runs "
+                            f"used ({info.get('fingerprint')})")
+    split_data = getattr(dataset, split)
+    if not np.array_equal(split_data.y, labels):
+        return None, dataset.counts(), (f"the {split} split re-read from {source} does not match the runs' "
+                                        f"stored {split} labels")
+    return split_data.x, dataset.counts(), ""
+
+
+def _counts_from_labels(run: Run) -> pd.DataFrame:
+    """Class counts of the splits whose labels the run stored (train labels are never stored)."""
+    columns = {name: np.bincount(run.predictions[f"{name}_labels"], minlength=len(CLASSES))
+               for name in ("val", "test") if f"{name}_labels" in run.predictions}
+    return pd.DataFrame(columns, index=pd.Index(CLASSES, name="class"))

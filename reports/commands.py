@@ -1,0 +1,41 @@
+"""Click commands of the reporting layer, registered on the CLI group by ``cli.py``: ``COMMANDS``.
+
+report   Markdown + PDF report comparing the regimes, with the paper's tables beside ours
+"""
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from study.tuning.storage import DEFAULT_STORAGE
+
+DEFAULT_OUT = "reports/out"  # reports.build.DEFAULT_OUT; repeated so --help does not import the report stack
+
+
+@click.command()
+@click.option("--storage", default=DEFAULT_STORAGE, show_default=True, metavar="URL",
+              help="Study store: an optuna storage URL (sqlite:///..., postgresql://...).")
+@click.option("--study", "studies", multiple=True, metavar="NAME",
+              help="A study to report (repeat for the other regime). Regimes not named use their study with the "
+                   "most final runs, then the latest.")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
+              help="Folder for report.md, report.pdf and figures/.")
+@click.option("--format", "formats", default="md,pdf", show_default=True, metavar="LIST",
+              help="Comma-separated: md, pdf.")
+@click.option("--partial", is_flag=True,
+              help="Write a report even when a regime, a run or the paired comparison is missing; its first line "
+                   "says what it lacks.")
+def report(storage: str, studies: tuple[str, ...], out: str, formats: str, partial: bool) -> None:
+    """Compare the regimes: the paper's Tables I-IV beside ours, seeds, paired tests, searches, figures."""
+    from reports.build import build_report
+
+    console = Console()
+    built = build_report(storage=storage, studies=studies, out=out, formats=formats, partial=partial)
+    if built.lacks:
+        console.print(f"[yellow]partial report[/]: it lacks {'; '.join(built.lacks)}", highlight=False, soft_wrap=True)
+    for kind, path in built.documents.items():
+        console.print(f"{kind}: {path}", highlight=False)
+    console.print(f"figures: {len(built.figures)} PNG files in {out}/figures", highlight=False)
+
+
+COMMANDS: list[click.Command] = [report]

@@ -1,0 +1,286 @@
+"""Matplotlib figures, each drawn from plain data (DataFrames, arrays) and saved as PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+PHASE_COLORS = {"scratch": "tab:blue", "frozen": "tab:orange", "finetune": "tab:green"}
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def class_distribution(counts: pd.DataFrame, path: str | Path, title: str = "Class distribution") -> Path:
+    """The paper's Fig. 1: images per class, one bar per split."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    counts.plot.bar(ax=ax, width=0.8)
+    ax.set_xlabel("emotion")
+    ax.set_ylabel("images")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=0)
+    for container in ax.containers:
+        ax.bar_label(container, fontsize=7)
+    return _save(fig, path)
+
+
+def training_curves(history: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Accuracy and loss vs epoch, train and validation, with the frozen / fine-tune boundary marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        ax.plot(history["epoch"], history[metric], marker=".", label=f"train {metric}")
+        ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label=f"validation {metric}")
+        for boundary in phase_boundaries(history):
+            ax.axvline(boundary, color="grey", linestyle="--", linewidth=1)
+            ax.annotate("unfreeze", (boundary, 0.98), xycoords=("data", "axes fraction"), ha="center",
+                        va="top", fontsize=8, color="grey", backgroundcolor="white")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title or "Training history")
+    return _save(fig, path)
+
+
+def phase_boundaries(history: pd.DataFrame) -> list[float]:
+    """Epoch positions (between two epochs) where the phase changes."""
+    phases = history["phase"].tolist()
+    epochs = history["epoch"].tolist()
+    return [epochs[i] + 0.5 for i in range(len(phases) - 1) if phases[i] != phases[i + 1]]
+
+
+def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Counts and row-normalized (recall per true class) side by side."""
+    cm = np.asarray(cm)
+    rows = cm.sum(axis=1, keepdims=True)
+    normalized = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, values, fmt, label in ((axes[0], cm, "d", "counts"), (axes[1], normalized, ".2f", "row-normalized")):
+        image = ax.imshow(values, cmap="Blues")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        threshold = values.max() / 2 if values.size else 0
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
+                    color="white" if v > threshold else "black")
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(label)
+    fig.suptitle(title or "Confusion matrix")
+    return _save(fig, path)
+
+
+def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str, float | None], path: str | Path,
+               title: str = "") -> Path:
+    """Per-class and micro-average ROC (the paper's Fig. 10 and 11)."""
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    for name, (fpr, tpr) in curves.items():
+        style = {"linestyle": ":", "linewidth": 3, "color": "black"} if name == "micro" else {}
+        ax.plot(fpr, tpr, label=f"{name} (AUC {_fmt(aucs.get(name))})", **style)
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title or "ROC curves")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], aps: dict[str, float | None], path: str | Path,
+              title: str = "") -> Path:
+    """Per-class and micro-average precision-recall (the paper's Fig. 12 and 13)."""
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    for name, (recall, precision) in curves.items():
+        style = {"linestyle": ":", "linewidth": 3, "color": "black"} if name == "micro" else {}
+        ax.step(recall, precision, where="post", label=f"{name} (AP {_fmt(aps.get(name))})", **style)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or "Precision-recall curves")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+# ------------------------------------------------------------------ report figures (reports/build.py)
+# Drawn from the plain rows reports/collect.py gathers rather than with optuna.visualization.matplotlib:
+# optuna's plots take a live Study, switch the global matplotlib style to ggplot for every later figure,
+# leave pruned trials out of the history, and crowd categorical axes of the parallel-coordinate plot.
+from typing import Any, Mapping  # noqa: E402
+
+from matplotlib import cm as _cm  # noqa: E402
+from matplotlib.colors import Normalize as _Normalize  # noqa: E402
+from matplotlib.transforms import blended_transform_factory as _blended  # noqa: E402
+
+REGIME_COLORS = {"scratch": "tab:blue", "transfer": "tab:orange"}
+
+
+def optimization_history(trials: pd.DataFrame, direction: str, objective: str, path: str | Path,
+                         title: str = "") -> Path:
+    """Objective per trial, the best so far, pruned trials at their last reported value, failed ones marked."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    done = trials[trials["state"] == "COMPLETE"].sort_values("number")
+    pruned = trials[trials["state"] == "PRUNED"]
+    failed = trials[trials["state"] == "FAIL"]
+    ax.scatter(done["number"], done["value"], color="tab:blue", zorder=3, label="complete")
+    best = done["value"].cummax() if direction == "maximize" else done["value"].cummin()
+    last = int(trials["number"].max())
+    if len(done):
+        ax.step([*done["number"], last], [*best, best.iloc[-1]], where="post", color="tab:red", label="best so far")
+    ax.scatter(pruned["number"], pruned["last_value"], marker="x", color="grey", zorder=3,
+               label="pruned (last reported value)")
+    if len(failed):
+        ax.scatter(failed["number"], np.full(len(failed), 0.03), marker="v", color="tab:red", zorder=3,
+                   transform=_blended(ax.transData, ax.transAxes), label="failed")
+    ax.set_xlim(-0.5, last + 0.5)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"validation {objective}")
+    ax.set_title(title or "Optimization history")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def param_importances(importances: Mapping[str, float], path: str | Path, title: str = "") -> Path:
+    """Horizontal bars, most important on top, each labelled with its value."""
+    names = list(importances)[::-1]
+    values = [importances[n] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    bars = ax.barh(names, values, color="tab:blue")
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3, fontsize=8)
+    ax.set_xlim(0, max(values + [0.0]) * 1.18 or 1)
+    ax.set_xlabel("importance (fANOVA, sums to 1)")
+    ax.set_title(title or "Hyperparameter importances")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def parallel_coordinates(trials: pd.DataFrame, axes: Sequence[Any], objective: str, direction: str,
+                         path: str | Path, title: str = "") -> Path:
+    """Complete trials as lines across the objective and each searched parameter (``axes``: collect.ParamAxis).
+
+    Numeric axes span the searched range (log-scaled where the search was); categorical axes space their
+    choices evenly. Colour follows the objective, best trial drawn thickest.
+    """
+    done = trials[trials["state"] == "COMPLETE"].sort_values("value", ascending=direction == "maximize")
+    params = [a for a in axes if f"param.{a.name}" in done]
+    columns = [_objective_column(done["value"], objective)] + [_param_column(done[f"param.{a.name}"], a) for a in params]
+    cmap = matplotlib.colormaps["viridis" if direction == "maximize" else "viridis_r"]
+    norm = _Normalize(done["value"].min(), done["value"].max())
+    fig, ax = plt.subplots(figsize=(min(max(7.0, 1.5 * len(columns)), 14.0), 4.6))
+    xs = np.arange(len(columns))
+    for k, value in enumerate(done["value"]):
+        ys = [column[1][k] for column in columns]
+        best = k == len(done) - 1
+        ax.plot(xs, ys, color=cmap(norm(value)), linewidth=2.6 if best else 1.2, alpha=1.0 if best else 0.75,
+                zorder=3 if best else 2)
+    for x, (label, _, ticks) in zip(xs, columns):
+        ax.axvline(x, color="#666666", linewidth=0.8, zorder=1)
+        for y, text in ticks:
+            ax.text(x + 0.03, y, text, fontsize=7, va="center", ha="left", zorder=4,
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})
+    ax.set_xticks(xs, [label for label, _, _ in columns], rotation=20, ha="right")
+    ax.set_xlim(-0.2, len(columns) - 0.4)
+    ax.set_ylim(-0.06, 1.06)
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    fig.colorbar(_cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.03, pad=0.02,
+                 label=f"validation {objective}")
+    ax.set_title(title or "Parallel coordinates of complete trials")
+    return _save(fig, path)
+
+
+def _objective_column(values: pd.Series, objective: str) -> tuple[str, np.ndarray, list[tuple[float, str]]]:
+    low, high = float(values.min()), float(values.max())
+    return f"val {objective}", _scaled(values.to_numpy(float), low, high), [(0.0, f"{low:.4f}"), (1.0, f"{high:.4f}")]
+
+
+def _param_column(values: pd.Series, axis: Any) -> tuple[str, np.ndarray, list[tuple[float, str]]]:
+    if axis.kind == "categorical":
+        choices = list(axis.choices) or sorted(values.dropna().unique().tolist(), key=str)
+        spacing = max(len(choices) - 1, 1)
+        index = {str(c): i for i, c in enumerate(choices)}
+        ys = np.array([index.get(str(v), np.nan) / spacing if len(choices) > 1 else 0.5 for v in values], float)
+        return axis.name, ys, [(i / spacing if len(choices) > 1 else 0.5, str(c)) for i, c in enumerate(choices)]
+    transform = np.log10 if axis.log else (lambda v: np.asarray(v, float))
+    low, high = float(transform(axis.low)), float(transform(axis.high))
+    ys = _scaled(transform(values.to_numpy(float)), low, high)
+    middle = 10 ** ((low + high) / 2) if axis.log else (low + high) / 2
+    ticks = [(0.0, f"{axis.low:.3g}"), (0.5, f"{middle:.3g}"), (1.0, f"{axis.high:.3g}")]
+    return axis.name + (" (log)" if axis.log else ""), ys, ticks
+
+
+def _scaled(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    return (values - low) / (high - low) if high > low else np.full(len(values), 0.5)
+
+
+def face_grid(images: np.ndarray, true_names: Sequence[str], pred_names: Sequence[str],
+              confidences: Sequence[float], path: str | Path, title: str = "") -> Path:
+    """The paper's Fig. 14/15: up to nine faces with true and predicted labels (green right, red wrong)."""
+    fig, axes = plt.subplots(3, 3, figsize=(6.3, 7.3))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, true, pred, confidence in zip(axes.flat, images, true_names, pred_names, confidences):
+        ax.imshow(np.asarray(image).squeeze(), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"true: {true}\npredicted: {pred} ({confidence:.0%})", fontsize=9,
+                     color="tab:green" if true == pred else "tab:red")
+    fig.suptitle(title or "Predictions on test faces")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def seed_comparison(points: pd.DataFrame, metrics: Sequence[tuple[str, str]],
+                    summary: Mapping[str, Mapping[str, tuple[float, float | None, float | None]]],
+                    path: str | Path, title: str = "", limits: Mapping[str, tuple[float, float]] | None = None) -> Path:
+    """Per-seed values of each metric per regime (dots, seed numbers beside), mean bar and 95% t-interval.
+
+    ``summary[column][regime]`` is (mean, low, high); low/high None when there is one seed. ``limits``
+    fixes a metric's axis (accuracy lives in [0, 1]), cutting whiskers that reach past it: with two
+    seeds a t-interval is wide enough to hide the dots otherwise.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 4.2), squeeze=False)
+    regimes = list(dict.fromkeys(points["regime"]))
+    for ax, (column, label) in zip(axes[0], metrics):
+        for i, regime in enumerate(regimes):
+            _seed_dots(ax, i, points[points["regime"] == regime], column, REGIME_COLORS.get(regime, f"C{i}"),
+                       summary[column][regime])
+        ax.set_xticks(range(len(regimes)), regimes)
+        ax.set_xlim(-0.6, len(regimes) - 0.4)
+        if limits and column in limits:
+            ax.set_ylim(*limits[column])
+        ax.set_title(label, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title or "Per-seed results: dots = seeds, bar = mean, whiskers = 95% t-interval")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _seed_dots(ax: plt.Axes, x: int, rows: pd.DataFrame, column: str, color: str,
+               stats: tuple[float, float | None, float | None]) -> None:
+    offsets = np.linspace(-0.15, 0.15, len(rows)) if len(rows) > 1 else np.zeros(1)
+    ax.scatter(x + offsets, rows[column], color=color, zorder=3, s=28)
+    for dx, seed, value in zip(offsets, rows["seed"], rows[column]):
+        ax.annotate(f"s{seed}", (x + dx, value), textcoords="offset points", xytext=(4, 3), fontsize=7, color="#444444")
+    mean, low, high = stats
+    ax.hlines(mean, x - 0.3, x + 0.3, color=color, linewidth=2)
+    if low is not None and high is not None:
+        ax.errorbar(x + 0.36, mean, yerr=[[mean - low], [high - mean]], color=color, capsize=4, linewidth=1.5)

@@ -1,0 +1,218 @@
+"""Statistics of the comparison: t-intervals over seeds, McNemar's test, a paired bootstrap.
+
+Two sources of randomness, two kinds of evidence. A t-interval over seeds says how much a metric
+moves when training is repeated. McNemar's test and the bootstrap say whether two models differ on
+*these* test images: both read the same images for both regimes (paired), which is far more
+sensitive than comparing two accuracies as if they came from different samples. Neither kind stands
+in for the other, so a report shows both.
+
+Bootstrap design: images are resampled with replacement, the same indices for both regimes (paired);
+each regime's per-image correctness is averaged over its seeds first, so one CI covers all seeds
+(``pooled``) while each seed pair also gets its own CI and McNemar test. The CI is the percentile
+interval of ``RESAMPLES`` resamples drawn from ``numpy.random.default_rng(BOOTSTRAP_SEED)``, so a
+report is reproducible to the last digit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import fmean, stdev
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+from statsmodels.stats.contingency_tables import mcnemar
+
+from study.errors import UserError
+
+ALPHA = 0.05
+CONFIDENCE = 1.0 - ALPHA
+RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+EXACT_BELOW = 25  # discordant pairs: below this, McNemar's exact binomial test, else chi-square
+_CHUNK_CELLS = 2_000_000  # resample indices held in memory at once (a 7k-image test set x 2000 is 14M)
+
+
+class PairingError(UserError):
+    """Two regimes cannot be compared image by image: they were not evaluated on the same images."""
+
+
+# ------------------------------------------------------------------------------------ over seeds
+@dataclass(frozen=True)
+class Estimate:
+    """Mean over seeds with the half-width of its t-interval (None with fewer than two values).
+
+    ``kind`` says how to show it: "metric" (a fraction or loss) or "count" (true positives).
+    """
+
+    mean: float | None
+    half_width: float | None
+    n: int
+    kind: str = "metric"
+
+    @property
+    def low(self) -> float | None:
+        return None if self.mean is None or self.half_width is None else self.mean - self.half_width
+
+    @property
+    def high(self) -> float | None:
+        return None if self.mean is None or self.half_width is None else self.mean + self.half_width
+
+
+def t_interval(values: Sequence[float | None], kind: str = "metric", confidence: float = CONFIDENCE) -> Estimate:
+    """Student-t interval of the mean; missing values (a class absent from the labels) are skipped."""
+    clean = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not clean:
+        return Estimate(None, None, 0, kind)
+    if len(clean) < 2:
+        return Estimate(clean[0], None, 1, kind)
+    quantile = scipy_stats.t.ppf((1.0 + confidence) / 2.0, len(clean) - 1)
+    return Estimate(fmean(clean), float(quantile * stdev(clean) / math.sqrt(len(clean))), len(clean), kind)
+
+
+# ----------------------------------------------------------------------------------- one pair
+@dataclass(frozen=True)
+class McNemar:
+    """McNemar's test on one pair of models: only the images exactly one of them got right count."""
+
+    only_a: int  # images model A classified correctly and model B did not
+    only_b: int
+    statistic: float
+    pvalue: float
+    exact: bool  # exact binomial test (few discordant images) rather than chi-square with correction
+
+    @property
+    def discordant(self) -> int:
+        return self.only_a + self.only_b
+
+    def significant(self, alpha: float = ALPHA) -> bool:
+        return self.pvalue < alpha
+
+
+def mcnemar_test(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> McNemar:
+    """statsmodels' McNemar: exact when fewer than ``EXACT_BELOW`` discordant images, else corrected chi-square."""
+    right_a, right_b = _correct(pred_a, labels), _correct(pred_b, labels)
+    both, only_a = int(np.sum(right_a & right_b)), int(np.sum(right_a & ~right_b))
+    only_b, neither = int(np.sum(~right_a & right_b)), int(np.sum(~right_a & ~right_b))
+    exact = only_a + only_b < EXACT_BELOW
+    result = mcnemar([[both, only_a], [only_b, neither]], exact=exact, correction=True)
+    return McNemar(only_a, only_b, float(result.statistic), float(result.pvalue), exact)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Accuracy of B minus accuracy of A, with its paired percentile bootstrap interval."""
+
+    difference: float
+    low: float
+    high: float
+    resamples: int
+    seed: int
+    confidence: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0.0 or self.high < 0.0
+
+
+def bootstrap_difference(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray, resamples: int = RESAMPLES,
+                         seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> Bootstrap:
+    """Paired bootstrap of accuracy(B) - accuracy(A); ``preds_*`` are (n,) or (runs, n) predicted labels.
+
+    With several runs per side, each image's correctness is averaged over that side's runs first.
+    """
+    gain = _correctness(preds_b, labels) - _correctness(preds_a, labels)
+    means = _resampled_means(gain, resamples, seed)
+    low, high = np.quantile(means, [(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
+    return Bootstrap(float(gain.mean()), float(low), float(high), resamples, seed, confidence)
+
+
+def _resampled_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """Means of ``resamples`` with-replacement resamples, drawn in chunks to bound memory."""
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    per_chunk = max(1, _CHUNK_CELLS // max(n, 1))
+    sizes = [min(per_chunk, resamples - start) for start in range(0, resamples, per_chunk)]
+    return np.concatenate([values[rng.integers(0, n, size=(size, n))].mean(axis=1) for size in sizes])
+
+
+def _correct(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.asarray(pred) == np.asarray(labels)
+
+
+def _correctness(preds: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    preds = np.atleast_2d(np.asarray(preds))
+    return (preds == np.asarray(labels)[None, :]).mean(axis=0)
+
+
+# ------------------------------------------------------------------------------- two regimes
+@dataclass(frozen=True)
+class SeedPair:
+    """One model of each regime, compared on the same images."""
+
+    seed_a: int
+    seed_b: int
+    accuracy_a: float
+    accuracy_b: float
+    mcnemar: McNemar
+    bootstrap: Bootstrap
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Regime B against regime A (difference = B - A) on ``n_images`` shared images of ``split``."""
+
+    name_a: str
+    name_b: str
+    split: str
+    n_images: int
+    pairs: tuple[SeedPair, ...]
+    pooled: Bootstrap
+    by_rank: bool  # the seeds differ between regimes, so runs were paired by seed order
+    unpaired: tuple[str, ...]  # runs left without a partner (unequal seed counts)
+
+
+def compare(labels: np.ndarray, preds_a: Mapping[int, np.ndarray], preds_b: Mapping[int, np.ndarray],
+            name_a: str, name_b: str, split: str, resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Comparison:
+    """Pair runs by seed (or by seed order when the seeds differ), test each pair, and pool all seeds."""
+    seeds_a, seeds_b = sorted(preds_a), sorted(preds_b)
+    by_rank = seeds_a != seeds_b
+    pairs = tuple(
+        SeedPair(sa, sb, float(_correct(preds_a[sa], labels).mean()), float(_correct(preds_b[sb], labels).mean()),
+                 mcnemar_test(labels, preds_a[sa], preds_b[sb]),
+                 bootstrap_difference(labels, preds_a[sa], preds_b[sb], resamples, seed))
+        for sa, sb in zip(seeds_a, seeds_b)
+    )
+    unpaired = tuple(f"{name_a} seed {s}" for s in seeds_a[len(pairs):]) + tuple(
+        f"{name_b} seed {s}" for s in seeds_b[len(pairs):])
+    pooled = bootstrap_difference(labels, np.stack([preds_a[s] for s in seeds_a]),
+                                  np.stack([preds_b[s] for s in seeds_b]), resamples, seed)
+    return Comparison(name_a, name_b, split, int(len(labels)), pairs, pooled, by_rank, unpaired)
+
+
+def check_same_images(labels: Mapping[str, np.ndarray], fingerprints: Mapping[str, str], split: str) -> np.ndarray:
+    """The labels every run shares, or a ``PairingError`` naming two runs that were not on the same images.
+
+    Keys name runs ("scratch seed 0"). Different data fingerprints are reported first: that is the
+    usual cause, and the fix (train both regimes on the same data) is clearer than a label mismatch.
+    """
+    names = list(labels)
+    first = names[0]
+    for other in names[1:]:
+        if fingerprints[other] != fingerprints[first]:
+            raise PairingError(
+                f"cannot pair the regimes: {first} was evaluated on data {fingerprints[first]} and {other} on "
+                f"data {fingerprints[other]} (different {split} images); train both regimes on the same dataset"
+            )
+        _check_labels(labels[first], labels[other], first, other, split)
+    return np.asarray(labels[first])
+
+
+def _check_labels(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, split: str) -> None:
+    if len(a) != len(b):
+        raise PairingError(f"cannot pair the regimes: {name_a} has {len(a)} {split} labels and {name_b} has "
+                           f"{len(b)}; they were not evaluated on the same images")
+    differ = int(np.sum(np.asarray(a) != np.asarray(b)))
+    if differ:
+        raise PairingError(f"cannot pair the regimes: the {split} labels of {name_a} and {name_b} differ at {differ} "
+                           f"of {len(a)} images; they were not evaluated on the same images")

@@ -1,0 +1,368 @@
+"""The report's tables as data (DataFrames of raw values), and the one function that formats a cell.
+
+Every number comes from the runs' stored predictions, recomputed here by ``study.evaluation`` so
+the tables and the paired tests read exactly the same predictions. Cells keep raw values (floats,
+``Estimate``s over seeds, the paper's ``PaperValue``s); ``format_value`` turns each into text, and
+both the Markdown and the PDF renderer call it, so the two documents carry the same digits.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from reports import paper
+from reports.collect import DataView, Evidence, SearchSummary
+from reports.paper import PaperValue
+from reports.stats import Comparison, Estimate, t_interval
+from study.data import CLASSES
+from study.evaluation import compute_metrics
+from study.runs import Run
+
+SPLIT_NAMES = {"test": "test", "val": "validation"}
+DIGITS = 4
+
+
+# ------------------------------------------------------------------------------- cell values
+@dataclass(frozen=True)
+class Signed:
+    """A difference, shown with its sign."""
+
+    value: float
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval of a difference."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class PValue:
+    value: float
+
+
+@dataclass(frozen=True)
+class Sig:
+    """A hyperparameter value: four significant digits (a learning rate of 1e-4 must not print as 0.0001)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Duration:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """A titled table; ``frame``'s index holds the row labels, ``index.name`` heads that column."""
+
+    key: str
+    title: str
+    frame: pd.DataFrame
+    note: str = ""
+
+
+def format_value(value: Any) -> str:
+    """The text of one cell, the same in Markdown and PDF."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return "n/a"
+    for kind, render in _RENDERERS:
+        if isinstance(value, kind):
+            return render(value)
+    return str(value)
+
+
+def _estimate(e: Estimate) -> str:
+    if e.mean is None:
+        return "n/a"
+    if e.kind == "count":
+        return f"{e.mean:.0f}" if e.half_width is None else f"{e.mean:.1f} ± {e.half_width:.1f}"
+    return f"{e.mean:.{DIGITS}f}" if e.half_width is None else f"{e.mean:.{DIGITS}f} ± {e.half_width:.{DIGITS}f}"
+
+
+def _duration(d: Duration) -> str:
+    if math.isnan(d.seconds):
+        return "n/a"
+    minutes, seconds = divmod(int(round(d.seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+_RENDERERS: tuple[tuple[type | tuple[type, ...], Any], ...] = (
+    (Estimate, _estimate),
+    (PaperValue, lambda p: f"≈{p.value:.2f}" if p.approx else f"{p.value:.0f}"),
+    (Signed, lambda s: f"{s.value:+.{DIGITS}f}"),
+    (Interval, lambda i: f"[{i.low:+.{DIGITS}f}, {i.high:+.{DIGITS}f}]"),
+    (PValue, lambda p: "<0.0001" if p.value < 1e-4 else f"{p.value:.{DIGITS}f}"),
+    (Sig, lambda s: f"{s.value:.4g}" if isinstance(s.value, float) else str(s.value)),
+    (Duration, _duration),
+    ((bool, np.bool_), lambda b: "yes" if b else "no"),
+    ((int, np.integer), lambda i: str(int(i))),
+    ((float, np.floating), lambda f: f"{float(f):.{DIGITS}f}"),
+)
+
+
+def cells(table: ReportTable) -> tuple[list[str], list[list[str]]]:
+    """Header and body rows as text: what both renderers draw."""
+    header = [table.frame.index.name or "", *map(str, table.frame.columns)]
+    rows = [[str(label), *(format_value(v) for v in row)] for label, row in zip(table.frame.index, table.frame.values)]
+    return header, rows
+
+
+# --------------------------------------------------------------------------------- per run
+def common_split(evidence: Evidence) -> str:
+    """"test" when every run has test predictions (final runs), else "val" for all, so columns compare."""
+    runs = [run for e in evidence.regimes.values() for run in e.runs]
+    return "test" if all("test_labels" in run.predictions for run in runs) else "val"
+
+
+def run_numbers(run: Run, split: str) -> dict[str, Any]:
+    """Every per-run number a table shows; train metrics are the history's last epoch (the paper's Table I)."""
+    evaluated = compute_metrics(*run.split(split))
+    val = evaluated if split == "val" else compute_metrics(*run.split("val"))
+    last = run.history.iloc[-1] if len(run.history) else {}
+    row: dict[str, Any] = {
+        "seed": run.config.seed,
+        "epochs": int(len(run.history)),
+        "train_accuracy": _get(last, "accuracy"),
+        # the data term alone, comparable with the evaluated losses (history's "loss" adds the L2 penalty)
+        "train_loss": _get(last, "cross_entropy"),
+        "val_accuracy": val["accuracy"],
+        "val_loss": val["loss"],
+        "test_accuracy": evaluated["accuracy"] if split == "test" else None,
+        "test_loss": evaluated["loss"] if split == "test" else None,
+        "accuracy": evaluated["accuracy"],
+        "loss": evaluated["loss"],
+        "macro_f1": evaluated["macro_f1"],
+        "n_images": evaluated["n"],
+    }
+    for key, prefix in (("true_positives", "tp"), ("roc_auc", "roc_auc"), ("average_precision", "ap"),
+                        ("recall", "recall")):
+        row.update({f"{prefix}.{name}": value for name, value in evaluated[key].items()})
+    return row
+
+
+def _get(row: Any, key: str) -> float | None:
+    value = row.get(key) if hasattr(row, "get") else None
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def runs_frame(evidence: Evidence, split: str) -> pd.DataFrame:
+    """One row per run (regime, seed, numbers): every table and the per-seed figure read it."""
+    rows = [{"regime": regime, **run_numbers(run, split)} for regime, e in evidence.regimes.items() for run in e.runs]
+    return pd.DataFrame(rows)
+
+
+def estimate(frame: pd.DataFrame, regime: str, column: str, kind: str = "metric") -> Estimate:
+    values = frame.loc[frame["regime"] == regime, column] if column in frame else []
+    return t_interval([None if pd.isna(v) else float(v) for v in values], kind)
+
+
+def estimates_note(frame: pd.DataFrame, regimes: Iterable[str]) -> str:
+    counts = ", ".join(f"{r}: n={int((frame['regime'] == r).sum())}" for r in regimes)
+    return (f"ours: mean ± half-width of the 95% t-interval over seeds ({counts}); with n=1 the single run's "
+            "value, no interval.")
+
+
+# ------------------------------------------------------------------------------ paper tables
+def _versus(frame: pd.DataFrame, regimes: Sequence[str], rows: Sequence[tuple[str, str, str | None]],
+            published: Mapping[str, Mapping[str, PaperValue]], kind: str, index: str) -> pd.DataFrame:
+    """Ours beside the paper's, per regime; ``rows`` are (frame column, label, paper key or None)."""
+    data: dict[str, list[Any]] = {}
+    for regime in regimes:
+        data[f"{regime}: ours"] = [estimate(frame, regime, column, kind) for column, _, _ in rows]
+        data[f"{regime}: {paper.LABEL}"] = [published.get(key, {}).get(regime) if key else None for _, _, key in rows]
+    return pd.DataFrame(data, index=pd.Index([label for _, label, _ in rows], name=index))
+
+
+def table_i(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
+    rows = [
+        ("train_accuracy", "accuracy (train, last epoch)", "train_accuracy"),
+        ("val_accuracy", "val accuracy (evaluated model)", "val_accuracy"),
+        ("train_loss", "loss (train, last epoch)", "train_loss"),
+        ("val_loss", "val loss (evaluated model)", "val_loss"),
+        ("test_accuracy", "test accuracy", None),
+        ("test_loss", "test loss", None),
+    ]
+    note = _join(estimates_note(frame, regimes), paper.APPROX_NOTE, paper.TABLE_I_NOTE,
+                 "The paper reports no test accuracy or loss.", _test_note(split))
+    body = _versus(frame, regimes, rows, paper.TABLE_I, "metric", "metric")
+    return ReportTable("table1", "Table I: accuracy and loss", body, note)
+
+
+def table_ii(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
+    rows = [(f"tp.{c}", c, c) for c in CLASSES] + [("tp.total", "total", "total")]
+    sizes = ", ".join(f"{r}: {int(frame.loc[frame['regime'] == r, 'n_images'].iloc[0])}" for r in regimes)
+    paper_floor = max(v.value for v in paper.TABLE_II["total"].values())
+    note = _join(estimates_note(frame, regimes), f"Diagonals of the {SPLIT_NAMES[split]} confusion matrices. Counts "
+                 f"scale with the number of images evaluated (ours: {sizes}; the paper's test set holds at least "
+                 f"{paper_floor:.0f}, its largest total of true positives), so compare them with the paper's as "
+                 "proportions.", _test_note(split))
+    return ReportTable("table2", f"Table II: true positives per class ({SPLIT_NAMES[split]})",
+                       _versus(frame, regimes, rows, paper.TABLE_II, "count", "class"), note)
+
+
+def table_iii(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
+    rows = ([("roc_auc.micro", "micro-average", "micro")] + [(f"roc_auc.{c}", c, c) for c in CLASSES]
+            + [("roc_auc.macro", "macro-average", None)])
+    note = _join(estimates_note(frame, regimes), f"One-vs-rest ROC AUC on the {SPLIT_NAMES[split]} set; n/a for a "
+                 "class absent from the labels. The paper reports no macro-average.", paper.APPROX_NOTE,
+                 _test_note(split))
+    return ReportTable("table3", f"Table III: ROC AUC ({SPLIT_NAMES[split]})",
+                       _versus(frame, regimes, rows, paper.TABLE_III, "metric", "class"), note)
+
+
+def table_iv(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
+    rows = [("ap.micro", "micro-average", "micro")] + [(f"ap.{c}", c, c) for c in CLASSES]
+    note = _join(estimates_note(frame, regimes), "Average precision (area under the precision-recall curve) on the "
+                 f"{SPLIT_NAMES[split]} set.", paper.APPROX_NOTE, _test_note(split))
+    return ReportTable("table4", f"Table IV: average precision ({SPLIT_NAMES[split]})",
+                       _versus(frame, regimes, rows, paper.TABLE_IV, "metric", "class"), note)
+
+
+def _join(*sentences: str) -> str:
+    return " ".join(s for s in sentences if s)
+
+
+def _test_note(split: str) -> str:
+    if split == "test":
+        return ""
+    return ("These are validation values: not every regime has final runs with test predictions, so the best "
+            "trials' runs are shown, and the search chose them on this validation set (optimistic).")
+
+
+# ----------------------------------------------------------------------------- beyond the paper
+def recall_table(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
+    rows = [("accuracy", "accuracy"), ("macro_f1", "macro-F1")] + [(f"recall.{c}", f"recall {c}") for c in CLASSES]
+    data = {regime: [estimate(frame, regime, column) for column, _ in rows] for regime in regimes}
+    index = pd.Index([label for _, label in rows], name="metric")
+    return ReportTable("recall", f"Macro-F1 and recall per class ({SPLIT_NAMES[split]})",
+                       pd.DataFrame(data, index=index),
+                       estimates_note(frame, regimes) + " Recall = true positives / images of that class.")
+
+
+def seeds_table(frame: pd.DataFrame, split: str) -> ReportTable:
+    name = SPLIT_NAMES[split]
+    columns = {"epochs": "epochs", "train_accuracy": "train accuracy (last epoch)", "val_accuracy": "val accuracy"}
+    if split == "test":
+        columns.update({"accuracy": f"{name} accuracy", "loss": f"{name} loss"})
+    columns["macro_f1"] = f"{name} macro-F1"
+    body = frame[list(columns)].rename(columns=columns).astype(object)
+    body.index = pd.Index([f"{r} seed {s}" for r, s in zip(frame["regime"], frame["seed"])], name="run")
+    return ReportTable("seeds", "Every run (one per seed)", body, "The tables above summarize these rows over seeds.")
+
+
+def comparison_table(comparison: Comparison, frame: pd.DataFrame) -> ReportTable:
+    a, b = comparison.name_a, comparison.name_b
+    rows = {f"{a} seed {p.seed_a} vs {b} seed {p.seed_b}": [
+        p.accuracy_a, p.accuracy_b, Signed(p.bootstrap.difference), Interval(p.bootstrap.low, p.bootstrap.high),
+        p.mcnemar.only_a, p.mcnemar.only_b, PValue(p.mcnemar.pvalue),
+        "exact binomial" if p.mcnemar.exact else "chi² (corrected)",
+    ] for p in comparison.pairs}
+    pooled = comparison.pooled
+    rows["all seeds (pooled)"] = [estimate(frame, a, "accuracy").mean, estimate(frame, b, "accuracy").mean,
+                                  Signed(pooled.difference), Interval(pooled.low, pooled.high), *["—"] * 4]
+    columns = [f"{a} accuracy", f"{b} accuracy", f"difference ({b} − {a})", "95% bootstrap CI", f"only {a} right",
+               f"only {b} right", "McNemar p", "McNemar test"]
+    body = pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype(object)
+    body.index.name = "pair"
+    title = f"Paired comparison on the same {comparison.n_images} {SPLIT_NAMES[comparison.split]} images"
+    return ReportTable("comparison", title, body, comparison_note(comparison))
+
+
+def comparison_note(comparison: Comparison) -> str:
+    pooled = comparison.pooled
+    parts = [
+        f"McNemar's test per seed pair (statsmodels; exact binomial below 25 discordant images, else chi-square with "
+        f"continuity correction). Bootstrap: {pooled.resamples} paired resamples of the images (seed {pooled.seed}), "
+        "percentile interval; the pooled row first averages each image's correctness over each regime's seeds.",
+    ]
+    if comparison.by_rank:
+        parts.append("The two regimes were trained with different seeds, so runs are paired by seed order.")
+    if comparison.unpaired:
+        parts.append(f"Without a partner (pooled row only): {', '.join(comparison.unpaired)}.")
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------------ data and search
+def dataset_table(view: DataView) -> ReportTable:
+    body = view.counts.astype(int)
+    body = pd.concat([body, body.sum().to_frame("total").T]).astype(object)
+    body.index.name = "class"
+    note = f"Source {view.source} ({view.layout}), fingerprint {view.fingerprint}."
+    if "train" not in view.counts:
+        note += f" Train counts are unknown: {view.problem}."
+    return ReportTable(f"data-{view.fingerprint}", "Images per class and split", body, note)
+
+
+def search_table(searches: Sequence[SearchSummary]) -> ReportTable:
+    rows = {
+        "regime": [s.regime for s in searches],
+        "backend": [s.backend for s in searches],
+        "objective (validation)": [f"{s.objective} ({s.direction})" for s in searches],
+        "trials complete": [s.counts.get("COMPLETE", 0) for s in searches],
+        "trials pruned": [s.counts.get("PRUNED", 0) for s in searches],
+        "trials failed": [s.counts.get("FAIL", 0) for s in searches],
+        "trials still running": [s.counts.get("RUNNING", 0) for s in searches],
+        "best trial": [s.best_number for s in searches],
+        "best value": [s.best_value for s in searches],
+        "epochs trained (all trials)": [int(s.trials["epochs"].sum()) if len(s.trials) else 0 for s in searches],
+        "time spent (all trials)": [Duration(float(s.trials["seconds"].sum(min_count=1))) if len(s.trials) else None
+                                    for s in searches],
+        "final runs": [len(s.final_runs) for s in searches],
+    }
+    body = pd.DataFrame.from_dict(rows, orient="index", columns=[s.name for s in searches]).astype(object)
+    body.index.name = "study"
+    note = ("Epochs of a pruned or failed trial are those it reported before stopping; time is wall-clock from "
+            "trial start to end (h:mm:ss).")
+    return ReportTable("search", "Hyperparameter searches", body, note)
+
+
+def best_params_table(search: SearchSummary) -> ReportTable:
+    body = pd.DataFrame({"best": [Sig(r["best"]) for r in search.best_params],
+                         "paper (default)": [Sig(r["paper"]) for r in search.best_params],
+                         "changed": [r["best"] != r["paper"] for r in search.best_params]},
+                        index=pd.Index([r["name"] for r in search.best_params], name="parameter")).astype(object)
+    return ReportTable(f"best-{search.name}", f"Study {search.name}: best trial {search.best_number}'s parameters",
+                       body, "Searched parameters of the best complete trial beside the paper's values (the search "
+                       "defaults).")
+
+
+def importances_table(search: SearchSummary) -> ReportTable | None:
+    if not search.importances:
+        return None
+    body = pd.DataFrame({"importance": list(search.importances.values())},
+                        index=pd.Index(list(search.importances), name="parameter")).astype(object)
+    return ReportTable(f"importance-{search.name}", f"Study {search.name}: hyperparameter importances", body,
+                       search.importance_note)
+
+
+def environment_table(evidence: Evidence) -> ReportTable:
+    """What the runs' manifests record; differing runs list every value seen."""
+    manifests = {regime: [run.manifest for run in e.runs] for regime, e in evidence.regimes.items()}
+    rows: dict[str, list[Any]] = {}
+    for key in ("python", "tensorflow", "keras", "numpy", "scikit_learn"):
+        rows[key] = [_seen(m.get("versions", {}).get(key) for m in ms) for ms in manifests.values()]
+    for key in ("device", "precision"):
+        rows[key] = [_seen(m.get(key) for m in ms) for ms in manifests.values()]
+    rows["training time (all runs)"] = [Duration(sum(_seconds(m) for m in ms)) for ms in manifests.values()]
+    regimes = list(manifests)
+    body = pd.DataFrame.from_dict(rows, orient="index", columns=regimes).astype(object)
+    body.index.name = "recorded"
+    return ReportTable("environment", "Environment of the runs", body, "From each run's manifest.json.")
+
+
+def _seconds(manifest: Mapping[str, Any]) -> float:
+    return float(manifest.get("timings_seconds", {}).get("total", math.nan))
+
+
+def _seen(values: Iterable[Any]) -> str:
+    distinct = sorted({str(v) for v in values if v is not None})
+    return ", ".join(distinct) if distinct else "not recorded"

@@ -1,0 +1,107 @@
+"""The report's verdict, generated from the numbers: who wins, by how much, and how sure we can be.
+
+Every sentence is chosen by a comparison of computed values, and claims no more than they support:
+a winner is named only when McNemar's test (every seed pair, same direction) and the bootstrap
+interval agree; otherwise the text says the evidence is mixed or shows no difference.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from reports.stats import ALPHA, Comparison, Estimate
+from reports.tables import SPLIT_NAMES, Interval, PValue, Signed, format_value
+
+PAPER_CLAIM = "the paper's conclusion that transfer learning improves accuracy"
+
+
+def verdict(comparison: Comparison, accuracy: Mapping[str, Estimate], synthetic: bool) -> list[str]:
+    """Sentences for the report's verdict section, in order."""
+    split = SPLIT_NAMES[comparison.split]
+    sentences = [
+        _lead(comparison, accuracy, split),
+        _mcnemar(comparison, split),
+        _bootstrap(comparison, split),
+        _conclusion(comparison, split),
+    ]
+    return [_capitalized(s) for s in sentences + caveats(comparison, accuracy, synthetic)]
+
+
+def _capitalized(sentence: str) -> str:
+    """Regime names are lower case; a sentence starting with one still starts with a capital."""
+    return sentence[:1].upper() + sentence[1:]
+
+
+def _lead(c: Comparison, accuracy: Mapping[str, Estimate], split: str) -> str:
+    a, b = accuracy[c.name_a], accuracy[c.name_b]
+    counts = f"mean over {a.n} {c.name_a} and {b.n} {c.name_b} run(s)"
+    if a.mean == b.mean:
+        return f"Both regimes have the same mean {split} accuracy, {format_value(a.mean)} ({counts})."
+    winner, loser = (c.name_b, c.name_a) if b.mean > a.mean else (c.name_a, c.name_b)
+    gap = abs(b.mean - a.mean)
+    return (f"{winner} has the higher mean {split} accuracy: {format_value(accuracy[winner].mean)} against "
+            f"{format_value(accuracy[loser].mean)} for {loser}, {gap * 100:.2f} percentage points more ({counts}, "
+            f"on the same {c.n_images} images).")
+
+
+def _mcnemar(c: Comparison, split: str) -> str:
+    favour_b = sum(p.mcnemar.significant() and p.accuracy_b > p.accuracy_a for p in c.pairs)
+    favour_a = sum(p.mcnemar.significant() and p.accuracy_a > p.accuracy_b for p in c.pairs)
+    pvalues = ", ".join(format_value(PValue(p.mcnemar.pvalue)) for p in c.pairs)
+    total = len(c.pairs)
+    head = f"McNemar's test on the {split} images, per seed pair (p: {pvalues}),"
+    if not favour_a and not favour_b:
+        return f"{head} finds no significant difference at the {ALPHA} level in any of the {total} pair(s)."
+    sides = " and ".join(f"{n} favouring {name}" for n, name in ((favour_b, c.name_b), (favour_a, c.name_a)) if n)
+    found = favour_a + favour_b
+    return f"{head} finds a significant difference at the {ALPHA} level in {found} of {total} pair(s): {sides}."
+
+
+def _bootstrap(c: Comparison, split: str) -> str:
+    pooled = c.pooled
+    verdict = "excludes 0" if pooled.excludes_zero else "includes 0, so no difference is consistent with these images"
+    interval, point = format_value(Interval(pooled.low, pooled.high)), format_value(Signed(pooled.difference))
+    return (f"The paired bootstrap 95% interval of the accuracy difference ({c.name_b} − {c.name_a}, every seed "
+            f"pooled) is {interval} around {point}; it {verdict}.")
+
+
+def _conclusion(c: Comparison, split: str) -> str:
+    direction = _agreed_direction(c)
+    if direction is not None:
+        winner, loser = (c.name_b, c.name_a) if direction > 0 else (c.name_a, c.name_b)
+        relation = "agrees with" if winner == "transfer" else "contradicts" if winner == "scratch" else "bears on"
+        return (f"Both tests agree: {winner} is more accurate than {loser} on these {split} images. "
+                f"This {relation} {PAPER_CLAIM}.")
+    if c.pooled.excludes_zero or any(p.mcnemar.significant() for p in c.pairs):
+        return ("The evidence is mixed (the tests or the seed pairs disagree), so this report names no winner and "
+                f"neither confirms nor contradicts {PAPER_CLAIM}.")
+    return (f"Neither test finds a significant difference: these runs do not show that either regime is more accurate, "
+            f"and neither confirm nor contradict {PAPER_CLAIM}.")
+
+
+def _agreed_direction(c: Comparison) -> int | None:
+    """+1 (B better) or -1 (A better) when every pair is significant that way and the CI agrees; else None."""
+    if not c.pooled.excludes_zero or not c.pairs:
+        return None
+    sign = 1 if c.pooled.low > 0 else -1
+    agree = all(p.mcnemar.significant() and (p.accuracy_b - p.accuracy_a) * sign > 0 for p in c.pairs)
+    return sign if agree else None
+
+
+def caveats(c: Comparison, accuracy: Mapping[str, Estimate], synthetic: bool) -> list[str]:
+    notes = []
+    if min(e.n for e in accuracy.values()) < 2:
+        notes.append("With one run for a regime, these tests cover the sampling of images only, not the randomness "
+                     "of training; final runs with more seeds (`python cli.py train --from-study NAME --seeds 3`) "
+                     "would cover both.")
+    if c.split == "val":
+        notes.append("No final runs with test predictions: these are validation images, which the search also used "
+                     "to choose the hyperparameters, so they flatter both regimes.")
+    if synthetic:
+        notes.append("The data is a SYNTHETIC SAMPLE of drawn faces: nothing here speaks to real faces or to the "
+                     "paper's results.")
+    return notes
+
+
+def no_verdict(lacks: list[str]) -> list[str]:
+    return ["No verdict: comparing the regimes needs both of them, evaluated on the same images, and this report "
+            f"lacks {'; '.join(lacks)}."]

@@ -1,0 +1,452 @@
+"""The report: tables equal scikit-learn's numbers, Markdown and PDF agree, bad input is named.
+
+Fixtures write run directories file by file in the documented format (no training, no TensorFlow)
+and an optuna SQLite study whose user attributes point at them, the way ``search`` and
+``train --from-study`` leave them.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+from pypdf import PdfReader
+from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, roc_auc_score
+from sklearn.preprocessing import label_binarize
+
+from reports import paper
+from reports.build import build_report, compute, face_indices
+from reports.collect import ReportError, gather, load_run
+from reports.stats import PairingError
+from reports.tables import cells, format_value
+from study import config as config_mod
+from study.config import TrainConfig
+from study.data import CLASSES, Dataset, load_dataset
+from study.errors import UserError
+from study.evaluation import compute_metrics
+from study.runs import write_json, write_npz
+
+K = len(CLASSES)
+
+
+# ----------------------------------------------------------------------------- writing fixtures
+def fake_probs(labels: np.ndarray, accuracy: float, seed: int) -> np.ndarray:
+    """Probabilities whose argmax is the true label for about ``accuracy`` of the images."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 1.0, (len(labels), K))
+    wrong = (labels + rng.integers(1, K, len(labels))) % K
+    target = np.where(rng.random(len(labels)) < accuracy, labels, wrong)
+    logits[np.arange(len(labels)), target] += 3.0
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def history(regime: str, seed: int) -> pd.DataFrame:
+    phases = ["frozen"] * 2 + ["finetune"] * 3 if regime == "transfer" else ["scratch"] * 4
+    rng = np.random.default_rng(100 + seed)
+    n = len(phases)
+    return pd.DataFrame({
+        "epoch": np.arange(1, n + 1), "phase": phases,
+        "loss": np.linspace(2.9, 2.1, n), "cross_entropy": np.linspace(1.9, 1.1, n), "accuracy": np.round(np.linspace(0.3, 0.6, n) + rng.uniform(0, 0.05, n), 4),
+        "val_loss": np.linspace(2.95, 2.2, n), "val_cross_entropy": np.linspace(1.95, 1.2, n), "val_accuracy": np.linspace(0.25, 0.55, n),
+        "learning_rate": [0.01 if p == "frozen" else 0.001 for p in phases], "seconds": np.full(n, 1.5),
+    })
+
+
+def write_run(run_dir: Path, regime: str, seed: int, data: Dataset, accuracy: float, *, with_test: bool = True,
+              source: str | None = None, fingerprint: str | None = None, study: str = "") -> Path:
+    """A run directory as study.training writes it (model.keras empty: the report never loads it)."""
+    run_dir.mkdir(parents=True)
+    config = TrainConfig(regime=regime, seed=seed, backbone="mini_xception")
+    splits = {"val": data.val.y, **({"test": data.test.y} if with_test else {})}
+    probs = {name: fake_probs(y, accuracy, seed * 10 + len(name) + (0 if regime == "scratch" else 5))
+             for name, y in splits.items()}
+    metrics = {name: compute_metrics(y, probs[name]) for name, y in splits.items()}
+    write_json(run_dir / "config.json", config_mod.to_dict(config))
+    history(regime, seed).to_csv(run_dir / "history.csv", index=False)
+    write_json(run_dir / "metrics.json", {**metrics, "summary": {"epochs": 4}})
+    arrays = {"class_names": np.array(CLASSES)}
+    for name, y in splits.items():
+        arrays[f"{name}_labels"], arrays[f"{name}_probs"] = y, probs[name]
+    write_npz(run_dir / "predictions.npz", **arrays)
+    (run_dir / "model.keras").write_bytes(b"")
+    write_json(run_dir / "manifest.json", {
+        "versions": {"python": "3.11.9", "tensorflow": "2.18.0", "keras": "3.6.0", "numpy": "2.0.2",
+                     "scikit_learn": "1.5.2"},
+        "device": "CPU (x86_64)", "precision": "float32", "seed": seed,
+        "data": {"source": source or data.source, "layout": data.layout, "fingerprint": fingerprint or data.fingerprint,
+                 "synthetic": data.synthetic,
+                 "sizes": {name: int(len(getattr(data, name).y)) for name in ("train", "val", "test")}},
+        "timings_seconds": {"total": 12.5 + seed}, "created": "2025-01-01T00:00:00", "study": study,
+    })
+    return run_dir
+
+
+def make_study(url: str, name: str, regime: str, data: Dataset, runs_dir: Path, *, seeds: tuple[int, ...] = (0, 1),
+               accuracy: float = 0.5, trials: int = 4, **run_options) -> optuna.Study:
+    """A finished search (complete, pruned and failed trials) and, per seed, a final run."""
+    study = optuna.create_study(storage=url, study_name=name, direction="maximize")
+    for key, value in {"regime": regime, "backend": "optuna", "objective": "accuracy", "direction": "maximize",
+                       "data": data.source, "fingerprint": data.fingerprint, "base": {}, "max_epochs": 2}.items():
+        study.set_user_attr(key, value)
+    distributions = {"learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+                     "batch_size": CategoricalDistribution((32, 64, 128)), "momentum": FloatDistribution(0.0, 0.95)}
+    for number in range(trials):
+        trial_dir = write_run(runs_dir / name / f"trial-{number}", regime, 0, data, accuracy - 0.05 * number,
+                              with_test=False, study=name, **run_options)
+        params = {"learning_rate": 10 ** (-3 + number * 0.4), "batch_size": (32, 64, 128)[number % 3],
+                  "momentum": 0.2 * number}
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=distributions, value=accuracy - 0.05 * number,
+            user_attrs={"run_dir": str(trial_dir), "epochs": 4, "seconds": 3.0}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params=params, distributions=distributions,
+                                              intermediate_values={0: 0.2, 1: 0.25}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params=params, distributions=distributions,
+                                              user_attrs={"error": "the training loss became nan"}))
+    finals = [str(write_run(runs_dir / name / f"final-seed{s}", regime, s, data, accuracy, study=name, **run_options))
+              for s in seeds]
+    if finals:
+        study.set_user_attr("final_runs", finals)
+    return study
+
+
+def storage(tmp: Path) -> str:
+    return f"sqlite:///{tmp / 'studies.db'}"
+
+
+@pytest.fixture(scope="module")
+def data(sample_dir: Path) -> Dataset:
+    return load_dataset(sample_dir)
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory, data: Dataset) -> Iterator[dict]:
+    """Both regimes, two seeds each, built once: the report every content test reads."""
+    tmp = tmp_path_factory.mktemp("full")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FER_STUDY_CACHE", str(tmp / "cache"))
+        make_study(storage(tmp), "scratch-optuna", "scratch", data, tmp / "runs", accuracy=0.45)
+        make_study(storage(tmp), "transfer-optuna", "transfer", data, tmp / "runs", accuracy=0.85)
+        built = build_report(storage(tmp), out=tmp / "out")
+        content = compute(gather(storage(tmp)))
+        yield {"tmp": tmp, "built": built, "content": content, "md": (tmp / "out" / "report.md").read_text(),
+               "pdf": PdfReader(tmp / "out" / "report.pdf")}
+
+
+def predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    arrays = np.load(run_dir / "predictions.npz")
+    return arrays["test_labels"], arrays["test_probs"]
+
+
+def final_dirs(tmp: Path, regime: str) -> list[Path]:
+    return [tmp / "runs" / f"{regime}-optuna" / f"final-seed{s}" for s in (0, 1)]
+
+
+def cell(table, row: str, column: str):
+    return table.frame.loc[row, column]
+
+
+# ----------------------------------------------------------------------------- the paper's values
+def test_paper_table_ii_totals_are_the_sum_of_its_classes() -> None:
+    for regime in ("transfer", "scratch"):
+        classes = sum(paper.TABLE_II[c][regime].value for c in CLASSES)
+        assert classes == paper.TABLE_II["total"][regime].value
+
+
+def test_paper_values_are_labelled_and_copied_faithfully(full: dict) -> None:
+    table = full["content"].tables["table1"]
+    assert format_value(cell(table, "val accuracy (evaluated model)", "scratch: paper")) == "≈0.98"
+    assert format_value(cell(table, "accuracy (train, last epoch)", "transfer: paper")) == "≈0.72"
+    assert format_value(cell(full["content"].tables["table2"], "total", "transfer: paper")) == "4608"
+    assert "contradicts itself" in table.note
+    assert "| metric | scratch: ours | scratch: paper | transfer: ours | transfer: paper |" in full["md"]
+
+
+# ------------------------------------------------------------------------ tables equal sklearn
+@pytest.mark.parametrize("regime", ["scratch", "transfer"])
+def test_tables_equal_scikit_learn_on_the_stored_predictions(full: dict, regime: str) -> None:
+    tables = full["content"].tables
+    per_seed = [predictions(d) for d in final_dirs(full["tmp"], regime)]
+    onehots = [label_binarize(y, classes=list(range(K))) for y, _ in per_seed]
+    tp = np.mean([np.diag(confusion_matrix(y, p.argmax(1), labels=list(range(K)))) for y, p in per_seed], axis=0)
+    for i, name in enumerate(CLASSES):
+        assert cell(tables["table2"], name, f"{regime}: ours").mean == pytest.approx(tp[i])
+        auc = np.mean([roc_auc_score(o[:, i], p[:, i]) for o, (_, p) in zip(onehots, per_seed)])
+        assert cell(tables["table3"], name, f"{regime}: ours").mean == pytest.approx(auc)
+        ap = np.mean([average_precision_score(o[:, i], p[:, i]) for o, (_, p) in zip(onehots, per_seed)])
+        assert cell(tables["table4"], name, f"{regime}: ours").mean == pytest.approx(ap)
+    assert cell(tables["table2"], "total", f"{regime}: ours").mean == pytest.approx(tp.sum())
+    micro = np.mean([roc_auc_score(o.ravel(), p.ravel()) for o, (_, p) in zip(onehots, per_seed)])
+    assert cell(tables["table3"], "micro-average", f"{regime}: ours").mean == pytest.approx(micro)
+    micro_ap = np.mean([average_precision_score(o, p, average="micro") for o, (_, p) in zip(onehots, per_seed)])
+    assert cell(tables["table4"], "micro-average", f"{regime}: ours").mean == pytest.approx(micro_ap)
+    f1 = np.mean([f1_score(y, p.argmax(1), average="macro") for y, p in per_seed])
+    assert cell(tables["recall"], "macro-F1", regime).mean == pytest.approx(f1)
+
+
+def test_table_i_reads_the_last_epoch_and_the_evaluated_model(full: dict) -> None:
+    table = full["content"].tables["table1"]
+    runs = final_dirs(full["tmp"], "transfer")
+    last = [pd.read_csv(d / "history.csv").iloc[-1] for d in runs]
+    assert cell(table, "accuracy (train, last epoch)", "transfer: ours").mean == pytest.approx(
+        np.mean([row["accuracy"] for row in last]))
+    # the train loss is the cross-entropy alone, not Keras's loss with the L2 penalty added
+    assert cell(table, "loss (train, last epoch)", "transfer: ours").mean == pytest.approx(
+        np.mean([row["cross_entropy"] for row in last]))
+    test_accuracy = [np.mean(y == p.argmax(1)) for y, p in map(predictions, runs)]
+    estimate = cell(table, "test accuracy", "transfer: ours")
+    assert estimate.mean == pytest.approx(np.mean(test_accuracy)) and estimate.n == 2
+    assert estimate.half_width == pytest.approx(12.706204736 * np.std(test_accuracy, ddof=1) / np.sqrt(2))
+
+
+def test_markdown_shows_the_formatted_cells(full: dict) -> None:
+    for table in full["content"].tables.values():
+        header, rows = cells(table)
+        assert "| " + " | ".join(header) + " |" in full["md"]
+        for row in rows:
+            assert "| " + " | ".join(v.replace("|", "\\|") for v in row) + " |" in full["md"]
+
+
+def test_pdf_carries_the_same_table_values_as_the_markdown(full: dict) -> None:
+    text = " ".join(page.extract_text() for page in full["pdf"].pages)
+    for table in full["content"].tables.values():
+        header, rows = cells(table)
+        for value in [v for row in rows for v in row[1:]]:
+            assert _squash(value) in _squash(text), f"{table.title}: {value!r} not in the PDF"
+    numbers = set(re.findall(r"[-+≈]?\d+\.\d+", full["md"]))
+    assert numbers and numbers <= set(re.findall(r"[-+≈]?\d+\.\d+", text))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def test_pdf_is_a_document_with_page_numbers_and_figures(full: dict) -> None:
+    reader = full["pdf"]
+    assert len(reader.pages) > 3
+    assert "page 2" in reader.pages[1].extract_text()
+    assert reader.metadata.title.startswith("Scratch vs transfer")
+    images = sum(len(page.images) for page in reader.pages)
+    assert images == len(full["built"].figures)
+
+
+def test_every_figure_is_written_and_referenced(full: dict) -> None:
+    out = full["tmp"] / "out"
+    expected = {"seeds", "data:" + full["content"].data[0].fingerprint}
+    expected |= {f"{kind}:{r}" for kind in ("training", "confusion", "roc", "pr", "faces") for r in ("scratch", "transfer")}
+    expected |= {f"{kind}:{r}-optuna" for kind in ("history", "importance", "parallel") for r in ("scratch", "transfer")}
+    assert set(full["built"].figures) == expected
+    for figure in full["built"].figures.values():
+        assert (out / figure.path).stat().st_size > 5000
+        assert f"]({figure.path.as_posix()})" in full["md"]
+
+
+def test_dataset_card_counts_and_synthetic_banner(full: dict, data: Dataset) -> None:
+    card = full["content"].tables[f"data-{data.fingerprint}"]
+    for split in ("train", "val", "test"):
+        assert list(card.frame[split].iloc[:-1]) == list(data.counts()[split])
+    assert full["md"].count("SYNTHETIC SAMPLE") >= 2
+    assert full["md"].splitlines()[0] == "# Scratch vs transfer learning for facial emotion recognition"
+
+
+def test_face_grid_shows_the_same_faces_for_both_regimes() -> None:
+    picked = face_indices(55)
+    assert len(picked) == 9 and len(set(picked)) == 9
+    assert np.array_equal(picked, face_indices(55))
+    assert len(face_indices(4)) == 4
+
+
+def test_comparison_and_verdict_follow_the_numbers(full: dict) -> None:
+    content = full["content"]
+    comparison = content.comparison
+    assert [(p.seed_a, p.seed_b) for p in comparison.pairs] == [(0, 0), (1, 1)]
+    y, _ = predictions(final_dirs(full["tmp"], "scratch")[0])
+    accuracy = {r: np.mean([np.mean(yy == p.argmax(1)) for yy, p in map(predictions, final_dirs(full["tmp"], r))])
+                for r in ("scratch", "transfer")}
+    assert comparison.pooled.difference == pytest.approx(accuracy["transfer"] - accuracy["scratch"])
+    text = " ".join(content.verdict)
+    assert text.startswith("Transfer has the higher mean test accuracy")
+    assert ("excludes 0" in text) == comparison.pooled.excludes_zero
+    assert "SYNTHETIC SAMPLE" in text
+
+
+def test_search_summary_counts_trials_and_params(full: dict) -> None:
+    table = full["content"].tables["search"]
+    assert cell(table, "trials complete", "scratch-optuna") == 4
+    assert cell(table, "trials pruned", "scratch-optuna") == 1
+    assert cell(table, "trials failed", "scratch-optuna") == 1
+    assert cell(table, "best trial", "scratch-optuna") == 0
+    assert cell(table, "epochs trained (all trials)", "scratch-optuna") == 4 * 4 + 2
+    importances = full["content"].tables["importance-transfer-optuna"].frame["importance"]
+    assert sum(importances) == pytest.approx(1.0)
+    assert "transfer-optuna" in full["md"]
+
+
+# ------------------------------------------------------------------------------ choosing studies
+def test_default_study_is_the_one_with_most_final_runs_and_study_overrides(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-a", "scratch", data, tmp_path / "runs", seeds=(0, 1))
+    make_study(url, "scratch-b", "scratch", data, tmp_path / "runs", seeds=(0,))
+    make_study(url, "transfer-a", "transfer", data, tmp_path / "runs", seeds=(0,))
+    assert gather(url).regimes["scratch"].search.name == "scratch-a"
+    assert gather(url, ["scratch-b"]).regimes["scratch"].search.name == "scratch-b"
+    with pytest.raises(ReportError, match="both scratch studies: pass one study per regime"):
+        gather(url, ["scratch-a", "scratch-b"])
+    with pytest.raises(ReportError, match="no study named 'nope'.*studies: scratch-a, scratch-b, transfer-a"):
+        gather(url, ["nope"])
+
+
+def test_without_final_runs_the_best_trial_is_shown_on_validation(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-s", "scratch", data, tmp_path / "runs", seeds=())
+    make_study(url, "transfer-s", "transfer", data, tmp_path / "runs", seeds=(0,), accuracy=0.9)
+    evidence = gather(url)
+    assert evidence.regimes["scratch"].source == "trial" and evidence.regimes["scratch"].trial_number == 0
+    content = compute(evidence)
+    assert content.split == "val" and content.comparison.split == "val"
+    assert content.tables["table2"].title == "Table II: true positives per class (validation)"
+    assert "These are validation values" in content.tables["table3"].note
+    assert format_value(cell(content.tables["table1"], "test accuracy", "transfer: ours")) == "n/a"
+    assert any("validation images" in s for s in content.verdict)
+
+
+# ------------------------------------------------------------------------------------ bad input
+def test_no_store_and_an_empty_store_are_one_clear_error_each(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"no study store at .*studies.db \(sqlite:///.*\): run `python cli.py search"):
+        build_report(storage(tmp_path), out=tmp_path / "out")
+    assert not (tmp_path / "studies.db").exists()
+    optuna.storages.RDBStorage(storage(tmp_path))
+    with pytest.raises(ReportError, match=r"no studies in sqlite:///.*: run `python cli.py search"):
+        build_report(storage(tmp_path), out=tmp_path / "out")
+
+
+def test_one_regime_is_an_error_unless_partial_and_then_the_first_line_says_so(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-only", "scratch", data, tmp_path / "runs", seeds=(0,), trials=2)
+    with pytest.raises(ReportError, match="no transfer study in .*--regime transfer.*--partial"):
+        build_report(url, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    built = build_report(url, out=tmp_path / "out", formats="md,pdf", partial=True)
+    first = (tmp_path / "out" / "report.md").read_text().splitlines()[0]
+    assert first.startswith("**PARTIAL REPORT: it lacks a transfer study")
+    pdf_first = PdfReader(built.documents["pdf"]).pages[0].extract_text().splitlines()[0]
+    assert pdf_first.startswith("PARTIAL REPORT: it lacks a transfer study")
+
+
+def test_a_corrupt_run_file_is_named(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-c", "scratch", data, tmp_path / "runs", trials=2)
+    make_study(url, "transfer-c", "transfer", data, tmp_path / "runs", trials=2)
+    bad = tmp_path / "runs" / "transfer-c" / "final-seed1" / "metrics.json"
+    bad.write_text("{not json")
+    with pytest.raises(ReportError, match=f"study transfer-c: run file {re.escape(str(bad))} is corrupt"):
+        gather(url)
+    evidence = gather(url, partial=True)
+    assert evidence.regimes["transfer"].seeds == [0]
+    assert evidence.lacks[0].startswith("a final run of study transfer-c (run file") and str(bad) in evidence.lacks[0]
+
+
+def test_a_missing_run_file_is_named(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-m", "scratch", data, tmp_path / "runs", seeds=(0,), trials=2)
+    make_study(url, "transfer-m", "transfer", data, tmp_path / "runs", seeds=(0,), trials=2)
+    (tmp_path / "runs" / "scratch-m" / "final-seed0" / "predictions.npz").unlink()
+    with pytest.raises(ReportError, match="final-seed0 is incomplete: missing predictions.npz"):
+        gather(url)
+
+
+@pytest.mark.parametrize(("file", "content", "message"), [
+    ("history.csv", "garbage\n1\n", "history.csv is corrupt: it lacks the column(s) epoch, phase"),
+    ("history.csv", "epoch,phase,loss,accuracy,val_loss,val_accuracy\n", "history.csv is corrupt: it has no epochs"),
+])
+def test_a_run_file_that_parses_but_lacks_what_the_report_reads_is_named(tmp_path: Path, data: Dataset, file: str,
+                                                                          content: str, message: str) -> None:
+    run_dir = write_run(tmp_path / "run", "scratch", 0, data, 0.5)
+    (run_dir / file).write_text(content)
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_run(run_dir)
+
+
+def test_predictions_of_the_wrong_shape_are_named(tmp_path: Path, data: Dataset) -> None:
+    run_dir = write_run(tmp_path / "run", "scratch", 0, data, 0.5)
+    arrays = dict(np.load(run_dir / "predictions.npz"))
+    write_npz(run_dir / "predictions.npz", **{**arrays, "test_probs": arrays["test_probs"][:, :3]})
+    with pytest.raises(UserError, match=f"predictions.npz is corrupt: test_probs is {len(data.test.y)}x3, expected "
+                                        f"{len(data.test.y)}x7"):
+        load_run(run_dir)
+
+
+def test_regimes_on_different_data_are_not_paired(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-d", "scratch", data, tmp_path / "runs", seeds=(0,), trials=2)
+    make_study(url, "transfer-d", "transfer", data, tmp_path / "runs", seeds=(0,), trials=2, fingerprint="0123abcd")
+    with pytest.raises(PairingError, match="scratch seed 0 was evaluated on data .* and transfer seed 0 on data "
+                                           "0123abcd .*train both regimes on the same dataset"):
+        compute(gather(url))
+    content = compute(gather(url), partial=True)
+    assert content.comparison is None and content.lacks[0].startswith("the paired comparison of the regimes")
+    assert content.verdict[0].startswith("No verdict")
+
+
+def test_unavailable_data_skips_the_face_grid_with_a_sentence(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    gone = str(tmp_path / "moved-away")
+    make_study(url, "scratch-u", "scratch", data, tmp_path / "runs", seeds=(0,), trials=1, source=gone)
+    make_study(url, "transfer-u", "transfer", data, tmp_path / "runs", seeds=(0,), trials=1, source=gone)
+    built = build_report(url, out=tmp_path / "out", formats="md")
+    text = built.documents["md"].read_text()
+    assert not any(key.startswith("faces:") for key in built.figures)
+    assert f"No face grid for scratch: the dataset at {gone} cannot be read" in text
+    assert "Train counts are unknown" in text
+    assert "No parallel-coordinate plot: it needs at least 2 complete trials" in text
+    assert "Hyperparameter importances need at least 2 complete trials" in text
+    assert "pdf" not in built.documents and not (tmp_path / "out" / "report.pdf").exists()
+
+
+def test_bad_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--format takes a comma-separated list of md, pdf, got 'md,docx'"):
+        build_report(storage(tmp_path), out=tmp_path / "out", formats="md,docx")
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    from cli import cli
+
+    result = CliRunner().invoke(cli, ["report", "--storage", storage(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: no study store at ")
+
+
+# ------------------------------------------------------------------------------ end to end (slow)
+@pytest.mark.slow
+def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_dir: Path) -> None:
+    """search (both regimes) -> train --from-study (2 seeds each) -> report, all through the real code."""
+    from cli import cli
+    from study.tuning.final import train_from_study
+
+    url, runs = storage(tmp_path), tmp_path / "runs"
+    fast = ["--trials", "2", "--data", str(sample_dir), "--storage", url, "--runs-dir", str(runs), "--max-epochs", "1",
+            "--backbone", "mini_xception"]
+    runner = CliRunner()
+    assert runner.invoke(cli, ["search", "--regime", "scratch", *fast], catch_exceptions=False).exit_code == 0
+    weights = runs / "scratch-optuna" / "trial-0" / "model.keras"
+    transfer = ["search", "--regime", "transfer", *fast, "--weights", str(weights), "--pruner", "none"]
+    assert runner.invoke(cli, transfer, catch_exceptions=False).exit_code == 0
+    for name in ("scratch-optuna", "transfer-optuna"):
+        train_from_study(name, url, seeds=2, runs_dir=runs, progress=False)
+    result = runner.invoke(cli, ["report", "--storage", url, "--out", str(tmp_path / "out")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    content = compute(gather(url))
+    assert content.split == "test" and len(content.comparison.pairs) == 2
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Table I: accuracy and loss" in text and "Paired comparison on the same" in text
+    pdf_text = " ".join(page.extract_text() for page in PdfReader(tmp_path / "out" / "report.pdf").pages)
+    for value in cells(content.tables["table1"])[1][0][1:]:
+        assert _squash(value) in _squash(pdf_text)
