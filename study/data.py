@@ -201,8 +201,8 @@ def _locate(path: Path) -> _Source:
             raise DataError(f"{path} is neither a folder nor a .csv file: pass the dataset folder or {CSV_NAME}")
         return _csv_source(path)
     root = _find_root(path)
-    csv = _child(root, CSV_NAME, want_dir=False)
-    if _child(root, "train") is None and _child(root, "test") is None and csv is not None:
+    csv = child_path(root, CSV_NAME, want_dir=False)
+    if child_path(root, "train") is None and child_path(root, "test") is None and csv is not None:
         return _csv_source(csv)
     return _folder_source(root)
 
@@ -211,7 +211,7 @@ def _find_root(path: Path) -> Path:
     """Descend through single subfolders (an unzip wrapper, a kagglehub cache) to the dataset root."""
     candidate = path
     for _ in range(6):
-        if _child(candidate, "train") or _child(candidate, "test") or _child(candidate, CSV_NAME, want_dir=False):
+        if child_path(candidate, "train") or child_path(candidate, "test") or child_path(candidate, CSV_NAME, want_dir=False):
             return candidate
         subdirs = _subdirs(candidate)
         versions = [d for d in subdirs if d.name.isdigit()]
@@ -231,7 +231,7 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def _child(folder: Path, name: str, *, want_dir: bool = True) -> Path | None:
+def child_path(folder: Path, name: str, *, want_dir: bool = True) -> Path | None:
     """The child named ``name`` (case-insensitive), so Train/ or FER2013.csv are found too."""
     for entry in sorted(folder.iterdir()):
         if entry.name.lower() == name.lower() and (entry.is_dir() if want_dir else entry.is_file()):
@@ -240,24 +240,24 @@ def _child(folder: Path, name: str, *, want_dir: bool = True) -> Path | None:
 
 
 def _is_folder_dataset(path: Path) -> bool:
-    return path.is_dir() and _child(path, "train") is not None and _child(path, "test") is not None
+    return path.is_dir() and child_path(path, "train") is not None and child_path(path, "test") is not None
 
 
 def _folder_source(root: Path) -> _Source:
     files: dict[str, list[tuple[str, int]]] = {}
     stats: list[tuple[str, int, int]] = []
     for split in ("train", "test"):
-        split_dir = _child(root, split)
+        split_dir = child_path(root, split)
         if split_dir is None:
             other = "test" if split == "train" else "train"
             raise DataError(
                 f"{root} has {other}/ but no {split}/: the dataset needs both train/<class>/ and test/<class>/"
             )
-        files[split] = _list_split(root, split_dir, stats)
+        files[split] = list_split(root, split_dir, stats)
     return _Source(root, "folders", _digest(["folders", str(root.resolve()), *map(str, stats)]), files)
 
 
-def _list_split(root: Path, split_dir: Path, stats: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
+def list_split(root: Path, split_dir: Path, stats: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
     """Image files of one split, ordered by class then name so the order is the same everywhere."""
     entries: list[tuple[int, str, str]] = []
     class_dirs = _subdirs(split_dir)
@@ -388,7 +388,7 @@ def _fingerprint(parts: dict[str, Part]) -> str:
 
 
 # ------------------------------------------------------------------------------------- decoding
-def _decode_image(path: Path) -> tuple[np.ndarray | None, bool]:
+def decode_image(path: Path) -> tuple[np.ndarray | None, bool]:
     """48x48 grayscale pixels and whether a conversion was needed; None when unreadable."""
     try:
         with Image.open(path) as image:
@@ -408,7 +408,7 @@ def _decode_folders(source: _Source) -> _Decoded:
     workers = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for split, entries in source.files.items():
-            results = list(pool.map(_decode_image, [source.root / rel for rel, _ in entries]))
+            results = list(pool.map(decode_image, [source.root / rel for rel, _ in entries]))
             good = [(pixels, label) for (pixels, _), (_, label) in zip(results, entries) if pixels is not None]
             skipped += [rel for (pixels, _), (rel, _) in zip(results, entries) if pixels is None]
             converted += sum(flag for _, flag in results)

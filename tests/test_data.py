@@ -58,13 +58,13 @@ def hashes(split: data.Split) -> set[bytes]:
 
 def decode_spy(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     calls: list[Path] = []
-    real = data._decode_image
+    real = data.decode_image
 
     def spy(path: Path) -> tuple[np.ndarray | None, bool]:
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(data, "_decode_image", spy)
+    monkeypatch.setattr(data, "decode_image", spy)
     return calls
 
 

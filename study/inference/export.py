@@ -1,0 +1,214 @@
+"""Export a model for serving and prove the export computes what the Keras model computes.
+
+Formats: a TensorFlow SavedModel (Keras's ``model.export``), TFLite (converted from that
+SavedModel; ``quantize`` = dynamic-range quantization, int8 weights with float activations) and
+ONNX (Keras's ``model.export(format="onnx")``, which runs tf2onnx; checked with onnxruntime).
+Every export keeps the model's contract: float32 (N, 48, 48, 1) raw 0..255 grayscale in, the 7
+probabilities of ``study.data.CLASSES`` out, since the preprocessing is a layer inside the model.
+
+An export is written beside its destination, run on sample faces, compared with the Keras
+model's probabilities, and only then moved into place; one outside the tolerance is deleted.
+
+Tolerances (probabilities in [0, 1]):
+* float exports: max |p_export - p_keras| <= 1e-4. The same float32 graph run by another
+  kernel library (XNNPACK, onnxruntime) differs only by summation order, about 1e-7; any real
+  conversion error (a lost preprocessing step, a transposed layout) is orders of magnitude larger.
+* dynamic-range quantized TFLite: max |diff| <= 0.1 and the top-1 emotion the same on >= 90%
+  of the faces. Int8 weights move probabilities by up to a few hundredths; more means the model
+  does not survive quantization.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from study.errors import UserError
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+CHECK_FACES = 16
+
+
+class ExportError(UserError):
+    """An export cannot be written, cannot run, or does not agree with the Keras model."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    max_abs_diff: float
+    min_agreement: float
+
+    def describe(self) -> str:
+        agreement = f", top-1 agreement >= {self.min_agreement:.0%}" if self.min_agreement else ""
+        return f"max |diff| <= {self.max_abs_diff:g}{agreement}"
+
+
+FLOAT_TOLERANCE = Tolerance(1e-4, 0.0)  # agreement is implied: a tie within 1e-4 may flip either way
+QUANTIZED_TOLERANCE = Tolerance(0.1, 0.9)
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """How the export's probabilities compare with the Keras model's on the same faces."""
+
+    faces: int
+    max_abs_diff: float
+    agreement: float
+    tolerance: Tolerance
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance.max_abs_diff and self.agreement >= self.tolerance.min_agreement
+
+    def describe(self) -> str:
+        return (f"on {self.faces} faces: max |p_export - p_keras| = {self.max_abs_diff:.3g}, "
+                f"top-1 agreement {self.agreement:.0%} (tolerance: {self.tolerance.describe()})")
+
+
+def compare(reference: np.ndarray, exported: np.ndarray, tolerance: Tolerance) -> ExportCheck:
+    diff = float(np.max(np.abs(exported - reference))) if len(reference) else 0.0
+    agreement = float(np.mean(exported.argmax(axis=1) == reference.argmax(axis=1))) if len(reference) else 1.0
+    return ExportCheck(len(reference), diff, agreement, tolerance)
+
+
+def export_model(model, fmt: str, out: str | Path, faces: np.ndarray,
+                 quantize: bool = False) -> tuple[Path, ExportCheck]:
+    """Write ``model`` as ``fmt`` to ``out``, checked on ``faces`` ((N, 48, 48) uint8)."""
+    out = Path(out).expanduser()
+    _check_request(fmt, out, quantize)
+    staging = out.with_name(f".{out.name}.partial")
+    _remove(staging)
+    try:
+        x = np.asarray(faces, np.float32).reshape(-1, *model.inputs[0].shape[1:])
+        reference = np.asarray(model.predict_on_batch(x))  # first: the ONNX exporter needs a model that has run
+        _write(fmt, model, staging, quantize)
+        check = compare(reference, RUNNERS[fmt](staging, x), QUANTIZED_TOLERANCE if quantize else FLOAT_TOLERANCE)
+        if not check.ok:
+            raise ExportError(f"the {fmt} export disagrees with the Keras model {check.describe()}: it was not kept")
+        _remove(out)
+        os.replace(staging, out)
+    finally:
+        _remove(staging)
+    return out, check
+
+
+def _write(fmt: str, model, path: Path, quantize: bool) -> None:
+    """Converter failures come as any exception type, often with pages of graph dump: keep one line."""
+    try:
+        WRITERS[fmt](model, path, quantize)
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ExportError(f"the {fmt} conversion failed ({reason}): try another --format") from exc
+
+
+def _check_request(fmt: str, out: Path, quantize: bool) -> None:
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if quantize and fmt != "tflite":
+        raise ExportError(f"--quantize applies to tflite only (dynamic-range quantization); drop it for {fmt}")
+    if fmt == "savedmodel" and (out.is_file() or (out.is_dir() and any(out.iterdir()))):
+        raise ExportError(
+            f"{out} already exists: a SavedModel needs a new or empty folder; remove it or choose another --out"
+        )
+    if fmt != "savedmodel" and out.is_dir():
+        raise ExportError(f"{out} is a folder: a {fmt} export is one file; pass a file path such as model.{fmt}")
+    if fmt == "onnx":
+        _require_onnx()
+
+
+def _require_onnx() -> None:
+    missing = [name for name in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ExportError(
+            f"ONNX export needs {' and '.join(missing)}: pip install 'tf2onnx>=1.17,<2' 'onnxruntime>=1.17' "
+            "(or pip install -e '.[onnx]')"
+        )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+# ------------------------------------------------------------------------------------ writers
+def _write_savedmodel(model, path: Path, quantize: bool) -> None:
+    model.export(str(path), format="tf_saved_model", verbose=False)
+
+
+def _write_tflite(model, path: Path, quantize: bool) -> None:
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_savedmodel(model, Path(tmp) / "savedmodel", False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "savedmodel"))
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no dataset given: dynamic range
+        path.write_bytes(converter.convert())
+
+
+def _write_onnx(model, path: Path, quantize: bool) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # keras's tf2onnx shim probes np.object
+        model.export(str(path), format="onnx", verbose=False)
+
+
+WRITERS: dict[str, Callable[[object, Path, bool], None]] = {
+    "savedmodel": _write_savedmodel, "tflite": _write_tflite, "onnx": _write_onnx,
+}
+
+
+# ------------------------------------------------------------------------------------ runners
+def _run_savedmodel(path: Path, x: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))  # kept in a name: the function dies with its owner's variables
+    return np.asarray(loaded.serve(tf.constant(x)))
+
+
+def _run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        # TF 2.21 still ships tf.lite.Interpreter and warns about its future move to ai-edge-litert.
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+    source = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(source["index"], list(x.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(source["index"], x)
+    interpreter.invoke()
+    return np.asarray(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+
+
+def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {session.get_inputs()[0].name: x})[0])
+
+
+RUNNERS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {
+    "savedmodel": _run_savedmodel, "tflite": _run_tflite, "onnx": _run_onnx,
+}
+
+
+# ------------------------------------------------------------------------------------ from the CLI
+def export_named(model: str, storage: str, fmt: str, out: str | Path, quantize: bool = False,
+                 data: str | None = None, seed: int = 0) -> tuple[Path, ExportCheck]:
+    """MODEL as the CLI names it, checked on test faces of ``data`` or on generated faces."""
+    from study.inference import models
+    from study.inference.samples import generated_faces, labelled_faces
+
+    _check_request(fmt, Path(out).expanduser(), quantize)  # before the slow model load
+    _, keras_model = models.load(model, storage)
+    faces = labelled_faces(data, CHECK_FACES, seed).x if data else generated_faces(CHECK_FACES, seed)
+    return export_model(keras_model, fmt, out, faces, quantize)

@@ -1,0 +1,148 @@
+"""``predict`` from start to end: load the model once, then every input, images before videos.
+
+An input that fails (unreadable, no face, cannot be written) is reported on its own line and the
+others go on; ``InputsFailed`` at the end makes the exit status 2 when any did.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from study.inference import models, output
+from study.inference.drawing import draw_faces, write_image
+from study.inference.errors import InputError, InputsFailed
+from study.inference.faces import DEFAULT_MARGIN, FaceFinder
+from study.inference.predictor import (
+    DEFAULT_BATCH_SIZE, EmotionClassifier, FaceRecord, FaceSettings, ImageResult, classify_images,
+)
+from study.inference.sources import VIDEO_OUT_SUFFIX, Failure, Item, collect
+from study.inference.video import DEFAULT_SMOOTH, VideoReport, VideoSettings, display_available, process_video
+from study.tuning.storage import DEFAULT_STORAGE
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """Everything the ``predict`` command was asked, already parsed."""
+
+    model: str
+    inputs: tuple[str, ...] = ()
+    storage: str = DEFAULT_STORAGE
+    annotate: str | None = None
+    detect: bool = True
+    json_path: str | None = None
+    csv_path: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    margin: float = DEFAULT_MARGIN
+    smooth: int = DEFAULT_SMOOTH
+    webcam: int | None = None
+    max_frames: int | None = None
+
+
+@dataclass
+class _Outcome:
+    faces: list[FaceRecord]
+    videos: list[VideoReport]
+    failures: list[Failure]
+
+
+class _Pipeline:
+    """The loaded model, detector and settings shared by every input of one command."""
+
+    def __init__(self, request: PredictRequest, console: Console, err_console: Console) -> None:
+        self.request, self.console, self.err_console = request, console, err_console
+        self.model_path, model = models.load(request.model, request.storage)
+        self.classifier = EmotionClassifier(model, request.batch_size)
+        self.finder = FaceFinder()
+        self.faces = FaceSettings(request.detect, request.margin)
+
+    def fail(self, failure: Failure, outcome: _Outcome) -> None:
+        self.err_console.print(f"[bold red]failed:[/] {failure.message}", highlight=False, soft_wrap=True)
+        outcome.failures.append(failure)
+
+    def images(self, items: list[Item], outcome: _Outcome) -> None:
+        for result in classify_images(items, self.classifier, self.finder, self.faces):
+            if isinstance(result, Failure):
+                self.fail(result, outcome)
+                continue
+            outcome.faces += result.faces
+            self._annotate(result, outcome)
+
+    def _annotate(self, result: ImageResult, outcome: _Outcome) -> None:
+        if result.item.annotate_to is None or result.image is None:
+            return
+        try:
+            write_image(result.item.annotate_to, draw_faces(result.image, result.faces))
+        except InputError as exc:
+            self.fail(Failure(result.item.name, str(exc)), outcome)
+
+    def video(self, source: Path | int, name: str, out: Path | None, show: bool, outcome: _Outcome) -> None:
+        settings = VideoSettings(self.request.smooth, self.request.max_frames, show)
+        try:
+            report = process_video(source, name, self.classifier, self.finder, self.faces, settings, out)
+        except InputError as exc:
+            self.fail(Failure(name, str(exc)), outcome)
+            return
+        outcome.videos.append(report)
+        self.console.print(output.tracks_table(report))
+        if out is not None:
+            self.console.print(f"annotated video: {out}")
+        if not report.records:
+            message = (f"no face found in any of the {report.frames} frames of {name}: the detector needs "
+                       "frontal faces; pass --no-detect for cropped-face video")
+            self.fail(Failure(name, message), outcome)
+
+
+def run_predict(request: PredictRequest, console: Console, err_console: Console) -> None:
+    """Classify every input (or the camera), print the tables, write the requested files."""
+    camera = _camera_plan(request) if request.webcam is not None else None  # before the slow model load
+    pipeline = _Pipeline(request, console, err_console)
+    outcome = _Outcome([], [], [])
+    if camera is not None:
+        out, show = camera
+        console.print(f"camera {request.webcam}: press {'q in the window' if show else 'Ctrl-C'} to stop")
+        pipeline.video(request.webcam, f"camera {request.webcam}", out, show, outcome)
+        total = 1
+    else:
+        items, missing = collect(list(request.inputs), request.annotate)
+        for failure in missing:
+            pipeline.fail(failure, outcome)
+        pipeline.images([i for i in items if i.kind == "image"], outcome)
+        if outcome.faces:
+            console.print(output.faces_table(outcome.faces, title=f"emotions ({pipeline.model_path})"))
+        for item in (i for i in items if i.kind == "video"):
+            pipeline.video(item.path, item.name, item.annotate_to, False, outcome)
+        total = len(items) + len(missing)
+    _write_files(request, pipeline.model_path, outcome, console)
+    if outcome.failures:
+        raise InputsFailed(len(outcome.failures), total)
+
+
+def _camera_plan(request: PredictRequest) -> tuple[Path | None, bool]:
+    """Where the camera's frames go: (the --annotate file or None, whether a window shows them)."""
+    show = display_available()
+    if not show and request.annotate is None:
+        raise InputError(
+            "no window can be shown here (no display, or OpenCV without a GUI such as the headless wheel): "
+            "pass --annotate OUT.mp4 to record the camera instead"
+        )
+    out = Path(request.annotate).expanduser() if request.annotate else None
+    if out is not None and out.is_dir():
+        out = out / f"webcam{request.webcam}{VIDEO_OUT_SUFFIX}"
+    return out, show
+
+
+def _write_files(request: PredictRequest, model_path: Path, outcome: _Outcome, console: Console) -> None:
+    if request.annotate and outcome.faces:
+        console.print(f"annotated copies: {request.annotate}")
+    if request.json_path:
+        path = output.write_json(Path(request.json_path), model_path, outcome.faces + _video_faces(outcome),
+                                 outcome.videos, outcome.failures)
+        console.print(f"json: {path}")
+    if request.csv_path:
+        console.print(f"csv: {output.write_csv(Path(request.csv_path), outcome.faces + _video_faces(outcome))}")
+
+
+def _video_faces(outcome: _Outcome) -> list[FaceRecord]:
+    return [record for video in outcome.videos for record in video.records]
