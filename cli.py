@@ -5,11 +5,14 @@ with a one-line error and exit status 2, never a traceback.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter, not warnings we act on
+# "triggered tf.function retracing": expected when every trial of a search builds a new model.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 import click  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -105,20 +108,22 @@ def data_fetch(dest: str | None) -> None:
 def train(data_path: str, config_file: str | None, overrides: tuple[str, ...], out: str | None, strict: bool,
           from_study: str | None, seeds: int, storage: str | None, **options) -> None:
     """Train one run with the paper's settings (or a config), evaluate it on test, save every artifact."""
+    from study.cli_support import build_config, default_run_dir, parse_overrides, train_and_report
+
     if from_study:
-        _train_from_study(from_study, seeds, storage, data_path if data_path != DEFAULT_DATA else None)
+        data = data_path if data_path != DEFAULT_DATA else None
+        _train_from_study(from_study, seeds, storage, data, parse_overrides(overrides))
         return
-    from study.cli_support import build_config, default_run_dir, train_and_report
 
     config = build_config(config_file, overrides, options)
     train_and_report(config, data_path, Path(out) if out else default_run_dir(config), strict=strict)
 
 
-def _train_from_study(name: str, seeds: int, storage: str | None, data_path: str | None) -> None:
+def _train_from_study(name: str, seeds: int, storage: str | None, data_path: str | None, overrides: dict) -> None:
     from study.tuning.final import train_from_study
 
     kwargs = {"storage": storage} if storage else {}
-    results = train_from_study(name, seeds=seeds, data=data_path, **kwargs)
+    results = train_from_study(name, seeds=seeds, data=data_path, overrides=overrides or None, **kwargs)
     for result in results:
         console.print(f"final run {result.run_dir}: test accuracy {result.metrics['test']['accuracy']:.4f}")
 
@@ -138,13 +143,19 @@ def evaluate(run_dir: str, split: str, out: str | None) -> None:
 
 # ----------------------------------------------------------------------------------------- demo
 @cli.command()
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path())
-@click.option("--data", "data_path", default=DEFAULT_DATA, show_default=True)
-def demo(out: str, data_path: str) -> None:
-    """The whole toolkit on the synthetic sample, small enough for a CPU."""
-    from study.demo import run_demo
+@click.option("--data", "data_path", default=DEFAULT_DATA, show_default=True, help="Sample to generate / use.")
+@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path())
+@click.option("--storage", default=None, help="Study storage URL (default: the search default).")
+@click.option("--out", default=None, type=click.Path(), help="Report folder (default: the report default).")
+def demo(data_path: str, runs_dir: str, storage: str | None, out: str | None) -> None:
+    """Sample data, a search per regime, final runs with 3 seeds, and the report: on a CPU in minutes."""
+    from reports.build import DEFAULT_OUT
+    from study.demo import DemoPaths, run_demo
+    from study.tuning.storage import DEFAULT_STORAGE
 
-    run_demo(Path(out), Path(data_path))
+    data = Path(data_path)
+    run_demo(DemoPaths(data=data, pretrain_data=data.with_name(data.name + "-pretrain"), runs=Path(runs_dir),
+                       storage=storage or DEFAULT_STORAGE, report=Path(out or DEFAULT_OUT)))
 
 
 def _register(commands: list[click.Command]) -> None:

@@ -36,21 +36,39 @@ def class_distribution(counts: pd.DataFrame, path: str | Path, title: str = "Cla
 
 
 def training_curves(history: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """Accuracy and loss vs epoch, train and validation, with the frozen / fine-tune boundary marked."""
+    """Accuracy and loss vs epoch, train and validation, with the frozen / fine-tune boundary marked.
+
+    The loss panel shows cross-entropy (comparable with evaluated losses) when the history has it,
+    and Keras's objective, which adds the head's L2 penalty, as faint dotted lines.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("accuracy", "loss")):
-        ax.plot(history["epoch"], history[metric], marker=".", label=f"train {metric}")
-        ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label=f"validation {metric}")
-        for boundary in phase_boundaries(history):
-            ax.axvline(boundary, color="grey", linestyle="--", linewidth=1)
-            ax.annotate("unfreeze", (boundary, 0.98), xycoords=("data", "axes fraction"), ha="center",
-                        va="top", fontsize=8, color="grey", backgroundcolor="white")
+    loss = "cross_entropy" if "cross_entropy" in history else "loss"
+    for ax, metric in zip(axes, ("accuracy", loss)):
+        label = metric.replace("_", "-")
+        ax.plot(history["epoch"], history[metric], marker=".", label=f"train {label}")
+        ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label=f"validation {label}")
+        _mark_phases(ax, history)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
+    if loss != "loss":
+        penalty = axes[1].twinx()
+        penalty.plot(history["epoch"], history["loss"], ":", color="grey", label="train loss + L2 penalty")
+        penalty.plot(history["epoch"], history["val_loss"], ":", color="black", label="validation loss + L2 penalty")
+        penalty.set_ylabel("loss + L2 penalty (dotted)", color="grey")
+        penalty.legend(loc="center right", fontsize=7)
+    for ax in axes:
+        ax.legend(loc="upper left" if ax is axes[0] else "lower left", fontsize=8)
     fig.suptitle(title or "Training history")
+    fig.tight_layout()
     return _save(fig, path)
+
+
+def _mark_phases(ax: plt.Axes, history: pd.DataFrame) -> None:
+    for boundary in phase_boundaries(history):
+        ax.axvline(boundary, color="grey", linestyle="--", linewidth=1)
+        ax.annotate("unfreeze", (boundary, 0.98), xycoords=("data", "axes fraction"), ha="center",
+                    va="top", fontsize=8, color="grey", backgroundcolor="white")
 
 
 def phase_boundaries(history: pd.DataFrame) -> list[float]:

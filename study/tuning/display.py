@@ -17,7 +17,8 @@ from rich.table import Table
 
 from study.tuning.storage import FINISHED
 
-KEY_PARAMS = ("learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze", "epochs")
+# Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
+KEY_PARAMS = ("learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
 _ABBREVIATIONS = {"learning_rate": "lr", "frozen_learning_rate": "frozen_lr", "batch_size": "batch"}
 _SHOWN_ROWS = 12
 _STATE_STYLES = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan"}
@@ -92,6 +93,7 @@ class SearchDisplay:
             "value": trial.value if trial.state == TrialState.COMPLETE else None,
             "seconds": trial_seconds(trial),
             "error": trial.user_attrs.get("error", ""),
+            "epochs": trial.user_attrs.get("epochs"),
         }
         if trial.state == TrialState.COMPLETE and self._better(trial.value):
             self.best = (trial.value, trial.number)
@@ -114,8 +116,8 @@ class SearchDisplay:
     def table(self) -> Table:
         best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "no complete trial yet"
         table = Table(title=best, title_justify="left", expand=False)
-        for column in ("trial", "key params", "value", "state", "duration"):
-            table.add_column(column, justify="right" if column in ("trial", "value", "duration") else "left")
+        for column in ("trial", "key params", "epochs", "value", "state", "duration"):
+            table.add_column(column, justify="left" if column in ("key params", "state") else "right")
         for number in sorted(self.rows)[-_SHOWN_ROWS:]:
             table.add_row(*self._cells(number))
         return table
@@ -132,5 +134,6 @@ class SearchDisplay:
         duration = "" if seconds is None else f"{seconds:.0f}s"
         style = _STATE_STYLES.get(row["state"], "")
         star = " *" if self.best and self.best[1] == number else ""
-        return (f"{number}{star}", format_params(row["params"]), format_value(row["value"]), f"[{style}]{state}[/]",
-                duration)
+        epochs = row.get("epochs") or row.get("epoch") or ""
+        return (f"{number}{star}", format_params(row["params"]), str(epochs), format_value(row["value"]),
+                f"[{style}]{state}[/]", duration)

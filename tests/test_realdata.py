@@ -1,0 +1,55 @@
+"""Real FER2013 faces (../shared/fer2013): train briefly on them and calibrate the sample against them.
+
+Loading them is tested in test_data.py.
+
+Skipped with a reason when the folder is absent (a user's fresh clone does not have it).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from study.config import TrainConfig
+from study.data import CLASSES, Dataset, Split, load_dataset
+from study.sample import write_sample
+from study.training import train
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "fer2013"
+pytestmark = [
+    pytest.mark.realdata,
+    pytest.mark.skipif(not REAL.is_dir(), reason=f"real FER2013 faces not found at {REAL} (only CI and developers have them)"),
+]
+
+# The same brief schedule on both datasets: mini_xception, 10 epochs of SGD with momentum.
+BRIEF = TrainConfig(regime="scratch", backbone="mini_xception", epochs=10, batch_size=32, learning_rate=0.02,
+                    momentum=0.9, l2=1e-4, dropout2=0.2, dropout3=0.2)
+
+
+def _smaller(dataset: Dataset, train_fraction: float, n_val: int) -> Dataset:
+    """A stratified train subset and the first n_val validation faces (validation comes shuffled)."""
+    subset = load_dataset(dataset.source, subset=train_fraction)
+    val = Split(subset.val.x[:n_val], subset.val.y[:n_val])
+    return Dataset(subset.train, val, subset.test, subset.fingerprint, subset.source, subset.layout,
+                   subset.synthetic, subset.report)
+
+
+def _brief_accuracy(dataset: Dataset, run_dir: Path) -> tuple[float, float]:
+    """(validation accuracy after the brief schedule, majority-class share of validation)."""
+    result = train(BRIEF, dataset, run_dir, progress=False)
+    majority = np.bincount(dataset.val.y, minlength=len(CLASSES)).max() / len(dataset.val.y)
+    return result.metrics["val"]["accuracy"], float(majority)
+
+
+@pytest.mark.slow
+def test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces(tmp_path):
+    real = _smaller(load_dataset(REAL), train_fraction=0.06, n_val=700)  # ~1170 real training faces
+    sample = load_dataset(write_sample(tmp_path / "sample", per_class=120, seed=0))  # 672 drawn faces
+    real_acc, real_majority = _brief_accuracy(real, tmp_path / "real")
+    sample_acc, sample_majority = _brief_accuracy(sample, tmp_path / "sample-run")
+    print(f"\nbrief mini_xception: real FER2013 subset {real_acc:.3f} (majority {real_majority:.3f}); "
+          f"synthetic sample {sample_acc:.3f} (majority {sample_majority:.3f})")
+    assert sample_acc < 0.95, "the sample is trivially easy: it would not tell good settings from bad"
+    assert sample_acc > sample_majority + 0.03, "the sample is hopeless: nothing learns it in a brief run"
+    assert sample_acc > real_acc - 0.05, "the sample is much harder than real faces"
