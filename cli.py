@@ -23,7 +23,7 @@ from study.inference.commands import COMMANDS as inference_commands  # noqa: E40
 from study.tuning.commands import COMMANDS as search_commands  # noqa: E402
 
 DEFAULT_DATA = "data/sample"
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
 err_console = Console(stderr=True)
 
 

@@ -11,7 +11,7 @@ from study import config as config_mod
 from study.config import TrainConfig
 from study.errors import ConfigError
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
 
 # CLI option name -> config key, for options that map one to one.
 _OPTION_KEYS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "batch_size", "seed", "subset", "precision", "jit")

@@ -19,7 +19,7 @@ from rich.rule import Rule
 
 from study.config import TrainConfig
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
 
 BACKBONE = "mini_xception"
 TRIALS = 6
