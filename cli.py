@@ -34,7 +34,7 @@ class Cli(click.Group):
         try:
             return super().invoke(ctx)
         except (UserError, TrialFailed) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print("error:", str(exc), style="bold red", markup=False, highlight=False, soft_wrap=True)
             sys.exit(2)
 
 
@@ -104,7 +104,8 @@ def data_fetch(dest: str | None) -> None:
 @click.option("--strict", is_flag=True, help="Fail on unreadable images instead of skipping them.")
 @click.option("--from-study", help="Retrain the best trial of this study (see `search`).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="With --from-study: runs, one per seed.")
-@click.option("--storage", default=None, help="With --from-study: the study storage URL.")
+@click.option("--storage", default=None, envvar="FER_STUDY_STORAGE",
+              help="With --from-study: the study storage URL (env FER_STUDY_STORAGE).")
 def train(data_path: str, config_file: str | None, overrides: tuple[str, ...], out: str | None, strict: bool,
           from_study: str | None, seeds: int, storage: str | None, **options) -> None:
     """Train one run with the paper's settings (or a config), evaluate it on test, save every artifact."""

@@ -26,6 +26,7 @@ from study.config import REGIMES
 from study.data import CLASSES, load_dataset
 from study.errors import UserError
 from study.runs import Run, RunError
+from study.tuning.secrets import mask_url
 from study.tuning.storage import open_storage
 from study.tuning.views import best_param_rows, best_trial
 
@@ -118,6 +119,7 @@ def gather(storage: str, studies: Sequence[str] = (), partial: bool = False) -> 
     """Evidence for every regime; raises ``ReportError`` on what is missing unless ``partial``."""
     _check_sqlite_file(storage)
     store = open_storage(storage)
+    storage = mask_url(storage)  # from here on only shown: a password must reach no message or report
     chosen = choose_studies(store, storage, studies)
     lacks = _missing_regimes(chosen, store, storage, partial)
     regimes: dict[str, RegimeEvidence] = {}

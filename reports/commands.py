@@ -13,7 +13,7 @@ DEFAULT_OUT = "reports/out"  # reports.build.DEFAULT_OUT; repeated so --help doe
 
 
 @click.command()
-@click.option("--storage", default=DEFAULT_STORAGE, show_default=True, metavar="URL",
+@click.option("--storage", default=DEFAULT_STORAGE, show_default=True, metavar="URL", envvar="FER_STUDY_STORAGE",
               help="Study store: an optuna storage URL (sqlite:///..., postgresql://...).")
 @click.option("--study", "studies", multiple=True, metavar="NAME",
               help="A study to report (repeat for the other regime). Regimes not named use their study with the "

@@ -1,13 +1,16 @@
 """Click commands of the tuning layer, registered on the CLI group by ``cli.py``: ``COMMANDS``.
 
-search   run or resume a hyperparameter search (optuna or keras-tuner) into the study store
+search   run or resume a hyperparameter search (optuna or keras-tuner) into the study store;
+         --workers N runs N worker processes on one study (docs/scaling-out.md)
 studies  the studies in a store, with their trial counts and best values
 show     one study's trials and its best parameters beside the paper's
 space    a regime's search space
 """
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import sys
 from typing import Any, Callable
 
@@ -16,11 +19,13 @@ from rich.console import Console
 
 from study.config import REGIMES
 from study.tuning.search import BACKENDS, PRUNERS, SAMPLERS, TUNERS, SearchRequest, default_data
+from study.tuning.secrets import STORAGE_ENV, mask_text, mask_url
 from study.tuning.storage import DEFAULT_STORAGE, OBJECTIVES
 
 storage_option = click.option(
-    "--storage", default=DEFAULT_STORAGE, show_default=True, metavar="URL",
-    help="Study store: an optuna storage URL (sqlite:///..., postgresql://...).",
+    "--storage", default=DEFAULT_STORAGE, show_default=True, metavar="URL", envvar=STORAGE_ENV, show_envvar=True,
+    help="Study store: an optuna storage URL (sqlite:///..., postgresql+psycopg2://USER@HOST:PORT/DB). Keep a "
+         "password out of the command line: PGPASSWORD, ~/.pgpass, or the whole URL in the environment.",
 )
 study_option = click.option("--study", "study", metavar="NAME", help="Study name (default <regime>-<backend>).")
 
@@ -55,26 +60,34 @@ def study_options(command: Callable) -> Callable:
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed of every trial; seeds the sampler.")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(),
               help="Trials go to RUNS_DIR/<study>/.")
-def search(**options: Any) -> None:
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Start N worker processes here on the one study (one GPU each when there are GPUs); "
+                   "other machines may join with the same --study and --storage. Optuna backend only.")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=60, show_default=True, metavar="SECONDS",
+              help="A running trial's heartbeat interval (optuna backend).")
+@click.option("--grace", type=click.IntRange(min=1), default=180, show_default=True, metavar="SECONDS",
+              help="A trial without a heartbeat for this long is failed (its worker died) and re-queued once.")
+def search(workers: int | None, **options: Any) -> None:
     """Search hyperparameters of a regime; every trial is one training run in RUNS_DIR/<study>/trial-<n>."""
     from study.tuning.search import run_search
+    from study.tuning.workers import run_pool
 
     console = Console()
     request = SearchRequest(**options)
     try:
-        study = run_search(request, console)
-    except KeyboardInterrupt:
+        study = run_pool(request, workers, console) if workers else run_search(request, console)
+    except KeyboardInterrupt as exc:
         console.print("[yellow]interrupted[/]: the running trial is marked failed; finished trials are kept.")
         console.print(f"resume with: {resume_command()}", highlight=False, soft_wrap=True)
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
     _summarize(console, study, request.storage)
 
 
 def resume_command() -> str:
-    """The command line that was run: running it again resumes the study."""
+    """The command line that was run (a password in it masked): running it again resumes the study."""
     program, *args = sys.argv
     head = ["python", program] if program.endswith(".py") else [program.rsplit("/", 1)[-1]]
-    return shlex.join([*head, *args])
+    return shlex.join([*head, *(mask_text(arg) for arg in args)])
 
 
 def _summarize(console: Console, study: Any, storage: str) -> None:
@@ -84,7 +97,8 @@ def _summarize(console: Console, study: Any, storage: str) -> None:
     console.print(f"study {r['name']}: {r['complete']} complete, {r['pruned']} pruned, {r['failed']} failed")
     if r["best"] is not None:
         console.print(best_table(study))
-    where = "" if storage == DEFAULT_STORAGE else f" --storage {shlex.quote(storage)}"
+    implied = storage in (DEFAULT_STORAGE, os.environ.get(STORAGE_ENV))  # the default, or FER_STUDY_STORAGE's
+    where = "" if implied else f" --storage {shlex.quote(mask_url(storage))}"
     console.print(f"next: python cli.py show {study.study_name}{where}  |  "
                   f"python cli.py train --from-study {study.study_name} --seeds 3{where}", highlight=False)
 
@@ -97,7 +111,7 @@ def studies(storage: str) -> None:
     from study.tuning.views import studies_table, study_rows
 
     rows = study_rows(open_storage(storage))
-    console = Console()
+    console = table_console()
     empty = "no studies yet: run `python cli.py search --regime scratch --trials 10`"
     console.print(studies_table(rows) if rows else empty)
 
@@ -111,7 +125,7 @@ def show(study_name: str, storage: str) -> None:
     from study.tuning.views import best_table, best_trial, trials_table
 
     study = load_existing(study_name, storage)
-    console = Console()
+    console = table_console()
     console.print(trials_table(study))
     if best_trial(study) is not None:
         console.print(best_table(study))
@@ -126,7 +140,13 @@ def space(regime: str) -> None:
     from search_spaces import space_for
     from study.tuning.views import space_table
 
-    Console().print(space_table(space_for(regime)))
+    table_console().print(space_table(space_for(regime)))
+
+
+def table_console() -> Console:
+    """A terminal keeps its width; a pipe or CI log (80 columns by default) gets room for every column."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 
 
 COMMANDS: list[click.Command] = [search, studies, show, space]

@@ -12,15 +12,11 @@ and ``none``.
 from __future__ import annotations
 
 import optuna
-from optuna.study import MaxTrialsCallback
 
 from search_spaces import Space, grid_space, grid_values
 from search_spaces.regimes import max_schedule_epochs
-from study.errors import ConfigError, TrialFailed
-from study.tuning.display import SearchDisplay
-from study.tuning.objective import Objective
+from study.errors import ConfigError
 from study.tuning.search import PRUNERS, SAMPLERS
-from study.tuning.storage import FINISHED
 
 
 def sampler_space(sampler: str, space: Space) -> Space:
@@ -60,15 +56,3 @@ def make_pruner(name: str, space: Space, max_epochs: int | None) -> optuna.prune
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}, got {name!r}")
-
-
-def run(study: optuna.Study, objective: Objective, *, trials: int, total: int, timeout: float | None,
-        display: SearchDisplay) -> None:
-    """Run up to ``trials`` trials here; stop once the study holds ``total`` finished ones (any worker)."""
-    study.optimize(
-        objective,
-        n_trials=trials,
-        timeout=timeout,
-        catch=(TrialFailed,),
-        callbacks=[MaxTrialsCallback(total, states=FINISHED), display.trial_finished],
-    )  # no gc_after_trial: the objective releases memory after every trial already

@@ -4,10 +4,16 @@ Re-running the same search resumes it: COMPLETE and PRUNED trials count toward `
 left RUNNING by a dead process is marked FAIL first (never counted), and only the remaining trials
 run. Options that would change what the trials mean (regime, objective, data, base config, epoch
 cap) must match the study's, else the search is refused.
+
+Several processes may run the same search into one store at once (``workers``): the optuna backend
+shares the study's ``trials`` among them, with heartbeats so that a killed worker's trial is failed
+and re-queued. SIGTERM ends a search as Ctrl-C does: the running trial is marked FAIL.
 """
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +32,7 @@ from study.tuning.storage import (
     fail_dead_trials,
     open_storage,
     open_study,
+    storage_errors,
 )
 
 BACKENDS = ("optuna", "keras-tuner")
@@ -62,6 +69,8 @@ class SearchRequest:
     study: str | None = None
     seed: int = 0
     runs_dir: str = "runs"
+    heartbeat: int = 60  # optuna backend: seconds between a running trial's heartbeats
+    grace: int = 180  # seconds without a heartbeat after which a trial's worker counts as dead
 
     @property
     def study_name(self) -> str:
@@ -82,6 +91,9 @@ def validate(request: SearchRequest) -> None:
     check(request.timeout is None or request.timeout > 0, f"--timeout must be positive, got {request.timeout}")
     check(request.max_epochs is None or request.max_epochs >= 1,
           f"--max-epochs must be at least 1, got {request.max_epochs}")
+    check(request.heartbeat >= 1, f"--heartbeat must be at least 1 second, got {request.heartbeat}")
+    check(request.grace > request.heartbeat,
+          f"--grace ({request.grace} s) must exceed --heartbeat ({request.heartbeat} s), or live trials would be failed")
     for option, choices in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("tuner", TUNERS)):
         value = getattr(request, option)
         check(value is None or value in choices, f"--{option} must be one of {', '.join(choices)}, got {value!r}")
@@ -107,19 +119,36 @@ def load_data(path: str | None, base: dict[str, Any]):
     return load_dataset(path, val_fraction=base["val_fraction"], subset=base["subset"])
 
 
+class Interrupted(KeyboardInterrupt):
+    """A search stopped by a signal other than Ctrl-C (SIGTERM); it ends the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def run_search(request: SearchRequest, console: Console | None = None) -> optuna.Study:
-    """Run (or resume) the search; returns the study. Ctrl-C propagates after the trial is marked FAIL."""
+    """Run (or resume) the search; returns the study. Ctrl-C or SIGTERM propagates (as KeyboardInterrupt)
+    after the running trial is marked FAIL."""
+    console = console or Console()
+    validate(request)
+    storage = _open_storage(request)
+    base = base_config(request)
+    data = load_data(request.data, base)
+    with storage_errors(request.storage), _sigterm_interrupts():
+        return _fill(request, storage, base, data, console)
+
+
+def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: dict[str, Any], data: Any,
+          console: Console) -> optuna.Study:
+    """Resume the study and run the trials it still lacks."""
     from study.tuning.display import SearchDisplay
     from study.tuning.objective import Objective
 
-    console = console or Console()
-    validate(request)
-    storage = open_storage(request.storage)
-    base = base_config(request)
-    data = load_data(request.data, base)
     space = _space(request)
-    study = _resume(request, storage, StudySpec(request.study_name, request.regime, request.backend, request.objective,
-                    request.data or default_data(), data.fingerprint, base, request.max_epochs), space, console)
+    spec = StudySpec(request.study_name, request.regime, request.backend, request.objective,
+                     request.data or default_data(), data.fingerprint, base, request.max_epochs)
+    study = _resume(request, storage, spec, space, console)
     remaining = request.trials - count_finished(study)
     if remaining <= 0:
         console.print(f"study {study.study_name} already has {count_finished(study)} finished trials "
@@ -131,6 +160,33 @@ def run_search(request: SearchRequest, console: Console | None = None) -> optuna
         objective.events = display
         _run_backend(request, study, objective, remaining, display)
     return study
+
+
+def _open_storage(request: SearchRequest) -> optuna.storages.BaseStorage:
+    """With heartbeats for the optuna backend (``study.optimize`` sends them); keras-tuner's ask/tell
+    trials send none, so its store has none to expect."""
+    if request.backend != "optuna":
+        return open_storage(request.storage)
+    return open_storage(request.storage, heartbeat=request.heartbeat, grace=request.grace)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's preemption, the --workers parent) takes the Ctrl-C path; only
+    the first one: a second must not cut short the marking of the trial."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signum, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _space(request: SearchRequest) -> Space:
@@ -146,16 +202,24 @@ def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: 
     dead = fail_dead_trials(study, storage)
     _announce_dead(console, dead)
     _remove_partial_runs(Path(request.runs_dir) / study.study_name, dead)
-    study.sampler = _sampler(request, space, seed=request.seed + len(study.get_trials(deepcopy=False)))
+    study.sampler = _sampler(request, space, seed=_sampler_seed(request, study))
     return study
 
 
+def _sampler_seed(request: SearchRequest, study: optuna.Study) -> int:
+    from study.tuning.workers import sampler_salt
+
+    return request.seed + len(study.get_trials(deepcopy=False)) + sampler_salt(request.storage)
+
+
 def _run_backend(request: SearchRequest, study: optuna.Study, objective: Any, remaining: int, display: Any) -> None:
-    from study.tuning import keras_tuner_backend, optuna_backend
+    from study.tuning import keras_tuner_backend
+    from study.tuning.workers import progress_callback, run_worker, sync_progress
 
     if request.backend == "optuna":
-        optuna_backend.run(study, objective, trials=remaining, total=request.trials, timeout=request.timeout,
-                           display=display)
+        run_worker(study, objective, attempts=remaining, total=request.trials, timeout=request.timeout,
+                   callbacks=[progress_callback(display, request.trials)])
+        sync_progress(display, study, request.trials)  # other workers may have finished the last ones
         return
     keras_tuner_backend.run(study, objective, _oracle(request, objective.space, study),
                             tuner_name=request.tuner or "bayesian", trials=remaining, total=request.trials,
