@@ -18,6 +18,8 @@ Regime = Literal["scratch", "transfer"]
 REGIMES: tuple[str, ...] = get_args(Regime)
 CLASS_WEIGHTS = ("none", "balanced")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+FROZEN_AUGMENTATIONS = ("live", "none", "views")
+MAX_FEATURE_VIEWS = 32  # each view costs one backbone pass over the training split, and its memory
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,14 @@ class TrainConfig:
     subset: float = 1.0  # stratified fraction of the training split (cheap searches)
     precision: str = "float32"
     jit: bool = False
+    # Transfer phase 1 (study.features): how it augments -- "live" (a new augmentation each epoch,
+    # through the frozen backbone: the paper's schedule), "none" (no augmentation in phase 1: its
+    # backbone features are computed once and shared by every trial of a study) or "views"
+    # (frozen_feature_views augmented views of each image, computed once, one drawn per epoch).
+    # Whenever phase 1 has no augmentation it trains on cached features unless feature_cache is off.
+    frozen_augmentation: str = "live"
+    frozen_feature_views: int = 4
+    feature_cache: bool = True
 
     def __post_init__(self) -> None:
         if not self.weights:
@@ -179,5 +189,9 @@ def _validate(c: TrainConfig) -> None:
     check(0.0 < c.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {c.val_fraction}")
     check(0.0 < c.subset <= 1.0, f"subset must be in (0, 1], got {c.subset}")
     check(c.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")
+    check(c.frozen_augmentation in FROZEN_AUGMENTATIONS,
+          f"frozen_augmentation must be one of {', '.join(FROZEN_AUGMENTATIONS)}, got {c.frozen_augmentation!r}")
+    check(1 <= c.frozen_feature_views <= MAX_FEATURE_VIEWS,
+          f"frozen_feature_views must be in [1, {MAX_FEATURE_VIEWS}], got {c.frozen_feature_views}")
     if c.regime == "transfer":
         check(c.weights != "none", "the transfer regime needs pretrained weights: --weights imagenet, a weights file, or a run's model.keras")

@@ -10,6 +10,18 @@ search optimized. The schedule follows the paper (section IV.D):
   ``learning_rate`` for ``epochs``.
 
 Epochs are counted globally across phases, so callbacks (pruners, progress) see one sequence.
+
+Phase 1 of transfer trains the head on cached backbone features (``study.features``) where that
+is exact (no augmentation in phase 1) or where ``frozen_augmentation="views"`` asks for K augmented
+views: the head-on-features model shares the full model's head layers, so early stopping's best-weight
+restore and every artifact (``model.keras`` with the trained head in place) are the same as through
+the backbone. Callbacks passed in still see the full model.
+
+Each run removes, when it ends, the gradient functions its traced training steps registered in
+TensorFlow's global gradient registry (``tf.custom_gradient``, used by Keras's optimizer for its
+gradient all-reduce even without a distribution strategy): the registry is never pruned and each
+entry keeps its whole traced graph alive, about 25 MiB per model (tensorflow#97697). That was the
+memory that grew with every trial of a search despite ``clear_session``.
 """
 from __future__ import annotations
 
@@ -17,13 +29,14 @@ import gc
 import math
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+import keras
 import numpy as np
 import pandas as pd
-import keras
 
 from study import config as config_mod
 from study import runs
@@ -31,6 +44,13 @@ from study.config import TrainConfig
 from study.data import CLASSES, Dataset, Split
 from study.errors import TrialFailed
 from study.evaluation import compute_metrics
+from study.features import (
+    FrozenFeatures,
+    cached_views,
+    feature_dataset,
+    frozen_features,
+    head_model,
+)
 from study.model import build_model, freeze_backbone, unfreeze_backbone
 from study.pipeline import class_weights, make_dataset
 from study.progress import EpochProgress
@@ -88,7 +108,8 @@ def train(
     run_dir = Path(run_dir)
     stage = runs.start(run_dir)
     try:
-        result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest)
+        with _releasing_traced_graphs():
+            result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest)
     except BaseException:
         runs.abandon(stage)
         raise
@@ -101,6 +122,31 @@ def train(
     return result
 
 
+@contextmanager
+def _releasing_traced_graphs() -> Iterator[None]:
+    """Unregister the custom gradients this run's traces added (see the module docstring)."""
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    before = set(registry)
+    try:
+        yield
+    finally:
+        for name in set(registry) - before:
+            if name.startswith("CustomGradient-"):
+                del registry[name]
+
+
+@dataclass
+class _Fitted:
+    """What the schedule leaves for evaluation besides the trained model."""
+
+    history: pd.DataFrame
+    head: keras.Model | None = None  # phase 1's head-on-features model, when the cache was used
+    features: FrozenFeatures | None = None
+    backbone_trained: bool = False  # once True, cached features no longer describe the model
+
+
 def _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest) -> RunResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -108,32 +154,33 @@ def _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_m
     keras.mixed_precision.set_dtype_policy(config.precision)
     model = build_model(config, num_classes=len(CLASSES))
     timings["build"] = time.perf_counter() - started
-    history = _fit_schedule(model, config, data, callbacks, progress, timings)
+    fitted = _fit_schedule(model, config, data, callbacks, progress, timings)
     t = time.perf_counter()
     splits = {"val": data.val, **({"test": data.test} if evaluate_test else {})}
-    predictions = {name: _predict(model, split, config.batch_size) for name, split in splits.items()}
+    predictions = {name: _predict(model, fitted, name, split, config.batch_size) for name, split in splits.items()}
     metrics = {name: compute_metrics(split.y, predictions[name]) for name, split in splits.items()}
     timings["evaluate"] = time.perf_counter() - t
     seconds = time.perf_counter() - started
     timings["total"] = seconds
-    _write_artifacts(stage, model, config, data, history, metrics, predictions, timings, extra_manifest)
-    return RunResult(stage, config, history, metrics, int(len(history)), seconds, timings)
+    extra = {**(extra_manifest or {}), **({"frozen_features": fitted.features.describe()} if fitted.features else {})}
+    _write_artifacts(stage, model, config, data, fitted.history, metrics, predictions, timings, extra)
+    return RunResult(stage, config, fitted.history, metrics, int(len(fitted.history)), seconds, timings)
 
 
-def _fit_schedule(model, config, data, callbacks, progress, timings) -> pd.DataFrame:
-    train_ds = make_dataset(data.train, config.batch_size, training=True, config=config, seed=config.seed)
-    val_ds = make_dataset(data.val, config.batch_size, training=False)
+def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
     weights = class_weights(data.train.y, config.class_weight)
+    fitted = _Fitted(pd.DataFrame(columns=HISTORY_COLUMNS))
     frames: list[pd.DataFrame] = []
     epoch = 0
     for phase in schedule(config):
         t = time.perf_counter()
-        _prepare(model, config, phase)
+        trained, train_ds, val_ds, outside = _phase_inputs(model, config, data, phase, callbacks, fitted, timings)
+        _prepare(model, trained, config, phase)
         recorder = _EpochRecorder(phase.name)
         bar = EpochProgress(phase.name, epoch + phase.epochs) if progress else None
-        phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase), *callbacks]
+        phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase), *outside]
         try:
-            model.fit(
+            trained.fit(
                 train_ds,
                 validation_data=val_ds,
                 initial_epoch=epoch,
@@ -146,26 +193,84 @@ def _fit_schedule(model, config, data, callbacks, progress, timings) -> pd.DataF
         finally:
             if bar:
                 bar.close()
+        fitted.backbone_trained = fitted.backbone_trained or trained is model
         frames.append(recorder.frame(phase.learning_rate))
         epoch += len(recorder.rows)
         timings[phase.name] = time.perf_counter() - t
-        if model.stop_training and not phase.early_stopping:
+        if trained.stop_training and not phase.early_stopping:
             break  # a user callback asked to stop: no further phases
-    return pd.concat(frames, ignore_index=True)[HISTORY_COLUMNS]
+    fitted.history = pd.concat(frames, ignore_index=True)[HISTORY_COLUMNS]
+    return fitted
 
 
-def _prepare(model: keras.Model, config: TrainConfig, phase: Phase) -> None:
-    """Set what trains in this phase and compile (a change of trainable weights needs a recompile)."""
+def _phase_inputs(model, config, data, phase, callbacks, fitted, timings):
+    """(model to fit, train batches, val batches, the caller's callbacks) for one phase.
+
+    The frozen phase fits the head alone on cached features when ``cached_views`` allows it; the
+    caller's callbacks then still see (and may stop) the full model.
+    """
+    views = cached_views(config) if phase.name == "frozen" else 0
+    if not views:
+        augmented = config if phase.name != "frozen" or config.frozen_augmentation != "none" else None
+        train_ds = make_dataset(data.train, config.batch_size, training=True, config=augmented, seed=config.seed)
+        return model, train_ds, make_dataset(data.val, config.batch_size, training=False), list(callbacks)
+    t = time.perf_counter()
+    fitted.features = frozen_features(model, config, data, views)
+    timings["features"] = time.perf_counter() - t
+    fitted.head = head_model(model, fitted.features)
+    train_ds = feature_dataset(fitted.features, data.train, config.batch_size, training=True, seed=config.seed)
+    val_ds = feature_dataset(fitted.features, data.val, config.batch_size, training=False)
+    return fitted.head, train_ds, val_ds, [_OnFullModel(c, model) for c in callbacks]
+
+
+def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phase: Phase) -> None:
+    """Set what trains in this phase and compile what is fitted (a change of trainable weights needs a
+    recompile)."""
     if phase.name == "frozen":
         freeze_backbone(model)
     elif phase.name == "finetune":
         unfreeze_backbone(model, config.unfreeze_top_blocks, config.finetune_batchnorm)
-    model.compile(
+    trained.compile(
         optimizer=keras.optimizers.SGD(phase.learning_rate, momentum=config.momentum, nesterov=config.nesterov),
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="cross_entropy")],
         jit_compile=config.jit,
     )
+
+
+_HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+          "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end")
+
+
+class _OnFullModel(keras.callbacks.Callback):
+    """A caller's callback during a phase that fits the head alone: it sees the full model, and a
+    stop it asks for (``stop_training``) stops the fit."""
+
+    def __init__(self, inner: keras.callbacks.Callback, full: keras.Model) -> None:
+        super().__init__()
+        self.inner, self.full = inner, full
+        self.fitted: keras.Model | None = None
+
+    def set_model(self, model: keras.Model) -> None:
+        self.fitted = model
+        self.full.stop_training = False
+        self.inner.set_model(self.full)
+
+    def set_params(self, params: dict) -> None:
+        self.inner.set_params(params)
+
+
+def _forwarding(hook: str):
+    def forward(self: _OnFullModel, *args: Any, **kwargs: Any) -> None:
+        getattr(self.inner, hook)(*args, **kwargs)
+        if self.full.stop_training and self.fitted is not None:
+            self.fitted.stop_training = True
+
+    return forward
+
+
+for _hook in _HOOKS:
+    setattr(_OnFullModel, _hook, _forwarding(_hook))
 
 
 def _early_stopping(config: TrainConfig, phase: Phase) -> list[keras.callbacks.Callback]:
@@ -212,7 +317,12 @@ class _NaNGuard(keras.callbacks.Callback):
             )
 
 
-def _predict(model: keras.Model, split: Split, batch_size: int) -> np.ndarray:
+def _predict(model: keras.Model, fitted: _Fitted, name: str, split: Split, batch_size: int) -> np.ndarray:
+    """Validation predictions come from the cached features while the backbone is untouched (the
+    same numbers, without another pass through it); anything else goes through the full model."""
+    if name == "val" and fitted.head is not None and not fitted.backbone_trained:
+        ds = feature_dataset(fitted.features, split, batch_size, training=False)
+        return np.asarray(fitted.head.predict(ds, verbose=0), dtype=np.float32)
     ds = make_dataset(split, batch_size, training=False)
     return np.asarray(model.predict(ds, verbose=0), dtype=np.float32)
 

@@ -392,12 +392,13 @@ def test_the_search_layer_keeps_nothing_of_finished_trials(monkeypatch, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="TF 2.21 / Keras 3 keep ~25 MiB per model.fit of a 20-layer CNN despite "
-                   "clear_session (tensorflow#61791); the tuning layer itself keeps nothing (test above)")
 def test_memory_stays_flat_across_real_trials(tmp_path):
+    """Real trials used to keep ~25 MiB each: every traced training step registered a custom gradient
+    in TensorFlow's global registry, which kept its graph alive (tensorflow#97697); train() now
+    unregisters them. Issue 3 asks for at most 15% growth from trial 2 to trial 10; we hold 10%."""
     base = {"backbone": "mini_xception", "rotation": 0.0, "zoom": 0.0, "flip": False}
     rss = _rss_after_each_trial(Objective("mem", SCRATCH, base, _tiny_dataset(), tmp_path, max_epochs=1), 10)
-    assert rss[10] <= rss[2] * 1.15, f"RSS grew from {rss[2] / 2**20:.0f} MiB to {rss[10] / 2**20:.0f} MiB"
+    assert rss[10] <= rss[2] * 1.10, f"RSS grew from {rss[2] / 2**20:.0f} MiB to {rss[10] / 2**20:.0f} MiB"
 
 
 def test_config_of_a_trial_is_a_trainconfig(calls, tmp_path):
