@@ -1,0 +1,26 @@
+"""Ratio benchmarks of the toolkit against a plain baseline, measured in the same process on the same data.
+
+    python -m benchmarks [--quick]              every benchmark, one table (and the machine)
+    python -m benchmarks.<name> [--quick]       one benchmark, its own rows of that table
+
+``--quick`` shrinks data, steps and trials so the whole set runs in CI; its figures are smoke-test
+figures, not results. docs/performance.md holds the table of a full run and the reasons behind each
+goal met or missed.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: no C++ log noise
+
+# Run order of ``python -m benchmarks``: cheap and independent first, the searches last.
+BENCHMARKS = (
+    "input_pipeline",
+    "frozen_features",
+    "trial_overhead",
+    "memory",
+    "precision",
+    "flops",
+    "peer",
+    "search_efficiency",
+)

@@ -1,0 +1,217 @@
+"""What every benchmark shares: the table row, the machine, timing, data, and the command line."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SHARED_FER = Path(__file__).resolve().parents[2] / "shared" / "fer2013"
+COLUMNS = ("benchmark", "baseline", "ours", "ratio", "goal", "met?")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table. ``ratio`` is oriented so that larger means ours is better, unless
+    ``ratio_text`` says otherwise; ``met`` is None where the row states a fact, not a goal."""
+
+    benchmark: str
+    baseline: str
+    ours: str
+    ratio: float | None
+    goal: str = "-"
+    met: bool | None = None
+    ratio_text: str | None = None
+
+    def cells(self) -> tuple[str, ...]:
+        ratio = self.ratio_text or ("-" if self.ratio is None else f"{self.ratio:.2f}x")
+        met = "-" if self.met is None else ("yes" if self.met else "NO")
+        return (self.benchmark, self.baseline, self.ours, ratio, self.goal, met)
+
+
+def table(rows: Sequence[Row]) -> str:
+    """A Markdown table, so the README can hold it exactly as printed."""
+    lines = [COLUMNS] + [r.cells() for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    return "\n".join([fmt(COLUMNS), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, lines[1:])])
+
+
+def machine() -> str:
+    """CPU model, cores, load and library versions: a benchmark figure means nothing without them."""
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"Machine: {cpu_model()}, {os.cpu_count()} cores, {'GPU: ' + str(len(gpus)) if gpus else 'no GPU'}; "
+            f"load average at start {load}; Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+            f"Keras {keras.__version__}")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ------------------------------------------------------------------------------------ formatting
+def rate(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
+
+
+def seconds(value: float) -> str:
+    return f"{value:.1f} s" if value >= 10 else f"{value:.2f} s"
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+# ------------------------------------------------------------------------------------ timing
+class Clock:
+    """Wall time of a block: ``with Clock() as c: ...; c.seconds``."""
+
+    def __enter__(self) -> Clock:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def best_of(measure: Callable[[], float], repeats: int) -> float:
+    """The least of ``repeats`` timings: other processes on the machine only ever add time."""
+    return min(measure() for _ in range(repeats))
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+# ------------------------------------------------------------------------------------ data
+def faces(quick: bool) -> tuple[Path, str]:
+    """The real FER2013 folders, or (absent, or $FER_BENCH_SAMPLE set) a generated sample, with a note."""
+    if SHARED_FER.is_dir() and not os.environ.get("FER_BENCH_SAMPLE"):
+        return SHARED_FER, ""
+    return sample(per_class=60 if quick else 600), "generated sample (../shared/fer2013 absent)"
+
+
+_SAMPLES: dict[tuple[int, int], Path] = {}
+
+
+def sample(per_class: int, seed: int = 0) -> Path:
+    """The generated sample dataset (study.sample), written once per process into a temporary folder."""
+    from study.sample import write_sample
+
+    if (per_class, seed) not in _SAMPLES:
+        _SAMPLES[(per_class, seed)] = write_sample(scratch_dir() / f"sample-{per_class}-{seed}", per_class=per_class,
+                                                   seed=seed)
+    return _SAMPLES[(per_class, seed)]
+
+
+_SCRATCH: list[tempfile.TemporaryDirectory] = []
+
+
+def scratch_dir() -> Path:
+    """One temporary folder per process for everything a benchmark writes (removed at exit)."""
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="fer-bench-"))
+    return Path(_SCRATCH[0].name)
+
+
+@contextlib.contextmanager
+def fresh_feature_cache() -> Iterator[Path]:
+    """An empty frozen-feature cache (memo and disk) for the block, so "computed" really computes."""
+    from study import features
+
+    folder = Path(tempfile.mkdtemp(prefix="features-", dir=scratch_dir()))
+    before = os.environ.get("FER_STUDY_CACHE")
+    os.environ["FER_STUDY_CACHE"] = str(folder)
+    features.forget()
+    try:
+        yield folder
+    finally:
+        features.forget()
+        if before is None:
+            os.environ.pop("FER_STUDY_CACHE", None)
+        else:
+            os.environ["FER_STUDY_CACHE"] = before
+
+
+def write_folders(root: Path, splits: dict[str, object]) -> Path:
+    """Write Splits as ``root/<name>/<class>/<i>.png``: the plain pipeline reads exactly our images."""
+    from PIL import Image
+
+    from study.data import CLASSES
+
+    for name, split in splits.items():
+        for label in CLASSES:
+            (root / name / label).mkdir(parents=True, exist_ok=True)
+        for i, (image, label) in enumerate(zip(split.x, split.y)):
+            Image.fromarray(image[..., 0]).save(root / name / CLASSES[int(label)] / f"{i}.png")
+    return root
+
+
+def backbone_weights(backbone: str, seed: int = 0) -> Path:
+    """A backbone weights file the benchmark writes itself: ImageNet cannot be downloaded here, and
+    the speed of a frozen phase does not depend on what the weights learned (seeded random init)."""
+    import keras
+
+    from study.model import build_backbone
+
+    path = scratch_dir() / f"{backbone}-seed{seed}.weights.h5"
+    if not path.exists():
+        keras.utils.set_random_seed(seed)
+        build_backbone(backbone, "none").save_weights(str(path))
+        keras.backend.clear_session()
+    return path
+
+
+def tiny_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 48, 48, 1)).astype(np.uint8), (np.arange(n) % 7).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------ command line
+def main(run: Callable[[bool], list[Row]], argv: Sequence[str] | None = None) -> list[Row]:
+    """The command line of one benchmark module: ``python -m benchmarks.<name> [--quick]``."""
+    parser = argparse.ArgumentParser(description=(sys.modules[run.__module__].__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small data and few steps (CI smoke test)")
+    args = parser.parse_args(argv)
+    quiet()
+    print(machine(), flush=True)
+    rows = run(args.quick)
+    print(table(rows), flush=True)
+    return rows
+
+
+def quiet() -> None:
+    """Library chatter (TensorFlow's retracing warnings: every trial builds a new model; optuna's
+    per-study lines; Keras's shuffle note for the peer's fit) would bury the table."""
+    import warnings
+
+    import optuna
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed")
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so stdout holds the table alone."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,154 @@
+"""Against the peer, end to end: one small transfer search by our toolkit vs the same search written
+plainly with keras-tuner, as its documentation shows.
+
+Both run keras-tuner's Hyperband (same ``max_epochs``, ``factor=3``, seed, one iteration, so the same
+brackets and trial count) over the paper's head on a frozen DenseNet169, on the same images. The
+peer is ``kt.Hyperband`` over a ``build(hp)`` that builds DenseNet169, loads the weights and adds the
+head, fed by ``keras.utils.image_dataset_from_directory`` from folders this benchmark writes from
+our own train/validation split: every epoch pushes every image through the frozen backbone. Ours
+is the toolkit's keras-tuner backend (``study.tuning.keras_tuner_backend``) with a space that
+fixes what the peer does not search (no augmentation, no fine-tune phase): every trial is a full
+``study.training.train`` run writing all its artifacts, and the frozen phase trains on cached
+features. Ours starts later rounds from fresh weights, where keras-tuner continues a checkpoint:
+ours trains more epochs. Pretrained weights: ImageNet cannot be downloaded here, so both load a
+DenseNet169 weights file this benchmark writes (seeded random init) and accuracies are low.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import keras
+import keras_tuner as kt
+import optuna
+
+from benchmarks.common import (
+    Clock,
+    Row,
+    backbone_weights,
+    faces,
+    fresh_feature_cache,
+    log,
+    main,
+    sample,
+    scratch_dir,
+    write_folders,
+)
+from benchmarks.common import seconds as fmt_seconds
+from benchmarks.frozen_features import first
+from search_spaces import Fixed, Space
+from search_spaces.regimes import TRANSFER
+from study.data import Dataset, load_dataset
+from study.model import TORCH_MEAN_RGB, TORCH_STD_RGB
+from study.tuning.keras_tuner_backend import make_oracle
+from study.tuning.keras_tuner_backend import run as run_keras_tuner
+from study.tuning.objective import Objective
+
+GOAL = 5.0
+FACTOR = 3
+FIXED = {"epochs": 5, "rotation": 0.0, "zoom": 0.0, "flip": False, "class_weight": "none", "unfreeze": "all",
+         "batch_size": 64, "nesterov": False}
+
+
+def build_peer(hp: kt.HyperParameters, backbone_name: str, weights: str) -> keras.Model:
+    """The plain recipe: application backbone, frozen, the paper's head, SGD; hyperparameters as ours."""
+    application = {"densenet169": keras.applications.DenseNet169, "mobilenetv3small":
+                   keras.applications.MobileNetV3Small}[backbone_name]
+    backbone = application(include_top=False, weights=None, input_shape=(48, 48, 3))
+    backbone.load_weights(weights)
+    backbone.trainable = False
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Concatenate()([inputs, inputs, inputs])
+    x = keras.layers.Rescaling(1 / 255)(x)
+    x = keras.layers.Normalization(mean=TORCH_MEAN_RGB, variance=[s**2 for s in TORCH_STD_RGB])(x)
+    x = keras.layers.GlobalAveragePooling2D()(backbone(x, training=False))
+    l2 = hp.Float("l2", 1e-5, 1e-1, sampling="log")
+    for i, (units, rate) in enumerate((((128, 256, 512), 0.6), ((512, 1024, 2048), 0.7), ((256, 512, 1024), 0.7)), 1):
+        x = keras.layers.Dense(hp.Choice(f"dense{i}_units", units), activation="relu",
+                               kernel_regularizer=keras.regularizers.L2(l2))(x)
+        x = keras.layers.Dropout(hp.Float(f"dropout{i}", 0.0, rate))(x)
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x))
+    model.compile(optimizer=keras.optimizers.SGD(hp.Float("learning_rate", 1e-3, 1e-1, sampling="log"),
+                                                 momentum=hp.Float("momentum", 0.0, 0.95)),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def peer_search(data: Dataset, backbone: str, weights: str, max_epochs: int) -> tuple[float, float, int]:
+    """(seconds, best val accuracy, trials) of the plain keras-tuner search."""
+    folder = write_folders(scratch_dir() / "peer-data", {"train": data.train, "val": data.val})
+    common = {"color_mode": "grayscale", "image_size": (48, 48), "batch_size": 64, "label_mode": "categorical",
+              "verbose": False}
+    with Clock() as clock:
+        train = keras.utils.image_dataset_from_directory(folder / "train", shuffle=True, seed=0, **common)
+        val = keras.utils.image_dataset_from_directory(folder / "val", shuffle=False, **common)
+        tuner = kt.Hyperband(lambda hp: build_peer(hp, backbone, weights), objective="val_accuracy",
+                             max_epochs=max_epochs, factor=FACTOR, hyperband_iterations=1, seed=0,
+                             directory=str(scratch_dir() / "peer-kt"), project_name="peer", overwrite=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            tuner.search(train, validation_data=val, verbose=0)
+    best = tuner.oracle.get_best_trials(1)[0].score
+    return clock.seconds, float(best), len(tuner.oracle.trials)
+
+
+class _Silent:
+    """The live display's interface, showing nothing."""
+
+    def trial_started(self, *args) -> None:
+        pass
+
+    def epoch_ended(self, *args) -> None:
+        pass
+
+    def trial_finished(self, *args) -> None:
+        pass
+
+
+def frozen_only_space(max_epochs: int) -> Space:
+    """The transfer space with what the peer does not search pinned (inside the space's own ranges:
+    phase-1 epochs are then capped by Hyperband's budget, and ``FrozenOnly`` drops the fine-tune)."""
+    pinned = {**FIXED, "frozen_epochs": 5, "frozen_patience": max_epochs}
+    return Space("transfer", tuple(Fixed(p.name, pinned[p.name]) if p.name in pinned else p for p in TRANSFER.params))
+
+
+class FrozenOnly(Objective):
+    """The toolkit's objective with the fine-tune phase removed, as the peer has none."""
+
+    def _train(self, trial, config):
+        return super()._train(trial, config.replace(epochs=0))
+
+
+def our_search(data: Dataset, backbone: str, weights: str, max_epochs: int, trials: int) -> tuple[float, float]:
+    """(seconds, best val accuracy) of the toolkit's keras-tuner Hyperband search, same budget."""
+    study = optuna.create_study(direction="maximize", study_name="ours")
+    objective = FrozenOnly("ours", frozen_only_space(max_epochs), {"backbone": backbone, "weights": weights}, data,
+                          scratch_dir() / "ours-runs", max_epochs=max_epochs, events=_Silent())
+    oracle = make_oracle("hyperband", "accuracy", "maximize", max_epochs=max_epochs, seed=0, failures=trials + 1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with fresh_feature_cache(), Clock() as clock:
+        run_keras_tuner(study, objective, oracle, tuner_name="hyperband", trials=trials, total=trials, timeout=None,
+                        display=_Silent())
+    return clock.seconds, float(study.best_value)
+
+
+def run(quick: bool) -> list[Row]:
+    folder, note = (sample(per_class=30), "generated sample") if quick else faces(quick)
+    backbone = "mobilenetv3small" if quick else "densenet169"
+    data = first(load_dataset(folder), *((64, 32) if quick else (1200, 300)))
+    weights = str(backbone_weights(backbone))
+    max_epochs = 1 if quick else 3
+    log(f"peer: plain keras-tuner Hyperband, {backbone}")
+    peer_seconds, peer_best, trials = peer_search(data, backbone, weights, max_epochs)
+    log(f"peer: ours, {trials} trials")
+    our_seconds, our_best = our_search(data, backbone, weights, max_epochs, trials)
+    keras.backend.clear_session()
+    ratio = peer_seconds / our_seconds
+    where = f"{backbone}, {len(data.train.y)}+{len(data.val.y)} images" + (f", {note}" if note else "")
+    return [Row(f"peer: transfer search, Hyperband max_epochs={max_epochs}, {trials} trials ({where}); "
+                "wall time, best val acc", f"{fmt_seconds(peer_seconds)}, {peer_best:.3f}",
+                f"{fmt_seconds(our_seconds)}, {our_best:.3f}", ratio, f">= {GOAL:.0f}x, acc >= peer's",
+                ratio >= GOAL and our_best >= peer_best)]
+
+
+if __name__ == "__main__":
+    main(run)

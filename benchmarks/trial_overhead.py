@@ -1,0 +1,93 @@
+"""Trial overhead: the share of a trial spent before its first training step and after its last one.
+
+A trial is one ``study.training.train`` call (what the tuning objective runs, less its bookkeeping).
+"Before" runs from the call to the first step, counting the first step's tracing beyond a steady
+step; "after" runs from the last step to the return (the last validation, predictions, metrics,
+artifacts). The baseline is a study's first trial (nothing yet done once per study), ours a later
+trial of the same study, which finds the decoded data, the input tensors and the frozen features
+already in memory.
+"""
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+
+import keras
+
+from benchmarks.common import Row, backbone_weights, faces, fresh_feature_cache, log, main, percent, sample, scratch_dir
+from benchmarks.frozen_features import first
+from study.config import TrainConfig
+from study.data import Dataset, load_dataset
+from study.training import train
+
+
+class Timeline(keras.callbacks.Callback):
+    """Start and end of every training batch, grouped by fit (phase)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.phases: list[list[tuple[float, float]]] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.phases.append([])
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.phases[-1].append((self._begin, time.perf_counter()))
+
+
+def shares(timeline: Timeline, start: float, end: float) -> dict[str, float]:
+    """Seconds before the first step, between phases and after the last step, and the trial total."""
+    def excess(batches: list[tuple[float, float]]) -> float:
+        durations = [b - a for a, b in batches]
+        return durations[0] - statistics.median(durations[1:] or durations)
+
+    phases = [p for p in timeline.phases if p]
+    before = phases[0][0][0] - start + excess(phases[0])
+    between = sum(p[0][0] - q[-1][1] + excess(p) for q, p in itertools.pairwise(phases))
+    return {"before": before, "between": between, "after": end - phases[-1][-1][1], "total": end - start}
+
+
+def timed_trial(config: TrainConfig, data: Dataset, name: str) -> dict[str, float]:
+    timeline = Timeline()
+    start = time.perf_counter()
+    train(config, data, scratch_dir() / "overhead" / name, callbacks=[timeline], progress=False)
+    return shares(timeline, start, time.perf_counter())
+
+
+def run(quick: bool) -> list[Row]:
+    scratch = load_dataset(sample(per_class=20 if quick else 120))
+    cases = [("mini_xception", "scratch", scratch, TrainConfig(backbone="mini_xception", epochs=2))]
+    if not quick:
+        folder, note = faces(quick)
+        transfer = first(load_dataset(folder), 640, 160)
+        cases.append(("densenet169", "transfer" + (f", {note}" if note else ""), transfer, TrainConfig(
+            regime="transfer", backbone="densenet169", frozen_epochs=2, epochs=1,
+            weights=str(backbone_weights("densenet169")), rotation=10.0, zoom=0.1, flip=True,
+            frozen_augmentation="none")))
+    rows = []
+    for backbone, regime, data, config in cases:
+        log(f"trial overhead: {backbone} {regime}")
+        with fresh_feature_cache():
+            cold = timed_trial(config, data, f"{backbone}-1")
+            warm = timed_trial(config, data, f"{backbone}-2")
+        rows += _rows(f"{backbone} {regime} ({len(data.train.y)} images)", cold, warm)
+    return rows
+
+
+def _rows(label: str, cold: dict[str, float], warm: dict[str, float]) -> list[Row]:
+    def cell(t: dict[str, float], part: str) -> str:
+        return f"{t[part]:.1f} s = {percent(t[part] / t['total'])} of {t['total']:.1f} s"
+
+    parts = [("before", "start to first step"), ("after", "last step to end")]
+    if cold["between"] > 0:
+        parts.insert(1, ("between", "between phases"))
+    return [Row(f"trial overhead, {text}: {label}; first trial vs later trial", cell(cold, part), cell(warm, part),
+                cold[part] / warm[part] if warm[part] > 0 else None) for part, text in parts]
+
+
+if __name__ == "__main__":
+    main(run)

@@ -1,0 +1,48 @@
+"""The benchmarks run (--quick) and print one table with every benchmark's rows; no timing is asserted."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import BENCHMARKS
+from benchmarks.common import COLUMNS, Row, table
+
+ROOT = Path(__file__).resolve().parents[1]
+# The first words of each benchmark's rows.
+PREFIXES = {
+    "input_pipeline": ("input: data only", "input: mini_xception training loop", "input wait share"),
+    "frozen_features": ("frozen phase: one epoch", "frozen phase: cached = uncached", "frozen phases of a 30-trial",
+                        "frozen phase with augmentation: 'none'", "frozen phase with augmentation: 4 cached views"),
+    "trial_overhead": ("trial overhead, start to first step", "trial overhead, last step to end"),
+    "memory": ("memory: peak RSS growth",),
+    "precision": ("precision: mini_xception train step, mixed_bfloat16",),
+    "flops": ("limit: mini_xception",),
+    "peer": ("peer: transfer search",),
+    "search_efficiency": ("search: epochs to reach",),
+}
+
+
+def test_every_benchmark_runs_quick_and_prints_its_rows(tmp_path):
+    env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], check=False, cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert out.startswith("Machine: ") and "TensorFlow" in out and "cores" in out
+    lines = [line for line in out.splitlines() if line.startswith("| ")]
+    assert lines[0].split("|")[1].strip() == COLUMNS[0] and len(lines[0].split("|")) == len(COLUMNS) + 2
+    names = [line.split("|")[1].strip() for line in lines[1:]]
+    assert set(PREFIXES) == set(BENCHMARKS)
+    for benchmark, prefixes in PREFIXES.items():
+        for prefix in prefixes:
+            assert any(name.startswith(prefix) for name in names), f"{benchmark}: no row {prefix!r}"
+    assert "FAILED" not in out
+
+
+def test_the_table_is_markdown_with_one_line_per_row():
+    rows = [Row("a", "1 s", "0.5 s", 2.0, ">= 2x", True), Row("b", "-", "x", None, ratio_text="3% of peak")]
+    lines = table(rows).splitlines()
+    assert len(lines) == 4 and all(line.startswith("|") and line.endswith("|") for line in lines)
+    assert "2.00x" in lines[2] and "yes" in lines[2] and "3% of peak" in lines[3] and lines[3].rstrip("| ").endswith("-")
