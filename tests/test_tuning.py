@@ -416,3 +416,19 @@ def test_only_a_dead_process_on_this_host_counts_as_dead():
     assert worker_is_dead(f"{host}:{pid}:{int(started) - 100}")  # the pid now belongs to a later process
     assert worker_is_dead(f"{host}:999999999:0")
     assert not worker_is_dead(f"another-host:{pid}:0") and not worker_is_dead(None)
+
+
+def test_live_table_prints_states_and_errors_literally():
+    """A re-queued trial is WAITING (no style) and errors may hold brackets: neither may be read as
+    rich markup (a MarkupError there killed a worker of a distributed search)."""
+    from rich.console import Console
+
+    from study.tuning.display import SearchDisplay
+
+    display = SearchDisplay.__new__(SearchDisplay)
+    display.best = None
+    display.rows = {3: {"params": {"learning_rate": 0.01}, "state": "WAITING", "value": None, "seconds": None,
+                        "error": "pip install psycopg[binary] [/]", "epochs": None}}
+    console = Console(width=160, record=True)
+    console.print(display.table())
+    assert "WAITING: pip install psycopg[binary] [/]" in console.export_text()

@@ -14,6 +14,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from study.tuning.storage import FINISHED
 
@@ -122,7 +123,7 @@ class SearchDisplay:
             table.add_row(*self._cells(number))
         return table
 
-    def _cells(self, number: int) -> tuple[str, ...]:
+    def _cells(self, number: int) -> tuple[str | Text, ...]:
         row = self.rows[number]
         state = row["state"]
         seconds = row.get("seconds")
@@ -135,5 +136,7 @@ class SearchDisplay:
         style = _STATE_STYLES.get(row["state"], "")
         star = " *" if self.best and self.best[1] == number else ""
         epochs = row.get("epochs") or row.get("epoch") or ""
-        return (f"{number}{star}", format_params(row["params"]), str(epochs), format_value(row["value"]),
-                f"[{style}]{state}[/]", duration)
+        # Text, not markup: a state without a style (WAITING, a re-queued trial) or an error message
+        # with brackets must print as it is, not be parsed (it raised MarkupError and killed a worker).
+        return (f"{number}{star}", Text(format_params(row["params"])), str(epochs), format_value(row["value"]),
+                Text(state, style=style), duration)
