@@ -12,6 +12,7 @@ import traceback
 
 from benchmarks import BENCHMARKS
 from benchmarks.common import Row, log, machine, quiet, table
+from study.training import releasing_traced_graphs
 
 
 def run_all(names: tuple[str, ...], quick: bool) -> tuple[list[Row], bool]:
@@ -20,7 +21,8 @@ def run_all(names: tuple[str, ...], quick: bool) -> tuple[list[Row], bool]:
     for name in names:
         started = time.perf_counter()
         try:
-            rows += importlib.import_module(f"benchmarks.{name}").run(quick)
+            with releasing_traced_graphs():  # whatever a benchmark traced outside train() goes with it
+                rows += importlib.import_module(f"benchmarks.{name}").run(quick)
         except Exception as exc:  # noqa: BLE001 - reported in the table, the run goes on
             traceback.print_exc()
             rows.append(Row(f"{name}: FAILED ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})",

@@ -194,7 +194,10 @@ def main(run: Callable[[bool], list[Row]], argv: Sequence[str] | None = None) ->
     args = parser.parse_args(argv)
     quiet()
     print(machine(), flush=True)
-    rows = run(args.quick)
+    from study.training import releasing_traced_graphs
+
+    with releasing_traced_graphs():
+        rows = run(args.quick)
     print(table(rows), flush=True)
     return rows
 

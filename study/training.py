@@ -108,7 +108,7 @@ def train(
     run_dir = Path(run_dir)
     stage = runs.start(run_dir)
     try:
-        with _releasing_traced_graphs():
+        with releasing_traced_graphs():
             result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest)
     except BaseException:
         runs.abandon(stage)
@@ -123,8 +123,9 @@ def train(
 
 
 @contextmanager
-def _releasing_traced_graphs() -> Iterator[None]:
-    """Unregister the custom gradients this run's traces added (see the module docstring)."""
+def releasing_traced_graphs() -> Iterator[None]:
+    """Unregister the custom gradients traced inside the block (see the module docstring): wrap any
+    ``model.fit`` outside ``train`` that runs many times in one process (benchmarks do)."""
     from tensorflow.python.framework import ops
 
     registry = ops._gradient_registry._registry
