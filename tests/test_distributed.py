@@ -7,6 +7,7 @@ budget is also checked under heavy contention with an instant objective, on SQLi
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -32,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 from cli import cli
 from study.training import RunResult
 from study.tuning import storage as storage_mod
+from study.tuning.commands import search as search_command
 from study.tuning.search import SearchRequest
 from study.tuning.secrets import STORAGE_ENV, mask_text, mask_url
 from study.tuning.workers import SURPLUS, child_args, gpu_ids, within_budget
@@ -441,6 +443,17 @@ def test_worker_command_line_carries_no_storage_url():
     assert args[:5] == ["search", "--regime", "scratch", "--trials", "12"]
     assert "--storage" not in args and "--workers" not in args and PASSWORD not in " ".join(args)
     assert args[-2:] == ["--study", "scratch-optuna"] and "--max-epochs" in args and "--runs-dir" in args
+
+
+@pytest.mark.parametrize("jit, flag", [(True, "--jit"), (False, "--no-jit")])
+def test_worker_command_line_parses_back_to_the_same_request(jit, flag):
+    request = SearchRequest(regime="transfer", trials=4, precision="mixed_float16", jit=jit,
+                            frozen_augmentation="views", frozen_feature_views=3, max_epochs=2)
+    args = child_args(request)
+    assert flag in args
+    parsed = search_command.make_context("search", args[1:]).params
+    parsed.pop("workers")
+    assert SearchRequest(**parsed) == dataclasses.replace(request, study="transfer-optuna")
 
 
 def test_workers_are_pinned_to_visible_gpus(monkeypatch):

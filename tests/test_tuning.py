@@ -29,7 +29,7 @@ from study.runs import ARTIFACTS
 from study.training import RunResult
 from study.tuning import objective as objective_mod
 from study.tuning.callbacks import pruning_callback
-from study.tuning.final import train_from_study
+from study.tuning.final import best_config, train_from_study
 from study.tuning.objective import Objective
 from study.tuning.optuna_backend import make_pruner, make_sampler
 from study.tuning.storage import load_existing, worker_id, worker_is_dead
@@ -243,6 +243,34 @@ def test_resume_counts_finished_trials_and_refuses_a_different_search(tmp_path, 
     assert refused.exit_code == 2 and "objective='accuracy'" in refused.stderr
     refused = search(tmp_path, sample_dir, "--max-epochs", "2")
     assert refused.exit_code == 2 and "max_epochs" in refused.stderr
+
+
+def test_precision_jit_and_frozen_augmentation_reach_every_trial_and_the_final_run(tmp_path, sample_dir, calls):
+    options = ("--precision", "mixed_bfloat16", "--jit", "--frozen-augmentation", "views", "--frozen-feature-views", "2")
+    assert search(tmp_path, sample_dir, *options, "--backbone", "mini_xception", trials=2, regime="transfer",
+                  ).exit_code == 0
+    assert len(calls) == 2
+    for call in calls:
+        config = call["config"]
+        assert (config.precision, config.jit, config.frozen_augmentation, config.frozen_feature_views) == (
+            "mixed_bfloat16", True, "views", 2)
+    study = load_existing("transfer-optuna", storage_url(tmp_path))
+    final = best_config(study, study.best_trial)  # what `train --from-study` trains
+    assert (final.precision, final.jit, final.frozen_augmentation, final.frozen_feature_views) == (
+        "mixed_bfloat16", True, "views", 2)
+    refused = search(tmp_path, sample_dir, "--backbone", "mini_xception", trials=3, regime="transfer")
+    assert refused.exit_code == 2 and "base=" in refused.stderr  # float32 trials would not belong to this study
+
+
+def test_a_study_saved_before_the_precision_keys_existed_still_resumes(tmp_path, sample_dir, calls):
+    assert search(tmp_path, sample_dir, trials=1).exit_code == 0
+    study = load_existing("scratch-optuna", storage_url(tmp_path))
+    old_base = {k: v for k, v in study.user_attrs["base"].items()
+                if k not in ("precision", "jit", "frozen_augmentation", "frozen_feature_views")}
+    study.set_user_attr("base", old_base)
+    assert search(tmp_path, sample_dir, trials=2).exit_code == 0 and len(calls) == 2
+    refused = search(tmp_path, sample_dir, "--precision", "mixed_float16", trials=3)
+    assert refused.exit_code == 2 and "precision" in refused.stderr
 
 
 # -------------------------------------------------------------------------- failures, pruning

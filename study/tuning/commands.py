@@ -17,7 +17,7 @@ from typing import Any, Callable
 import click
 from rich.console import Console
 
-from study.config import REGIMES
+from study.config import FROZEN_AUGMENTATIONS, PRECISIONS, REGIMES
 from study.tuning.search import BACKENDS, PRUNERS, SAMPLERS, TUNERS, SearchRequest, default_data
 from study.tuning.secrets import STORAGE_ENV, mask_text, mask_url
 from study.tuning.storage import DEFAULT_STORAGE, OBJECTIVES
@@ -56,6 +56,15 @@ def study_options(command: Callable) -> Callable:
               help="Stratified fraction of the training split.")
 @click.option("--backbone", help="Backbone for every trial (default densenet169).")
 @click.option("--weights", help="imagenet | none | a weights file | a run's model.keras (default per regime).")
+@click.option("--precision", type=click.Choice(PRECISIONS),
+              help="Every trial's dtype policy (default float32); docs/performance.md says which to use on a GPU.")
+@click.option("--jit/--no-jit", default=None, help="XLA-compile every trial's training step (default off).")
+@click.option("--frozen-augmentation", type=click.Choice(FROZEN_AUGMENTATIONS),
+              help="Transfer phase 1: live (default, the paper's) augments through the frozen backbone every "
+                   "epoch; none trains the head on backbone features computed once for the whole study (exact, "
+                   "far faster); views caches --frozen-feature-views augmented views per image.")
+@click.option("--frozen-feature-views", type=click.IntRange(min=1), metavar="K",
+              help="With --frozen-augmentation views: augmented views cached per image (default 4).")
 @study_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed of every trial; seeds the sampler.")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(),

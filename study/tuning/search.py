@@ -40,7 +40,9 @@ SAMPLERS = ("tpe", "random", "cmaes", "grid")  # optuna
 PRUNERS = ("median", "halving", "hyperband", "none")  # optuna
 TUNERS = ("random", "bayesian", "hyperband")  # keras-tuner
 DEFAULT_DATA = "data/sample"
-BASE_KEYS = ("backbone", "weights", "seed", "subset", "val_fraction")
+BASE_KEYS = ("backbone", "weights", "seed", "subset", "val_fraction", "precision", "jit", "frozen_augmentation",
+             "frozen_feature_views")
+_GIVEN_KEYS = ("backbone", "weights", "precision", "jit", "frozen_augmentation", "frozen_feature_views")
 
 
 def default_data() -> str:
@@ -65,6 +67,10 @@ class SearchRequest:
     subset: float = 1.0
     backbone: str | None = None
     weights: str | None = None
+    precision: str | None = None  # float32 | mixed_float16 | mixed_bfloat16 (TrainConfig's default: float32)
+    jit: bool | None = None  # XLA-compile every trial's training step
+    frozen_augmentation: str | None = None  # transfer phase 1: live | none | views (study.features)
+    frozen_feature_views: int | None = None  # with frozen_augmentation=views: cached views per image
     storage: str = DEFAULT_STORAGE
     study: str | None = None
     seed: int = 0
@@ -104,7 +110,7 @@ def validate(request: SearchRequest) -> None:
 
 def base_config(request: SearchRequest) -> dict[str, Any]:
     """The TrainConfig keys the search does not vary, validated now rather than in trial 0."""
-    given = {k: v for k, v in (("backbone", request.backbone), ("weights", request.weights)) if v}
+    given = {k: v for k in _GIVEN_KEYS if (v := getattr(request, k)) is not None}
     config = to_config(request.regime, {}, {**given, "seed": request.seed, "subset": request.subset})
     return {key: getattr(config, key) for key in BASE_KEYS}
 

@@ -19,9 +19,10 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import optuna
 import psutil
@@ -269,13 +270,23 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, **kwargs: 
 
 def check_compatible(study: optuna.Study, spec: StudySpec) -> None:
     """Refuse to mix trials of different regimes, objectives, data or base settings in one study."""
-    saved, wanted = study.user_attrs, spec.attrs()
+    saved, wanted = dict(study.user_attrs), spec.attrs()
+    if isinstance(saved.get("base"), Mapping):  # a study from before a base key existed had its default
+        saved["base"] = {**_base_defaults(wanted["base"]), **saved["base"]}
     for key in _MUST_MATCH:
         if _normal(saved.get(key)) != _normal(wanted[key]):
             raise StorageError(
                 f"study {spec.name} was created with {key}={saved.get(key)!r}, this search has "
                 f"{key}={wanted[key]!r}: rerun with the study's options or choose another --study NAME"
             )
+
+
+def _base_defaults(keys: Iterable[str]) -> dict[str, Any]:
+    """TrainConfig's regime-independent defaults for these base keys."""
+    from study.config import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return {k: defaults[k] for k in keys if k in defaults and k not in ("weights", "backbone")}
 
 
 def _normal(value: Any) -> Any:

@@ -242,7 +242,11 @@ def child_args(request: SearchRequest) -> list[str]:
         value = getattr(request, f.name)
         if f.name in ("storage", "study") or value is None or value == f.default:
             continue
-        args += [f"--{f.name.replace('_', '-')}", str(value)]
+        option = f"--{f.name.replace('_', '-')}"
+        if isinstance(value, bool):  # a --flag/--no-flag pair
+            args.append(option if value else f"--no-{option[2:]}")
+        else:
+            args += [option, str(value)]
     return [*args, "--study", request.study_name]
 
 
