@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from study.config import TrainConfig
 from study.data import CLASSES, Dataset, Split, cache_dir
-from study.model import HEAD_LAYERS, backbone_of
+from study.model import HEAD_LAYERS, backbone_of, predict
 from study.pipeline import Augmentation, augment, index_batches, split_tensors, with_batch_seeds
 
 FEATURE_LAYER = HEAD_LAYERS[0]  # the head's global average pooling: features are (N, channels)
@@ -159,7 +159,7 @@ def _extract(extractor: keras.Model, split: Split, augmentation: Augmentation, s
         return augment(x, batch_seed, augmentation) if augmentation.active else x
 
     ds = batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    return np.asarray(extractor.predict(ds, verbose=0), dtype=np.float32)
+    return predict(extractor, ds)
 
 
 # ------------------------------------------------------------------------------------ training

@@ -23,6 +23,7 @@ from study.model import (
     build_model,
     freeze_backbone,
     head_layer_names,
+    release_backbone,
     unfreeze_backbone,
 )
 
@@ -346,3 +347,43 @@ def test_mini_xception_trains_with_default_onednn_settings():
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trained 2" in done.stdout
+
+
+def test_a_released_backbone_is_reused_as_if_built_afresh(tmp_path):
+    """A search's trials reuse the backbone (study.training releases it): the next model must not be
+    able to tell, whatever the previous one trained, froze or connected."""
+    path, saved = _saved_backbone_weights(tmp_path)
+    config = TrainConfig(regime="transfer", backbone="mini_xception", weights=str(path), **TINY_HEAD)
+    first = build_model(config)
+    fresh_config = first.get_config()
+    x = _gray(8)
+    expected = first.predict(x, verbose=0)
+    unfreeze_backbone(first, None, finetune_batchnorm=True)  # then "train" it: every weight changes
+    backbone_of(first).set_weights([w + 1.0 for w in saved])
+    release_backbone(first)
+    for _ in range(3):
+        keras.backend.clear_session()
+        again = build_model(config)
+        assert backbone_of(again) is backbone_of(first)  # reused, not rebuilt
+        assert again.get_config() == fresh_config  # same graph: saves and loads like a fresh model
+        for got, want in zip(backbone_of(again).get_weights(), saved):
+            np.testing.assert_array_equal(got, want)
+        assert [l.trainable for l in again.layers] == [l.trainable for l in first.layers]
+        assert not any(l.trainable for l in backbone_of(again).layers if isinstance(l, keras.layers.BatchNormalization))
+        np.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+        assert len(backbone_of(again)._outbound_nodes) == 1  # no trail of earlier models kept alive
+        release_backbone(again)
+
+
+def test_a_backbone_in_use_or_randomly_initialized_is_never_shared(tmp_path):
+    path, _ = _saved_backbone_weights(tmp_path)
+    config = TrainConfig(regime="transfer", backbone="mini_xception", weights=str(path), **TINY_HEAD)
+    in_use = build_model(config)
+    second = build_model(config)
+    assert backbone_of(second) is not backbone_of(in_use)  # not released: two models, two backbones
+    scratch = TrainConfig(backbone="mini_xception", **TINY_HEAD)
+    model = build_model(scratch)
+    release_backbone(model)
+    assert backbone_of(build_model(scratch)) is not backbone_of(model)  # weights=none: the seed decides
+    release_backbone(second)
+    assert backbone_of(build_model(config.replace(seed=1))) is backbone_of(second)  # the seed only moves the head
