@@ -4,8 +4,8 @@
     python -m benchmarks.<name> [--quick]       one benchmark, its own rows of that table
 
 ``--quick`` shrinks data, steps and trials so the whole set runs in CI; its figures are smoke-test
-figures, not results. docs/performance.md holds the table of a full run and the reasons behind each
-goal met or missed.
+figures, not results. ``python -m benchmarks --write README.md`` puts a full run's table in the
+README; docs/performance.md gives the reasons behind each goal met or missed.
 """
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""``python -m benchmarks [--quick] [--only NAME ...]``: every benchmark in one process, one table.
+"""``python -m benchmarks [--quick] [--only NAME ...] [--write FILE]``: every benchmark in one process, one table.
 
 A benchmark that fails does not hide the others: its row says so and the exit status is 1.
+``--write README.md`` also puts the output, exactly as printed, between the file's
+``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->`` lines (the README's Performance section).
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import importlib
 import sys
 import time
 import traceback
+from pathlib import Path
 
 from benchmarks import BENCHMARKS
 from benchmarks.common import Row, log, machine, quiet, table
@@ -22,7 +25,9 @@ def run_all(names: tuple[str, ...], quick: bool) -> tuple[list[Row], bool]:
         started = time.perf_counter()
         try:
             with releasing_traced_graphs():  # whatever a benchmark traced outside train() goes with it
-                rows += importlib.import_module(f"benchmarks.{name}").run(quick)
+                new = importlib.import_module(f"benchmarks.{name}").run(quick)
+            rows += new
+            log(f"{name}:\n{table(new)}")  # as it comes: a long run that is stopped still shows its rows
         except Exception as exc:  # noqa: BLE001 - reported in the table, the run goes on
             traceback.print_exc()
             rows.append(Row(f"{name}: FAILED ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})",
@@ -36,17 +41,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data and few steps (CI smoke test)")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run these benchmarks only")
+    parser.add_argument("--write", type=Path, metavar="FILE",
+                        help=f"also write the output between the {START} and {END} lines of FILE")
     args = parser.parse_args(argv)
+    if args.write:
+        between(args.write.read_text(), "")  # a file without the markers fails now, not after the run
     quiet()
     header = machine()
     started = time.perf_counter()
     rows, ok = run_all(tuple(args.only or BENCHMARKS), args.quick)
-    print(header)
-    print(f"Command: python -m benchmarks{' --quick' if args.quick else ''}; wall time "
-          f"{(time.perf_counter() - started) / 60:.1f} min")
-    print()
-    print(table(rows), flush=True)
+    command = "python -m benchmarks" + (" --quick" if args.quick else "") + (
+        f" --only {' '.join(args.only)}" if args.only else "")
+    output = "\n".join([header, f"Command: {command}; wall time {(time.perf_counter() - started) / 60:.1f} min", "",
+                        table(rows)])
+    print(output, flush=True)
+    if args.write:
+        args.write.write_text(between(args.write.read_text(), f"```text\n{output}\n```\n"))
     return 0 if ok else 1
+
+
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+def between(text: str, inner: str) -> str:
+    """``text`` with what lies between the START and END lines replaced by ``inner``."""
+    head, sep, rest = text.partition(START + "\n")
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        raise SystemExit(f"python -m benchmarks: --write needs a line {START} followed later by a line {END}")
+    return f"{head}{START}\n{inner}{END}{tail}"
 
 
 if __name__ == "__main__":

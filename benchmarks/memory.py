@@ -6,11 +6,19 @@ The trials are real: optuna (random sampler, seeded) calls the tuning objective,
 Keras's TF optimizer all-reduces gradients through ``tf.custom_gradient`` even on one device, and
 in graph mode each trace registers a gradient function in TensorFlow's global registry that keeps
 the traced step's whole graph alive (tensorflow#97697), about 25 MiB per compiled model.
+
+Each series runs in a fresh Python process: in a process that has already held more (the other
+benchmarks of ``python -m benchmarks``), a leak first fills memory the allocator freed earlier and
+the RSS hides it.
 """
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -69,6 +77,26 @@ def peaks(trials: int, name: str) -> list[int]:
     return result
 
 
+def peaks_in_child(trials: int, name: str, leak: bool = False) -> list[int]:
+    """``peaks`` in a new Python process (with the traced-graph release switched off if ``leak``)."""
+    command = [sys.executable, "-m", "benchmarks.memory", "--peaks", name, str(trials), *(["--leak"] if leak else [])]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1])
+    if done.returncode != 0:
+        raise RuntimeError(f"the memory child failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child(argv: list[str]) -> None:
+    from benchmarks.common import quiet
+
+    quiet()
+    name, trials, leak = argv[1], int(argv[2]), "--leak" in argv
+    patch = (mock.patch.object(training, "releasing_traced_graphs", contextlib.nullcontext) if leak
+             else contextlib.nullcontext())
+    with patch:
+        print(json.dumps(peaks(trials, name)), flush=True)
+
+
 def growth(values: list[int]) -> float:
     """From trial 2 (the first, warming up, allocates the process's one-time state) to the last."""
     return (values[-1] - values[1]) / values[1]
@@ -77,15 +105,12 @@ def growth(values: list[int]) -> float:
 def run(quick: bool) -> list[Row]:
     trials, baseline_trials = (3, 0) if quick else (20, 5)
     log(f"memory: {trials} trials with the fix")
-    ours = peaks(trials, "ours")
+    ours = peaks_in_child(trials, "ours")
     ours_cell = f"{ours[1] / MIB:,.0f} -> {ours[-1] / MIB:,.0f} MiB ({percent(growth(ours))})"
     baseline_cell, projected = "not run (--quick)", None
     if baseline_trials:
         log(f"memory: {baseline_trials} trials without it")
-        # the outer block purges what the baseline leaked, so later benchmarks do not pay for it
-        with training.releasing_traced_graphs(), mock.patch.object(training, "releasing_traced_graphs",
-                                                                   contextlib.nullcontext):
-            baseline = peaks(baseline_trials, "baseline")
+        baseline = peaks_in_child(baseline_trials, "baseline", leak=True)
         leak = float(np.median(np.diff(baseline[1:])))
         projected = leak * (trials - 2) / baseline[1]
         baseline_cell = (f"{leak / MIB:.0f} MiB/trial over trials 2-{baseline_trials}: {percent(projected)} "
@@ -96,4 +121,7 @@ def run(quick: bool) -> list[Row]:
 
 
 if __name__ == "__main__":
-    main(run)
+    if sys.argv[1:2] == ["--peaks"]:
+        _child(sys.argv[1:])
+    else:
+        main(run)

@@ -121,7 +121,7 @@ class FrozenOnly(Objective):
 
 def our_search(data: Dataset, backbone: str, weights: str, max_epochs: int, trials: int) -> tuple[float, float]:
     """(seconds, best val accuracy) of the toolkit's keras-tuner Hyperband search, same budget."""
-    study = optuna.create_study(direction="maximize", study_name="ours")
+    study = optuna.create_study(direction="maximize", study_name="ours", pruner=optuna.pruners.NopPruner())  # as search does
     objective = FrozenOnly("ours", frozen_only_space(max_epochs), {"backbone": backbone, "weights": weights}, data,
                           scratch_dir() / "ours-runs", max_epochs=max_epochs, events=_Silent())
     oracle = make_oracle("hyperband", "accuracy", "maximize", max_epochs=max_epochs, seed=0, failures=trials + 1)

@@ -12,7 +12,8 @@ from benchmarks.common import COLUMNS, Row, table
 ROOT = Path(__file__).resolve().parents[1]
 # The first words of each benchmark's rows.
 PREFIXES = {
-    "input_pipeline": ("input: data only", "input: mini_xception training loop", "input wait share"),
+    "input_pipeline": ("input: data only", "input: the augmentation's resampling alone",
+                       "input: mini_xception training loop", "input wait share"),
     "frozen_features": ("frozen phase: one epoch", "frozen phase: cached = uncached", "frozen phases of a 30-trial",
                         "frozen phase with augmentation: 'none'", "frozen phase with augmentation: 4 cached views"),
     "trial_overhead": ("trial overhead, start to first step", "trial overhead, last step to end"),
@@ -26,10 +27,15 @@ PREFIXES = {
 
 def test_every_benchmark_runs_quick_and_prints_its_rows(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], check=False, cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Performance\n\n<!-- benchmarks:start -->\nold table\n<!-- benchmarks:end -->\n\n## Tests\n")
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--write", str(readme)], check=False,
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    written = readme.read_text()  # the output exactly as printed, between the markers, the rest untouched
+    assert written == ("# x\n\n## Performance\n\n<!-- benchmarks:start -->\n```text\n" + out.rstrip("\n") +
+                       "\n```\n<!-- benchmarks:end -->\n\n## Tests\n")
     assert out.startswith("Machine: ") and "TensorFlow" in out and "cores" in out
     lines = [line for line in out.splitlines() if line.startswith("| ")]
     assert lines[0].split("|")[1].strip() == COLUMNS[0] and len(lines[0].split("|")) == len(COLUMNS) + 2
@@ -46,3 +52,12 @@ def test_the_table_is_markdown_with_one_line_per_row():
     lines = table(rows).splitlines()
     assert len(lines) == 4 and all(line.startswith("|") and line.endswith("|") for line in lines)
     assert "2.00x" in lines[2] and "yes" in lines[2] and "3% of peak" in lines[3] and lines[3].rstrip("| ").endswith("-")
+
+
+def test_write_refuses_a_file_without_the_markers_before_running_anything(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--write", str(readme)], check=False, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "<!-- benchmarks:start -->" in result.stderr
+    assert readme.read_text() == "# no markers\n" and "Machine:" not in result.stdout
