@@ -11,12 +11,14 @@ fixes what the peer does not search (no augmentation, no fine-tune phase): every
 ``study.training.train`` run writing all its artifacts, and the frozen phase trains on cached
 features. Ours starts later rounds from fresh weights, where keras-tuner continues a checkpoint:
 ours trains more epochs. Pretrained weights: ImageNet cannot be downloaded here, so both load a
-DenseNet169 weights file this benchmark writes (seeded random init) and accuracies are low.
+DenseNet169 weights file this benchmark writes (seeded random init) and accuracies are low. Where
+ImageNet weights exist, ``FER_BENCH_WEIGHTS=<keras's densenet169 ..._notop.h5>`` makes both use them.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 
 import keras
 import keras_tuner as kt
@@ -46,6 +48,7 @@ from study.tuning.keras_tuner_backend import run as run_keras_tuner
 from study.tuning.objective import Objective
 
 GOAL = 5.0
+WEIGHTS_ENV = "FER_BENCH_WEIGHTS"  # a backbone weights file for both searches, instead of a random one
 FACTOR = 3
 FIXED = {"epochs": 5, "rotation": 0.0, "zoom": 0.0, "flip": False, "class_weight": "none", "unfreeze": "all",
          "batch_size": 64, "nesterov": False}
@@ -136,7 +139,7 @@ def run(quick: bool) -> list[Row]:
     folder, note = (sample(per_class=30), "generated sample") if quick else faces(quick)
     backbone = "mobilenetv3small" if quick else "densenet169"
     data = first(load_dataset(folder), *((64, 32) if quick else (1200, 300)))
-    weights = str(backbone_weights(backbone))
+    weights = os.environ.get(WEIGHTS_ENV) or str(backbone_weights(backbone))
     max_epochs = 1 if quick else 3
     log(f"peer: plain keras-tuner Hyperband, {backbone}")
     peer_seconds, peer_best, trials = peer_search(data, backbone, weights, max_epochs)
