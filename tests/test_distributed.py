@@ -159,6 +159,11 @@ def running_in(url: str, study: str, pid: int | None = None) -> list[FrozenTrial
             and (pid is None or t.user_attrs["worker"].split(":")[1] == str(pid))]
 
 
+def started_by(url: str, study: str, pid: int) -> list[FrozenTrial]:
+    """Trials, in any state, that process ``pid`` has recorded itself on."""
+    return [t for t in trials(url, study) if t.user_attrs.get("worker", "::").split(":")[1] == str(pid)]
+
+
 def training(url: str, study: str, pid: int, runs: Path) -> list[FrozenTrial]:
     """Trials of process ``pid`` that are training: train() has made their staging folder."""
     return [t for t in running_in(url, study, pid) if (runs / study / f".trial-{t.number}.partial").is_dir()]
@@ -188,6 +193,10 @@ def test_three_workers_fill_twelve_trials_and_a_killed_ones_trial_is_failed_and_
     workers = [start(args, tmp_path / f"worker-{k}.out") for k in range(3)]
     try:
         victim = workers[0]
+        # The others must be past their start, where a worker fails a dead process's trials at once;
+        # this test is about the heartbeat, which catches what dies while every worker is running.
+        wait_until(lambda: all(started_by(database, "shared", w.pid) for w in workers[1:])
+                   or any(w.poll() is not None for w in workers), 240, "workers 1 and 2 to start trials")
         wait_until(lambda: training(database, "shared", victim.pid, tmp_path / "runs") or victim.poll() is not None,
                    240, "worker 0 to train a trial")
         [killed] = training(database, "shared", victim.pid, tmp_path / "runs")
