@@ -21,6 +21,7 @@ from study.model import (
     backbone_of,
     build_backbone,
     build_model,
+    forget_backbones,
     freeze_backbone,
     head_layer_names,
     release_backbone,
@@ -33,9 +34,10 @@ TINY_HEAD = {"dense1_units": 8, "dense2_units": 8, "dense3_units": 8}
 
 @pytest.fixture(autouse=True)
 def _fresh_keras():
-    """Same seed per test, and no layer-name counters or dtype policy leaking between tests."""
+    """Same seed per test, and no layer-name counters, dtype policy or kept backbone leaking between tests."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
+    forget_backbones()
     yield
     keras.mixed_precision.set_global_policy("float32")
 
