@@ -336,8 +336,8 @@ def build_backbone(name: str, weights: str = "none", image_size: int = 48) -> ke
 
     A backbone handed back with ``release_backbone`` (``study.training.train`` does, when a run
     ends) is kept and handed out again, restored, to the next call that asks for the same one: the
-    trials of a search then skip rebuilding it and reading its weights (about 4.5 s per DenseNet169
-    trial on 2 cores). See ``_Kept``.
+    trials of a search then skip rebuilding it and reading its weights (``benchmarks.trial_overhead``
+    measures the difference: a study's first trial against a later one). See ``_Kept``.
     """
     global _KEPT
     spec = backbone_spec(name)
@@ -520,8 +520,8 @@ def predict(model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
     """``model``'s float32 outputs for every batch (of images, or of (images, labels) pairs), in order.
 
     What ``model.predict`` computes (the same call, ``training=False``, the same numbers), traced once
-    for any batch size: Keras's predict traces anew for an epoch's last, smaller batch, and its first
-    call costs seconds more on a large backbone (measured on DenseNet169: about 6 s against 1).
+    for any batch size: Keras's predict traces anew for an epoch's last, smaller batch, which on a
+    large backbone costs seconds per run.
     """
     spec = batches.element_spec
     image_spec = spec[0] if isinstance(spec, tuple) else spec

@@ -248,8 +248,8 @@ def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phas
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="cross_entropy")],
         jit_compile=config.jit,
-        # The head alone on cached features takes ~1 ms a batch: Keras's per-call overhead would
-        # dominate, so one call runs many batches (the same batches in the same order, same results).
+        # A batch of the head alone on cached features is cheaper than Keras's per-call overhead, so
+        # one call runs many batches (the same batches in the same order, the same results).
         steps_per_execution=HEAD_STEPS_PER_EXECUTION if trained is not model else 1,
     )
 

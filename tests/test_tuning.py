@@ -259,7 +259,8 @@ def test_precision_jit_and_frozen_augmentation_reach_every_trial_and_the_final_r
     assert (final.precision, final.jit, final.frozen_augmentation, final.frozen_feature_views) == (
         "mixed_bfloat16", True, "views", 2)
     refused = search(tmp_path, sample_dir, "--backbone", "mini_xception", trials=3, regime="transfer")
-    assert refused.exit_code == 2 and "base=" in refused.stderr  # float32 trials would not belong to this study
+    assert refused.exit_code == 2 and "precision='mixed_bfloat16'" in refused.stderr and "jit=False" in refused.stderr
+    assert "backbone=" not in refused.stderr  # only what differs
 
 
 def test_a_study_saved_before_the_precision_keys_existed_still_resumes(tmp_path, sample_dir, calls):

@@ -12,6 +12,7 @@ period; either way its parameters are queued once more.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import socket
@@ -19,7 +20,6 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -275,10 +275,18 @@ def check_compatible(study: optuna.Study, spec: StudySpec) -> None:
         saved["base"] = {**_base_defaults(wanted["base"]), **saved["base"]}
     for key in _MUST_MATCH:
         if _normal(saved.get(key)) != _normal(wanted[key]):
-            raise StorageError(
-                f"study {spec.name} was created with {key}={saved.get(key)!r}, this search has "
-                f"{key}={wanted[key]!r}: rerun with the study's options or choose another --study NAME"
-            )
+            raise StorageError(f"study {spec.name} was created with {_difference(key, saved.get(key), wanted[key])}: "
+                               "rerun with the study's options or choose another --study NAME")
+
+
+def _difference(key: str, saved: Any, wanted: Any) -> str:
+    """"key=saved, this search has key=wanted", for a base config only the keys that differ."""
+    if key == "base" and isinstance(saved, Mapping) and isinstance(wanted, Mapping):
+        keys = [k for k in sorted({*saved, *wanted}) if _normal(saved.get(k)) != _normal(wanted.get(k))]
+        saved, wanted = {k: saved.get(k) for k in keys}, {k: wanted.get(k) for k in keys}
+        return (f"{', '.join(f'{k}={v!r}' for k, v in saved.items())}, this search has "
+                f"{', '.join(f'{k}={v!r}' for k, v in wanted.items())}")
+    return f"{key}={saved!r}, this search has {key}={wanted!r}"
 
 
 def _base_defaults(keys: Iterable[str]) -> dict[str, Any]:
