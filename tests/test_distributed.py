@@ -470,3 +470,25 @@ def test_workers_are_pinned_to_visible_gpus(monkeypatch):
     assert gpu_ids() == ["0", "1"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert gpu_ids() == []
+
+
+def test_a_worker_that_opens_the_study_mid_creation_joins_it(tmp_path, monkeypatch):
+    """Workers started together: one creates the study and writes its attributes one at a time while
+    another loads it. "regime" is written last, so a reader that sees it sees them all; a reader that
+    comes earlier writes the same values and joins (CI once caught a worker refused with fingerprint=None)."""
+    storage = storage_mod.open_storage(f"sqlite:///{tmp_path / 'mid.db'}")
+    spec = storage_mod.StudySpec("mid", "scratch", "optuna", "accuracy", "data/sample", "f1",
+                                 {"backbone": "mini_xception"}, 2)
+    written: list[str] = []
+    original = optuna.Study.set_user_attr
+    monkeypatch.setattr(optuna.Study, "set_user_attr", lambda self, k, v: (written.append(k), original(self, k, v)))
+    storage_mod.open_study(spec, storage)
+    assert written[-1] == "regime" and set(written) == set(spec.attrs())
+
+    half = optuna.create_study(storage=storage, study_name="half", direction="maximize")
+    for key, value in list(spec.attrs().items())[1:4]:  # a creator stopped mid-write, before "regime"
+        original(half, key, value)
+    joined = storage_mod.open_study(dataclasses.replace(spec, name="half"), storage)
+    assert joined.user_attrs["fingerprint"] == "f1" and joined.user_attrs["regime"] == "scratch"
+    with pytest.raises(storage_mod.StorageError, match="fingerprint='f1', this search has fingerprint='f2'"):
+        storage_mod.open_study(dataclasses.replace(spec, name="half", fingerprint="f2"), storage)

@@ -260,11 +260,14 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, **kwargs: 
     study = optuna.create_study(
         storage=storage, study_name=spec.name, direction=spec.direction, load_if_exists=True, **kwargs
     )
-    if "regime" in study.user_attrs:
-        check_compatible(study, spec)
-    else:
-        for key, value in spec.attrs().items():
+    if "regime" not in study.user_attrs:
+        # One attribute per write: "regime" goes last, so a worker that sees it sees all the others
+        # (workers started together all load the new study; one may read it mid-write). Two workers
+        # writing different searches at once: the last write wins and the check refuses the other.
+        attrs = spec.attrs()
+        for key, value in [*((k, v) for k, v in attrs.items() if k != "regime"), ("regime", attrs["regime"])]:
             study.set_user_attr(key, value)
+    check_compatible(study, spec)
     return study
 
 
