@@ -176,6 +176,44 @@ def _open_storage(request: SearchRequest) -> optuna.storages.BaseStorage:
     return open_storage(request.storage, heartbeat=request.heartbeat, grace=request.grace)
 
 
+class _SignalGate:
+    """Where SIGTERM may raise. Raised inside ``study.ask`` (the trial row created, its worker not yet
+    recorded, its heartbeat not yet started) it would leave a RUNNING trial that nothing can ever
+    fail; so ``run_worker`` closes the gate around ``study.optimize`` and opens it around the
+    objective, where the trial is failed properly, and a signal that came while closed is raised at
+    the next opening or when the gate closes again."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.pending: int | None = None
+
+    def raise_pending(self) -> None:
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
+
+    @contextmanager
+    def shut(self) -> Iterator[None]:
+        self.closed = True
+        try:
+            yield
+        finally:
+            self.closed = False
+        self.raise_pending()
+
+    @contextmanager
+    def open(self) -> Iterator[None]:
+        self.closed = False
+        try:
+            self.raise_pending()
+            yield
+        finally:
+            self.closed = True
+
+
+SIGNAL_GATE = _SignalGate()
+
+
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM (``kill``, a scheduler's preemption, the --workers parent) takes the Ctrl-C path; only
@@ -186,6 +224,9 @@ def _sigterm_interrupts() -> Iterator[None]:
 
     def interrupt(signum: int, frame: object) -> None:
         signal.signal(signum, signal.SIG_IGN)
+        if SIGNAL_GATE.closed:  # inside optuna's trial bookkeeping: raised where it is safe
+            SIGNAL_GATE.pending = signum
+            return
         raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, interrupt)

@@ -76,8 +76,11 @@ class Budgeted:
         if self.surplus:
             trial.set_user_attr("error", SURPLUS)
             raise Surplus(SURPLUS)
+        from study.tuning.search import SIGNAL_GATE
+
         try:
-            value = self.objective(trial)
+            with SIGNAL_GATE.open():
+                value = self.objective(trial)
         except KeyboardInterrupt as exc:  # also between two steps of the objective, and naming SIGTERM
             trial.set_user_attr("error", f"interrupted ({str(exc) or 'Ctrl-C'})")
             raise
@@ -111,8 +114,11 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     deadline = None if timeout is None else time.monotonic() + timeout
     budgeted = Budgeted(objective, total)
     while attempts > 0 and wait_for_slot(study, total, deadline):
+        from study.tuning.search import SIGNAL_GATE
+
         try:
-            study.optimize(budgeted, n_trials=1, catch=(TrialFailed, Surplus), callbacks=list(callbacks))
+            with SIGNAL_GATE.shut():  # SIGTERM raises inside the objective only (see _SignalGate)
+                study.optimize(budgeted, n_trials=1, catch=(TrialFailed, Surplus), callbacks=list(callbacks))
         except ValueError:  # optuna's "Cannot tell a FAIL trial": see Budgeted.taken_away
             lost = budgeted.taken_away(study)
             if lost is None:
