@@ -159,6 +159,13 @@ def load_dataset(
     )
 
 
+def training_share(subset: float, images: int) -> str:
+    """What every run says of its data: how much of the training split it trains on."""
+    if subset >= 1.0:
+        return f"trains on the whole training split ({images:,} images)"
+    return f"trains on a stratified {subset:.0%} of the training split ({images:,} images; subset=1 for all)"
+
+
 def fetch(dest: str | Path | None = None) -> Path:
     """Download the Kaggle folder dataset with kagglehub; copy it to ``dest`` when given."""
     target = Path(dest).expanduser() if dest is not None else None

@@ -9,10 +9,14 @@ from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
 from study.data import CLASSES
+from study.learning import LEARNED_ALPHA, baseline, learned_pvalue, top_answer_share
 
 
 def compute_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...] = CLASSES) -> dict[str, Any]:
-    """Accuracy, loss, F1, per-class precision/recall, confusion matrix, ROC AUC and AP.
+    """Accuracy, loss, F1, per-class precision/recall, confusion matrix, ROC AUC and AP, and what
+    they are read against: the split's majority-class and stratified-random rates, the share of faces
+    given the most common answer, and whether accuracy beats the majority rate (``learned``: one-sided
+    binomial test at ``LEARNED_ALPHA``; a model that answers one class never does).
 
     Per-class ROC AUC and AP are NaN (stored as null) for a class absent from ``labels``: the curve
     is undefined there, and pretending otherwise would flatter the model.
@@ -28,9 +32,15 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, .
         labels, pred, labels=list(range(k)), zero_division=0
     )
     present = onehot.sum(axis=0) > 0
+    base = baseline(labels, classes)
+    pvalue = learned_pvalue(int(np.sum(pred == labels)), len(labels), base.majority_rate)
     return {
         "n": int(len(labels)),
         "accuracy": float(skm.accuracy_score(labels, pred)),
+        "baseline": base.to_dict(),
+        "top_answer_share": top_answer_share(pred, k),
+        "learned": bool(pvalue < LEARNED_ALPHA),
+        "learned_pvalue": pvalue,
         "loss": float(skm.log_loss(labels, probs, labels=list(range(k)))),
         "macro_f1": float(skm.f1_score(labels, pred, labels=list(range(k)), average="macro", zero_division=0)),
         "precision": _per_class(classes, precision),

@@ -23,6 +23,7 @@ other workers and resumed searches do too); deleting that folder is always safe.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -39,7 +40,7 @@ import tensorflow as tf
 
 from study.config import TrainConfig
 from study.data import CLASSES, Dataset, Split, cache_dir
-from study.model import HEAD_LAYERS, backbone_of, predict
+from study.model import HEAD_LAYERS, backbone_of, head_layers_of, predict
 from study.pipeline import Augmentation, augment, index_batches, split_tensors, with_batch_seeds
 
 FEATURE_LAYER = HEAD_LAYERS[0]  # the head's global average pooling: features are (N, channels)
@@ -115,8 +116,7 @@ def feature_key(model: keras.Model, config: TrainConfig, data: Dataset, views: i
         "train": split_digest(data.train),
         "val": split_digest(data.val),
         "views": views,
-        "augmentation": [augmentation.rotation, augmentation.zoom, augmentation.flip, config.seed]
-        if augmentation.active else None,
+        "augmentation": [*dataclasses.astuple(augmentation), config.seed] if augmentation.active else None,
         "precision": config.precision,
         "versions": [tf.__version__, keras.__version__],
     }
@@ -167,7 +167,7 @@ def head_model(model: keras.Model, features: FrozenFeatures) -> keras.Model:
     """The model's own head layers (shared, not copied) on a features input: training it trains them."""
     inputs = keras.Input(features.val.shape[1:], dtype="float32", name="features")
     x = inputs
-    for name in HEAD_LAYERS[1:]:
+    for name in head_layers_of(model)[1:]:
         x = model.get_layer(name)(x)
     return keras.Model(inputs, x, name=f"{model.name}_head")
 

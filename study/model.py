@@ -454,12 +454,21 @@ HEAD_LAYERS = (
 )
 
 
-def head_layer_names() -> list[str]:
-    return list(HEAD_LAYERS)
+def head_layer_names(depth: int = 3) -> list[str]:
+    """The head's layers, input to output, for a head of ``depth`` hidden Dense layers (the paper's: 3)."""
+    hidden = [name for i in range(1, depth + 1) for name in (f"head_dense{i}", f"head_dropout{i}")]
+    return [HEAD_LAYERS[0], *hidden, HEAD_LAYERS[-1]]
+
+
+def head_layers_of(model: keras.Model) -> list[str]:
+    """The head layers ``model`` has, input to output (its depth is read from the model, not a config)."""
+    names = {layer.name for layer in model.layers}
+    return [name for name in HEAD_LAYERS if name in names]
 
 
 def _head(features, config: TrainConfig, num_classes: int):
-    """The paper's head; the output stays float32 so mixed precision keeps a stable softmax.
+    """The paper's head (``config.head_layers`` < 3 keeps its first Dense+Dropout pairs); the output
+    stays float32 so mixed precision keeps a stable softmax.
 
     Its initial weights and dropout draws are seeded from ``config.seed`` alone, not from the global
     random state: they do not depend on what was drawn before (a freshly built backbone's own
@@ -470,7 +479,7 @@ def _head(features, config: TrainConfig, num_classes: int):
         (config.dense1_units, config.dropout1),
         (config.dense2_units, config.dropout2),
         (config.dense3_units, config.dropout3),
-    )
+    )[: config.head_layers]
     seed = 1000 * config.seed
     for i, (units, rate) in enumerate(sizes, start=1):
         regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None

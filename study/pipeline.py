@@ -6,10 +6,10 @@ indices is then gathered from one uint8 tensor per split, memoized for the life 
 so the trials of a study neither copy the arrays again nor hold a copy each. Images stay uint8 until
 gathered (4x less memory) and reach the model as float32 0..255: scaling lives inside the model.
 
-Augmentation (training batches only) is one vectorized op per batch: the random rotation, zoom and
-horizontal flip of each image compose into one affine matrix, and a single
-``ImageProjectiveTransformV3`` resamples the batch, where Keras's three preprocessing layers
-resampled it three times. Its random numbers are stateless, drawn from a per-batch seed stream that
+Augmentation (training batches only) is one vectorized op per batch: the random rotation, zoom,
+shift and horizontal flip of each image compose into one affine matrix, and a single
+``ImageProjectiveTransformV3`` resamples the batch, where Keras's preprocessing layers resampled it
+once each; contrast and brightness are then one multiply-add. Its random numbers are stateless, drawn from a per-batch seed stream that
 is seeded by ``seed`` and differs every epoch, so a run is reproducible and each epoch sees new
 augmentations. ``benchmarks.input_pipeline`` measures all of this against the plain Keras pipeline.
 
@@ -34,21 +34,35 @@ _TENSORS: weakref.WeakKeyDictionary[Split, tuple[tf.Tensor, tf.Tensor]] = weakre
 
 @dataclass(frozen=True)
 class Augmentation:
-    """The paper's rotation (degrees, +-), zoom (+- fraction) and horizontal flip."""
+    """The paper's rotation (degrees, +-), zoom (+- fraction) and horizontal flip, and what FER
+    practice adds: shift (+- fraction of the size), brightness (+- fraction of 255), contrast
+    (+- fraction)."""
 
     rotation: float = 0.0
     zoom: float = 0.0
     flip: bool = False
+    shift: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
 
     @classmethod
     def of(cls, config: TrainConfig | None) -> Augmentation:
         if config is None:
             return cls()
-        return cls(float(config.rotation), float(config.zoom), bool(config.flip))
+        return cls(float(config.rotation), float(config.zoom), bool(config.flip), float(config.shift),
+                   float(config.brightness), float(config.contrast))
+
+    @property
+    def geometric(self) -> bool:
+        return self.rotation > 0 or self.zoom > 0 or self.flip or self.shift > 0
+
+    @property
+    def photometric(self) -> bool:
+        return self.brightness > 0 or self.contrast > 0
 
     @property
     def active(self) -> bool:
-        return self.rotation > 0 or self.zoom > 0 or self.flip
+        return self.geometric or self.photometric
 
 
 def make_dataset(
@@ -95,31 +109,50 @@ def with_batch_seeds(batches: tf.data.Dataset, seed: int) -> tf.data.Dataset:
 
 
 def augment(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> tf.Tensor:
-    """Rotate, zoom and flip each image of a float batch in one resampling pass (reflect fill)."""
+    """Rotate, zoom, shift and flip each image of a float batch in one resampling pass (reflect fill),
+    then change its contrast and brightness; pixels stay in 0..255."""
     n = tf.shape(images)[0]
     height, width = images.shape[1], images.shape[2]
-    angle_seed, zoom_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    limit = augmentation.rotation * math.pi / 180.0
-    angle = tf.random.stateless_uniform([n], angle_seed, -limit, limit)
-    scale = tf.random.stateless_uniform([n], zoom_seed, 1.0 - augmentation.zoom, 1.0 + augmentation.zoom)
-    mirror = tf.ones([n])
-    if augmentation.flip:
-        mirror = tf.where(tf.random.stateless_uniform([n], flip_seed) < 0.5, -1.0, 1.0)
-    transforms = _affine(angle, scale, mirror, height, width)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.constant([height, width]),
-        fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="REFLECT",
-    )
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
+    if augmentation.geometric:
+        limit = augmentation.rotation * math.pi / 180.0
+        angle = tf.random.stateless_uniform([n], seeds[0], -limit, limit)
+        scale = tf.random.stateless_uniform([n], seeds[1], 1.0 - augmentation.zoom, 1.0 + augmentation.zoom)
+        mirror = tf.ones([n])
+        if augmentation.flip:
+            mirror = tf.where(tf.random.stateless_uniform([n], seeds[2]) < 0.5, -1.0, 1.0)
+        shift = tf.random.stateless_uniform([2, n], seeds[3], -augmentation.shift, augmentation.shift)
+        transforms = _affine(angle, scale, mirror, shift[0] * width, shift[1] * height, height, width)
+        images = tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=tf.constant([height, width]),
+            fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="REFLECT",
+        )
+    if augmentation.photometric:
+        images = _photometric(images, seeds[4], seeds[5], augmentation)
+    return images
 
 
-def _affine(angle: tf.Tensor, scale: tf.Tensor, mirror: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """Per image, the output->input map ``in = c + scale * R(angle) * diag(mirror, 1) * (out - c)``
-    about the centre ``c``, as ImageProjectiveTransformV3's 8 coefficients."""
+def _photometric(images: tf.Tensor, contrast_seed: tf.Tensor, brightness_seed: tf.Tensor,
+                 augmentation: Augmentation) -> tf.Tensor:
+    n = tf.shape(images)[0]
+    factor = tf.random.stateless_uniform([n, 1, 1, 1], contrast_seed, 1.0 - augmentation.contrast,
+                                         1.0 + augmentation.contrast)
+    offset = 255.0 * tf.random.stateless_uniform([n, 1, 1, 1], brightness_seed, -augmentation.brightness,
+                                                 augmentation.brightness)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    return tf.clip_by_value((images - mean) * factor + mean + offset, 0.0, 255.0)
+
+
+def _affine(angle: tf.Tensor, scale: tf.Tensor, mirror: tf.Tensor, dx: tf.Tensor, dy: tf.Tensor, height: int,
+            width: int) -> tf.Tensor:
+    """Per image, the output->input map ``in = c + d + scale * R(angle) * diag(mirror, 1) * (out - c)``
+    about the centre ``c``, shifted by ``d = (dx, dy)`` pixels, as ImageProjectiveTransformV3's 8
+    coefficients."""
     cos, sin = tf.cos(angle) * scale, tf.sin(angle) * scale
     a0, a1, b0, b1 = cos * mirror, -sin, sin * mirror, cos
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    a2 = cx - a0 * cx - a1 * cy
-    b2 = cy - b0 * cx - b1 * cy
+    a2 = cx + dx - a0 * cx - a1 * cy
+    b2 = cy + dy - b0 * cx - b1 * cy
     zeros = tf.zeros_like(angle)
     return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 

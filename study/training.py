@@ -55,17 +55,21 @@ from study.features import (
     frozen_features,
     head_model,
 )
+from study.learning import ANSWER_SHARE, AnswerShare, StallGuard, StallState, baseline
 from study.model import build_model, freeze_backbone, predict, release_backbone, unfreeze_backbone
+from study.optimization import current_learning_rate, make_optimizer, schedule_callbacks, steps_per_epoch
 from study.pipeline import class_weights, make_dataset
-from study.progress import EpochProgress
+from study.progress import EpochProgress, console as progress_console
 
-# loss / val_loss are Keras's objective (cross-entropy + the head's L2 penalty; early stopping watches
-# val_loss, as in the paper); cross_entropy / val_cross_entropy are the data term alone, comparable
-# with the evaluated loss (scikit-learn's log loss) and with the paper's Table I.
+# loss / val_loss are Keras's objective (cross-entropy, label-smoothed if asked, + the head's L2
+# penalty; early stopping watches val_loss, as in the paper); cross_entropy / val_cross_entropy are
+# the plain data term alone, comparable with the evaluated loss (scikit-learn's log loss) and with the
+# paper's Table I. val_top_answer_share is the share of validation faces given the most common answer
+# (1.0: the model answers one class); learning_rate is the rate at the epoch's end.
 HISTORY_COLUMNS = ["epoch", "phase", "loss", "cross_entropy", "accuracy", "val_loss", "val_cross_entropy",
-                   "val_accuracy", "learning_rate", "seconds"]
+                   "val_accuracy", f"val_{ANSWER_SHARE}", "learning_rate", "seconds"]
 HEAD_STEPS_PER_EXECUTION = 32
-_LOGGED = ("loss", "cross_entropy", "accuracy", "val_loss", "val_cross_entropy", "val_accuracy")
+_LOGGED = ("loss", "cross_entropy", "accuracy", "val_loss", "val_cross_entropy", "val_accuracy", f"val_{ANSWER_SHARE}")
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ class _Fitted:
     """What the schedule leaves for evaluation besides the trained model."""
 
     history: pd.DataFrame
+    stall: StallState
     head: keras.Model | None = None  # phase 1's head-on-features model, when the cache was used
     features: FrozenFeatures | None = None
     backbone_trained: bool = False  # once True, cached features no longer describe the model
@@ -176,22 +181,26 @@ def _run(stage, model, config, data, callbacks, evaluate_test, progress, extra_m
     seconds = time.perf_counter() - started
     timings["total"] = seconds
     extra = {**(extra_manifest or {}), **({"frozen_features": fitted.features.describe()} if fitted.features else {})}
+    metrics["stall"] = fitted.stall.to_dict()
     _write_artifacts(stage, model, config, data, fitted.history, metrics, predictions, timings, extra)
     return RunResult(stage, config, fitted.history, metrics, int(len(fitted.history)), seconds, timings)
 
 
 def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
     weights = class_weights(data.train.y, config.class_weight)
-    fitted = _Fitted(pd.DataFrame(columns=HISTORY_COLUMNS))
+    stall = StallState(baseline(data.val.y).majority_rate, config.stall_epochs, config.stall_action)
+    guard = StallGuard(stall, say=_loud if progress else None)
+    fitted = _Fitted(pd.DataFrame(columns=HISTORY_COLUMNS), stall)
     frames: list[pd.DataFrame] = []
     epoch = 0
     for phase in schedule(config):
         t = time.perf_counter()
         trained, train_ds, val_ds, outside = _phase_inputs(model, config, data, phase, callbacks, fitted, timings)
-        _prepare(model, trained, config, phase)
+        _prepare(model, trained, config, phase, steps_per_epoch(len(data.train.y), config.batch_size))
         recorder = _EpochRecorder(phase.name)
         bar = EpochProgress(phase.name, epoch + phase.epochs) if progress else None
-        phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase), *outside]
+        phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase),
+                           *schedule_callbacks(config), *outside]
         try:
             trained.fit(
                 train_ds,
@@ -200,20 +209,24 @@ def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
                 epochs=epoch + phase.epochs,
                 class_weight=weights,
                 shuffle=False,  # tf.data shuffles (seeded, every epoch)
-                callbacks=phase_callbacks + ([bar] if bar else []),
+                callbacks=phase_callbacks + ([bar] if bar else []) + [guard],  # the guard speaks after the epoch line
                 verbose=0,
             )
         finally:
             if bar:
                 bar.close()
         fitted.backbone_trained = fitted.backbone_trained or trained is model
-        frames.append(recorder.frame(phase.learning_rate))
+        frames.append(recorder.frame())
         epoch += len(recorder.rows)
         timings[phase.name] = time.perf_counter() - t
-        if trained.stop_training and not phase.early_stopping:
-            break  # a user callback asked to stop: no further phases
+        if stall.stopped or (trained.stop_training and not phase.early_stopping):
+            break  # the stall guard or a user callback asked to stop: no further phases
     fitted.history = pd.concat(frames, ignore_index=True)[HISTORY_COLUMNS]
     return fitted
+
+
+def _loud(message: str) -> None:
+    progress_console.print(message, style="bold red", markup=False, highlight=False)
 
 
 def _phase_inputs(model, config, data, phase, callbacks, fitted, timings):
@@ -236,7 +249,7 @@ def _phase_inputs(model, config, data, phase, callbacks, fitted, timings):
     return fitted.head, train_ds, val_ds, [_OnFullModel(c, model) for c in callbacks]
 
 
-def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phase: Phase) -> None:
+def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phase: Phase, steps: int) -> None:
     """Set what trains in this phase and compile what is fitted (a change of trainable weights needs a
     recompile)."""
     if phase.name == "frozen":
@@ -244,9 +257,9 @@ def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phas
     elif phase.name == "finetune":
         unfreeze_backbone(model, config.unfreeze_top_blocks, config.finetune_batchnorm)
     trained.compile(
-        optimizer=keras.optimizers.SGD(phase.learning_rate, momentum=config.momentum, nesterov=config.nesterov),
-        loss=keras.losses.CategoricalCrossentropy(),
-        metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="cross_entropy")],
+        optimizer=make_optimizer(config, phase.learning_rate, phase.epochs, steps),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="cross_entropy"), AnswerShare()],
         jit_compile=config.jit,
         # A batch of the head alone on cached features is cheaper than Keras's per-call overhead, so
         # one call runs many batches (the same batches in the same order, the same results).
@@ -309,12 +322,11 @@ class _EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         row = {k: float(logs[k]) for k in _LOGGED if k in logs}
-        self.rows.append({"epoch": epoch + 1, "phase": self.phase, **row, "seconds": time.perf_counter() - self._t})
+        self.rows.append({"epoch": epoch + 1, "phase": self.phase, **row,
+                          "learning_rate": current_learning_rate(self.model), "seconds": time.perf_counter() - self._t})
 
-    def frame(self, learning_rate: float) -> pd.DataFrame:
-        frame = pd.DataFrame(self.rows, columns=[c for c in HISTORY_COLUMNS if c != "learning_rate"])
-        frame["learning_rate"] = learning_rate
-        return frame
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
 
 
 class _NaNGuard(keras.callbacks.Callback):
@@ -367,6 +379,8 @@ def _summary(history: pd.DataFrame, metrics: dict[str, Any]) -> dict[str, Any]:
         "train_objective_last_epoch": float(last["loss"]),
         "val_accuracy": metrics["val"]["accuracy"],
         "val_loss": metrics["val"]["loss"],
+        "val_majority_rate": metrics["val"]["baseline"]["majority_rate"],
+        "stalled": bool(metrics["stall"]["stalled"]),
     }
     if len(frozen):
         summary["frozen_epochs_run"] = int(len(frozen))
@@ -374,6 +388,8 @@ def _summary(history: pd.DataFrame, metrics: dict[str, Any]) -> dict[str, Any]:
     if "test" in metrics:
         summary["test_accuracy"] = metrics["test"]["accuracy"]
         summary["test_loss"] = metrics["test"]["loss"]
+        summary["test_majority_rate"] = metrics["test"]["baseline"]["majority_rate"]
+    summary["learned"] = metrics["test" if "test" in metrics else "val"]["learned"]  # on the evaluated split
     return summary
 
 
@@ -397,6 +413,7 @@ def manifest(config: TrainConfig, data: Dataset, timings: dict[str, float], extr
             "layout": data.layout,
             "fingerprint": data.fingerprint,
             "synthetic": data.synthetic,
+            "subset": config.subset,  # the share of the training split this run trained on
             "sizes": {name: int(len(getattr(data, name).y)) for name in ("train", "val", "test")},
         },
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},

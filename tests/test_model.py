@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from study.config import TrainConfig
+from study.config import TrainConfig, field_default
 from study.errors import ConfigError, ModelError
 from study.model import (
     BACKBONES,
@@ -82,7 +82,7 @@ def test_densenet169_has_the_papers_head(densenet169):
         assert dense.units == units
         assert dense.activation is keras.activations.relu
         assert isinstance(dense.kernel_regularizer, keras.regularizers.L2)
-        assert dense.kernel_regularizer.l2 == pytest.approx(0.01)
+        assert dense.kernel_regularizer.l2 == pytest.approx(field_default("l2"))
         assert model.get_layer(f"head_dropout{i}").rate == rate
     output = model.get_layer("head_output")
     assert output.units == 7

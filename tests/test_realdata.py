@@ -43,6 +43,22 @@ def _brief_accuracy(dataset: Dataset, run_dir: Path) -> tuple[float, float]:
 
 
 @pytest.mark.slow
+def test_the_default_configuration_learns_real_faces(tmp_path):
+    """The defaults (the paper's SGD at 0.001, with the momentum and L2 chosen in docs/learning.md) on
+    mini_xception, about 1,200 steps on the whole training split: validation clearly above the
+    majority rate, and not by answering one class."""
+    config = TrainConfig(regime="scratch", backbone="mini_xception", epochs=4)
+    data = load_dataset(REAL)
+    result = train(config, data, tmp_path / "defaults", progress=False)
+    val = result.metrics["val"]
+    print(f"\ndefault mini_xception, {len(result.history)} epochs on {len(data.train.y)} real faces: val accuracy "
+          f"{val['accuracy']:.3f} (majority rate {val['baseline']['majority_rate']:.3f}), macro-F1 {val['macro_f1']:.3f}")
+    assert not result.metrics["stall"]["stalled"]
+    assert val["learned"] and val["accuracy"] >= 0.35, val["accuracy"]
+    assert val["top_answer_share"] < 0.6
+
+
+@pytest.mark.slow
 def test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces(tmp_path):
     real = _smaller(load_dataset(REAL), train_fraction=0.06, n_val=700)  # ~1170 real training faces
     sample = load_dataset(write_sample(tmp_path / "sample", per_class=120, seed=0))  # 672 drawn faces

@@ -1,0 +1,170 @@
+"""Why a run does or does not learn: a probe that reads the model every few steps.
+
+``LearningProbe`` is a Keras callback. Every ``every`` training steps (and once before the first)
+it measures, on fixed probe batches (training images without augmentation; validation images):
+
+* the data term (cross-entropy) against the penalty (the sum of the regularization losses, what
+  ``l2`` adds to Keras's ``loss``);
+* the gradient norm of the data term for each layer group (the backbone's bottom, middle and top
+  blocks, each Dense layer of the head), and of the penalty for the head's Dense layers: which of
+  the two moves the head;
+* the share of dead ReLUs in each hidden Dense layer of the head (units that output 0 for every
+  probe image);
+* the predictions' entropy (mean, divided by log 7: 1 is the uniform guess), the share of the
+  most-predicted class, and the probe's validation accuracy beside its majority-class rate.
+
+Gradients are taken as training takes them (``training=True``: dropout on, BatchNorm on the batch's
+statistics); the BatchNorm moving statistics that call would update are restored afterwards, so
+the probe leaves the run it watches untouched. ``benchmarks.learning`` drives it; docs/learning.md
+shows what it measured.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from study.data import CLASSES, Split
+from study.model import BACKBONE_LAYER, backbone_blocks
+
+PROBE_TRAIN = 256
+PROBE_VAL = 1024
+HEAD_DENSE = ("head_dense1", "head_dense2", "head_dense3")
+
+
+@dataclass(frozen=True)
+class ProbeBatches:
+    """The fixed images the probe reads: the first ``n`` of train (un-augmented) and of validation."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+
+    @classmethod
+    def of(cls, train: Split, val: Split, n_train: int = PROBE_TRAIN, n_val: int = PROBE_VAL) -> ProbeBatches:
+        return cls(train.x[:n_train].astype(np.float32), train.y[:n_train], val.x[:n_val].astype(np.float32),
+                   val.y[:n_val])
+
+    @property
+    def majority_rate(self) -> float:
+        return float(np.bincount(self.val_y, minlength=len(CLASSES)).max() / len(self.val_y))
+
+
+class LearningProbe(keras.callbacks.Callback):
+    """Measures the model every ``every`` steps into ``rows`` (one dict per measurement)."""
+
+    def __init__(self, batches: ProbeBatches, every: int = 50) -> None:
+        super().__init__()
+        self.batches = batches
+        self.every = every
+        self.rows: list[dict[str, Any]] = []
+        self.step = 0
+        self.started = time.perf_counter()
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self.rows:
+            self.rows.append(self.measure())
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.step += 1
+        if self.step % self.every == 0:
+            self.rows.append(self.measure())
+
+    def measure(self) -> dict[str, Any]:
+        model = self.model
+        row: dict[str, Any] = {"step": self.step, "seconds": round(time.perf_counter() - self.started, 1)}
+        with warnings.catch_warnings():  # Keras notes that a bare tensor stands in for its one named input
+            warnings.filterwarnings("ignore", message="The structure of `inputs`")
+            row.update(_objective_terms(model, self.batches))
+            row.update(_gradient_norms(model, self.batches))
+            row.update(_head_and_predictions(model, self.batches))
+        return row
+
+
+def _objective_terms(model: keras.Model, batches: ProbeBatches) -> dict[str, float]:
+    probs = model(batches.train_x, training=False)
+    data = keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y, len(CLASSES)), probs)
+    penalty = float(sum(float(loss) for loss in model.losses)) if model.losses else 0.0
+    return {"data_term": float(tf.reduce_mean(data)), "penalty": penalty}
+
+
+def layer_groups(model: keras.Model) -> dict[str, list[tf.Variable]]:
+    """Trainable weights by group: the backbone's bottom, middle and top thirds of its blocks, then
+    each Dense layer of the head (kernels and biases)."""
+    groups: dict[str, list[tf.Variable]] = {}
+    try:
+        blocks = backbone_blocks(model.get_layer(BACKBONE_LAYER))
+    except ValueError:
+        blocks = []
+    thirds = np.array_split(np.arange(len(blocks)), 3) if blocks else []
+    for name, members in zip(("backbone_bottom", "backbone_middle", "backbone_top"), thirds):
+        weights = [w for i in members for layer in blocks[i] for w in layer.trainable_weights]
+        if weights:
+            groups[name] = weights
+    for name in (*HEAD_DENSE, "head_output"):
+        try:
+            weights = list(model.get_layer(name).trainable_weights)
+        except ValueError:
+            continue
+        if weights:
+            groups[name] = weights
+    return groups
+
+
+def _gradient_norms(model: keras.Model, batches: ProbeBatches) -> dict[str, float]:
+    """Data-term gradient norm per group, and the penalty's for the head's Dense kernels."""
+    groups = layer_groups(model)
+    variables = [w for ws in groups.values() for w in ws]
+    if not variables:
+        return {}
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    with tf.GradientTape(persistent=True) as tape:
+        probs = model(batches.train_x, training=True)
+        data = tf.reduce_mean(keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y, len(CLASSES)), probs))
+        penalty = tf.add_n([tf.cast(loss, tf.float32) for loss in model.losses]) if model.losses else None
+    for variable, value in zip(model.non_trainable_variables, saved):
+        variable.assign(value)  # the BatchNorm statistics the training-mode call moved
+    norms: dict[str, float] = {}
+    for name, weights in groups.items():
+        norms[f"grad_{name}"] = _norm(tape.gradient(data, weights))
+        if penalty is not None and name.startswith("head_dense"):
+            norms[f"penalty_grad_{name}"] = _norm(tape.gradient(penalty, weights))
+    del tape
+    return norms
+
+
+def _norm(gradients: list[tf.Tensor | None]) -> float:
+    present = [g for g in gradients if g is not None]
+    return float(tf.linalg.global_norm(present)) if present else 0.0
+
+
+def _head_and_predictions(model: keras.Model, batches: ProbeBatches) -> dict[str, float]:
+    names = [n for n in HEAD_DENSE if _has_layer(model, n)]
+    outputs = [model.get_layer(n).output for n in names] + [model.output]
+    reader = keras.Model(model.inputs, outputs)
+    values = reader(batches.val_x, training=False)
+    values = values if isinstance(values, (list, tuple)) else [values]  # a head without hidden layers
+    activations, probs = values[:-1], np.asarray(values[-1], dtype=np.float64)
+    row = {f"dead_{n}": float(np.mean(np.all(np.asarray(a) <= 0.0, axis=0))) for n, a in zip(names, activations)}
+    entropy = -np.sum(probs * np.log(np.clip(probs, 1e-12, 1.0)), axis=1) / math.log(len(CLASSES))
+    predicted = probs.argmax(axis=1)
+    row["entropy"] = float(entropy.mean())
+    row["top_class_share"] = float(np.bincount(predicted, minlength=len(CLASSES)).max() / len(predicted))
+    row["val_accuracy"] = float(np.mean(predicted == batches.val_y))
+    row["majority_rate"] = batches.majority_rate
+    return row
+
+
+def _has_layer(model: keras.Model, name: str) -> bool:
+    try:
+        model.get_layer(name)
+        return True
+    except ValueError:
+        return False
