@@ -10,6 +10,12 @@ adapters read the same space, so a value means the same thing whoever proposes i
   configuration): missing keys take the paper's value, unknown keys and values outside the space
   are a ``ConfigError``.
 
+A parameter may be conditional (``when=When("optimizer", ("sgd",))``): it is sampled only when an
+earlier parameter of the space takes one of the given values (optuna's define-by-run; keras-tuner's
+``conditional_scope``). Every adapter returns the *active* parameters only: an inactive one is left
+out, so the run keeps ``TrainConfig``'s value for it, which it does not use (SGD's momentum under
+Adam, the third Dense layer's width in a two-layer head).
+
 Every parameter's default is the paper's value, read from ``study.config.field_default`` (the one
 place that holds it) unless a regime passes its own; a default outside its range is a bug in the
 space and fails when the space is defined.
@@ -37,6 +43,23 @@ def _paper_default(param: Any, default: Any) -> None:
         raise ValueError(f"the default {value!r} of {param.name} lies outside {param.domain()}")
 
 
+@dataclass(frozen=True)
+class When:
+    """Active only when the earlier parameter ``name`` takes one of ``values``."""
+
+    name: str
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(self.values))
+
+    def holds(self, values: Mapping[str, Any]) -> bool:
+        return self.name in values and any(v == values[self.name] for v in self.values)
+
+    def describe(self) -> str:
+        return f"{self.name} in {', '.join(str(v) for v in self.values)}"
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -48,6 +71,7 @@ class Choice:
     name: str
     values: tuple[Any, ...]
     default: Any = _PAPER
+    when: When | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", tuple(self.values))
@@ -86,6 +110,7 @@ class Int:
     step: int = 1
     log: bool = False
     default: Any = _PAPER
+    when: When | None = None
 
     def __post_init__(self) -> None:
         if self.log and self.step != 1:
@@ -124,6 +149,7 @@ class Float:
     high: float
     log: bool = False
     default: Any = _PAPER
+    when: When | None = None
 
     def __post_init__(self) -> None:
         _paper_default(self, self.default)
@@ -157,6 +183,7 @@ class Fixed:
     name: str
     value: Any
     default: Any = field(init=False)
+    when: When | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "default", self.value)
@@ -195,6 +222,9 @@ class Space:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"the {self.regime} space names {', '.join(duplicates)} twice")
+        for i, param in enumerate(self.params):
+            if param.when is not None and param.when.name not in names[:i]:
+                raise ValueError(f"{param.name} is conditional on {param.when.name}, which must come before it")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -204,31 +234,70 @@ class Space:
         return {p.name: p for p in self.params}[name]
 
     def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
+        """The default of every parameter that is active when all take their defaults."""
+        everything = {p.name: p.default for p in self.params}
+        return {name: everything[name] for name in active_names(self, everything)}
 
 
 # ------------------------------------------------------------------------------------- adapters
+def _active(param: Param, values: Mapping[str, Any]) -> bool:
+    return param.when is None or param.when.holds(values)
+
+
+def active_names(space: Space, values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The parameters an assignment ``values`` actually uses: those whose condition holds on the
+    active parameters before them."""
+    active: dict[str, Any] = {}
+    for p in space.params:
+        if p.name in values and _active(p, active):
+            active[p.name] = values[p.name]
+    return tuple(active)
+
+
 def from_optuna(space: Space, trial: Any) -> dict[str, Any]:
-    """Sample every parameter through an ``optuna.Trial`` (or ``FixedTrial``)."""
-    return {p.name: p.suggest_optuna(trial) for p in space.params}
+    """Sample every active parameter through an ``optuna.Trial`` (or ``FixedTrial``)."""
+    values: dict[str, Any] = {}
+    for p in space.params:
+        if _active(p, values):
+            values[p.name] = p.suggest_optuna(trial)
+    return values
 
 
 def from_keras_tuner(space: Space, hp: Any) -> dict[str, Any]:
-    """Declare (first call) or read (later calls) every parameter on a keras-tuner ``HyperParameters``.
+    """Declare (first call) or read (later calls) every parameter on a keras-tuner ``HyperParameters``,
+    conditional ones inside ``hp.conditional_scope`` (keras-tuner returns None for an inactive one).
 
     keras-tuner stores a bool ``Choice`` as 0/1; ``from_dict`` maps it back to the space's own value.
     """
-    return from_dict(space, {p.name: p.declare_keras(hp) for p in space.params})
+    declared: dict[str, Any] = {}
+    by_name = {p.name: p for p in space.params}
+    for p in space.params:
+        if p.when is not None and _never_active(p, by_name[p.when.name]):
+            continue  # keras-tuner would set a Fixed parent to a value outside it to activate the scope
+        if p.when is None:
+            declared[p.name] = p.declare_keras(hp)
+            continue
+        with hp.conditional_scope(p.when.name, list(p.when.values)):
+            value = p.declare_keras(hp)
+        if value is not None:
+            declared[p.name] = value
+    return from_dict(space, declared)
+
+
+def _never_active(param: Param, parent: Param) -> bool:
+    return isinstance(parent, Fixed) and not any(parent.match(v) is not _PAPER for v in param.when.values)
 
 
 def from_dict(space: Space, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``values`` against the space and fill what is missing with the paper's values."""
+    """Validate ``values`` against the space and fill what is missing with the paper's values; the
+    result holds the active parameters (a given value for an inactive one is checked, then dropped)."""
     unknown = sorted(set(values) - set(space.names))
     if unknown:
         raise ConfigError(
             f"unknown {space.regime} search parameter(s) {', '.join(unknown)}; valid: {', '.join(space.names)}"
         )
-    return {p.name: _checked(p, values[p.name]) if p.name in values else p.default for p in space.params}
+    checked = {p.name: _checked(p, values[p.name]) if p.name in values else p.default for p in space.params}
+    return {name: checked[name] for name in active_names(space, checked)}
 
 
 def _checked(param: Param, value: Any) -> Any:
@@ -238,9 +307,11 @@ def _checked(param: Param, value: Any) -> Any:
     return matched
 
 
-def distributions(space: Space) -> dict[str, od.BaseDistribution]:
-    """Optuna distributions of the searched parameters (``Fixed`` ones have none)."""
-    return {p.name: d for p in space.params if (d := p.distribution()) is not None}
+def distributions(space: Space, values: Mapping[str, Any] | None = None) -> dict[str, od.BaseDistribution]:
+    """Optuna distributions of the searched parameters (``Fixed`` ones have none); given a full
+    assignment ``values``, of its active parameters only."""
+    active = set(active_names(space, values)) if values is not None else set(space.names)
+    return {p.name: d for p in space.params if p.name in active and (d := p.distribution()) is not None}
 
 
 # ---------------------------------------------------------------------------- derived spaces
@@ -252,7 +323,7 @@ def grid_space(space: Space) -> Space:
     product of them (3 points for each of our 17 parameters is 1.3e8 runs); the categorical part
     alone is a few hundred to a few thousand configurations, a grid one can actually enumerate.
     """
-    pinned = (p if isinstance(p, (Choice, Fixed)) else Fixed(p.name, p.default) for p in space.params)
+    pinned = (p if isinstance(p, (Choice, Fixed)) else Fixed(p.name, p.default, when=p.when) for p in space.params)
     return Space(space.regime, tuple(pinned))
 
 
@@ -292,4 +363,5 @@ def _row(param: Param) -> dict[str, Any]:
         "range": param.domain(),
         "log": bool(getattr(param, "log", False)),
         "default": param.default,
+        "when": param.when.describe() if param.when else "",
     }

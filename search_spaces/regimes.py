@@ -1,38 +1,52 @@
 """The search space of each regime: ranges here, the paper's values (the defaults) in TrainConfig.
 
-Both regimes search the head (units, dropouts, L2), SGD (learning rate, momentum, Nesterov), the
-batch size, the augmentation strengths and class weighting. Scratch searches its single phase's
-epochs; transfer adds the frozen phase (its learning rate, epochs, early-stopping patience), how
-much of the backbone to unfreeze and the fine-tune epochs. Print one with
-``python cli.py space --regime transfer``.
+Both regimes search the head (its depth, units, dropouts, L2), the optimizer (SGD with momentum and
+Nesterov, Adam, AdamW with weight decay), the learning rate and its schedule (constant, cosine with
+warmup, reduce-on-plateau), label smoothing, the batch size, the augmentation (the paper's rotation,
+zoom and flip; shift, brightness and contrast) and class weighting. Scratch searches its single
+phase's epochs; transfer adds the frozen phase (its learning rate, epochs, early-stopping patience),
+how much of the backbone to unfreeze and the fine-tune epochs. Parameters that only some choices use
+are conditional (``When``). Print one with ``python cli.py space --regime transfer``.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from search_spaces.hp import Choice, Float, Int, Param, Space, cap_epochs, from_dict
+from search_spaces.hp import Choice, Float, Int, Param, Space, When, cap_epochs, from_dict
 from study import config as config_mod
 from study.config import REGIMES, TrainConfig
 from study.errors import ConfigError
 
+_LAYERS_1 = When("head_layers", (1, 2, 3))
+_LAYERS_2 = When("head_layers", (2, 3))
+_LAYERS_3 = When("head_layers", (3,))
+
 
 def _head() -> tuple[Param, ...]:
+    """The paper's three Dense layers, or fewer (0: global average pooling straight into softmax)."""
     return (
-        Choice("dense1_units", (128, 256, 512)),
-        Choice("dense2_units", (512, 1024, 2048)),
-        Choice("dense3_units", (256, 512, 1024)),
-        Float("dropout1", 0.0, 0.6),
-        Float("dropout2", 0.0, 0.7),
-        Float("dropout3", 0.0, 0.7),
-        Float("l2", 1e-5, 1e-1, log=True),
+        Int("head_layers", 0, 3),
+        Choice("dense1_units", (128, 256, 512), when=_LAYERS_1),
+        Float("dropout1", 0.0, 0.6, when=_LAYERS_1),
+        Choice("dense2_units", (512, 1024, 2048), when=_LAYERS_2),
+        Float("dropout2", 0.0, 0.7, when=_LAYERS_2),
+        Choice("dense3_units", (256, 512, 1024), when=_LAYERS_3),
+        Float("dropout3", 0.0, 0.7, when=_LAYERS_3),
+        Float("l2", 1e-5, 1e-1, log=True, when=_LAYERS_1),  # on the hidden Dense layers' kernels
     )
 
 
 def _optimizer() -> tuple[Param, ...]:
+    sgd = When("optimizer", ("sgd",))
     return (
+        Choice("optimizer", ("sgd", "adam", "adamw")),
         Float("learning_rate", 1e-4, 1e-1, log=True),
-        Float("momentum", 0.0, 0.95),
-        Choice("nesterov", (False, True)),
+        Float("momentum", 0.0, 0.99, when=sgd),
+        Choice("nesterov", (False, True), when=sgd),
+        Float("weight_decay", 1e-5, 1e-1, log=True, default=1e-2, when=When("optimizer", ("adamw",))),
+        Choice("lr_schedule", ("constant", "cosine", "plateau")),
+        Int("warmup_epochs", 0, 5, when=When("lr_schedule", ("cosine",))),
+        Float("label_smoothing", 0.0, 0.2),
         Choice("batch_size", (32, 64, 128)),
     )
 
@@ -42,6 +56,9 @@ def _augmentation() -> tuple[Param, ...]:
         Float("rotation", 0.0, 30.0),
         Float("zoom", 0.0, 0.3),
         Choice("flip", (False, True)),
+        Float("shift", 0.0, 0.2),
+        Float("brightness", 0.0, 0.3),
+        Float("contrast", 0.0, 0.4),
         Choice("class_weight", ("none", "balanced")),
     )
 
@@ -49,7 +66,7 @@ def _augmentation() -> tuple[Param, ...]:
 def _transfer_schedule() -> tuple[Param, ...]:
     """The frozen phase, then how much to unfreeze ("all", or the top K backbone blocks)."""
     return (
-        Float("frozen_learning_rate", 1e-3, 1e-1, log=True),
+        Float("frozen_learning_rate", 1e-4, 1e-1, log=True),
         Int("frozen_epochs", 5, 50, step=5),
         Int("frozen_patience", 1, 6),
         Choice("unfreeze", ("all", "2", "8")),

@@ -18,6 +18,7 @@ from search_spaces import (
     Float,
     Int,
     Space,
+    When,
     cap_epochs,
     describe,
     distributions,
@@ -36,6 +37,9 @@ from study.errors import ConfigError
 REQUIRED = {
     "dense1_units", "dense2_units", "dense3_units", "dropout1", "dropout2", "dropout3", "l2", "learning_rate",
     "momentum", "nesterov", "epochs", "rotation", "zoom", "flip", "class_weight", "batch_size",
+    # what FER practice tunes beside the paper's settings
+    "head_layers", "optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "shift",
+    "brightness", "contrast",
 }
 TRANSFER_ONLY = {"frozen_learning_rate", "frozen_epochs", "frozen_patience", "unfreeze"}
 
@@ -46,8 +50,11 @@ def test_each_space_covers_the_brief_and_defaults_to_the_paper(regime):
     expected = REQUIRED | (TRANSFER_ONLY if regime == "transfer" else set())
     assert set(space.names) == expected
     for param in space.params:
-        assert param.default == field_default(param.name)
         assert param.contains(param.default)
+    # every parameter the default configuration uses defaults to TrainConfig's value; one it does not use
+    # (AdamW's weight decay under SGD) may default to a value inside its range that TrainConfig's "off" is not
+    assert space.defaults() == {name: field_default(name) for name in space.defaults()}
+    assert set(space.names) - set(space.defaults()) == {"weight_decay", "warmup_epochs"}
 
 
 def test_log_scales_where_magnitudes_matter():
@@ -91,20 +98,69 @@ def test_keras_tuner_adapter_declares_the_same_names_and_paper_defaults(space):
     hp = kt.HyperParameters()
     assert from_keras_tuner(space, hp) == space.defaults()
     assert [p.name for p in hp.space] == list(space.names)
-    assert {p.name: p.default for p in hp.space} == {
+    assert {p.name: p.default for p in hp.space if hp.is_active(p)} == {
         n: (int(v) if isinstance(v, bool) else v) for n, v in space.defaults().items()  # kt stores bools as 0/1
     }
 
 
 def test_optuna_samples_lie_in_the_space_and_distributions_match():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    for _ in range(20):
+    seen = set()
+    for _ in range(40):
         trial = study.ask()
         values = from_optuna(TRANSFER, trial)
         assert from_dict(TRANSFER, values) == values
-        assert trial.distributions == distributions(TRANSFER)
+        assert trial.distributions == distributions(TRANSFER, values)
+        seen |= set(values)
         study.tell(trial, 0.0)
+    assert seen == set(TRANSFER.names)
 
+
+def test_conditional_parameters_are_sampled_only_when_their_condition_holds():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    for _ in range(40):
+        trial = study.ask()
+        values = from_optuna(SCRATCH, trial)
+        assert ("momentum" in values) == ("nesterov" in values) == (values["optimizer"] == "sgd")
+        assert ("weight_decay" in values) == (values["optimizer"] == "adamw")
+        assert ("warmup_epochs" in values) == (values["lr_schedule"] == "cosine")
+        assert ("dense3_units" in values) == (values["head_layers"] == 3)
+        assert ("dense1_units" in values) == ("l2" in values) == (values["head_layers"] >= 1)
+        assert set(trial.params) == set(values)
+        study.tell(trial, 0.0)
+    config = to_config("scratch", {"optimizer": "adam", "head_layers": 1})
+    assert (config.optimizer, config.head_layers, config.momentum) == ("adam", 1, TrainConfig().momentum)
+    with pytest.raises(ValueError, match="must come before"):
+        Space("scratch", (Float("momentum", 0.0, 0.99, when=When("optimizer", ("sgd",))),
+                          Choice("optimizer", ("sgd", "adam"))))
+
+
+def test_keras_tuner_declares_conditional_parameters_in_scopes():
+    hp = kt.HyperParameters()
+    from_keras_tuner(SCRATCH, hp)
+    hp.values.update({"optimizer": "adamw", "weight_decay": 0.05, "head_layers": 1})  # as an oracle would set them
+    values = from_keras_tuner(SCRATCH, hp)
+    assert values["optimizer"] == "adamw" and "weight_decay" in values and "momentum" not in values
+    assert "dense1_units" in values and "dense2_units" not in values
+
+
+class _Build(kt.HyperModel):
+    def __init__(self, space):
+        super().__init__()
+        self.space = space
+
+    def build(self, hp):
+        return from_keras_tuner(self.space, hp)
+
+
+def test_a_pinned_parent_leaves_its_conditional_parameters_undeclared(tmp_path):
+    """keras-tuner activates every conditional scope when a tuner starts, by setting the parent to the
+    scope's value; a parent pinned outside that value would then be refused, so the scope is never declared."""
+    pinned = Space("scratch", tuple(Fixed(p.name, "sgd") if p.name == "optimizer" else p for p in SCRATCH.params))
+    tuner = kt.RandomSearch(_Build(pinned), objective="val_accuracy", max_trials=1, directory=str(tmp_path))
+    space = tuner.oracle.get_space()
+    assert "weight_decay" not in space.values and space.values["optimizer"] == "sgd"
+    assert "momentum" in space.values
 
 def test_paper_default_outside_its_range_is_refused_when_the_space_is_defined():
     with pytest.raises(ValueError, match="learning_rate"):
@@ -126,7 +182,7 @@ def test_grid_enumerates_choices_and_pins_ranges_to_the_paper():
     values = grid_values(grid)
     assert set(values) == {p.name for p in TRANSFER.params if isinstance(p, Choice)}
     assert grid["learning_rate"] == Fixed("learning_rate", 0.001)
-    assert from_optuna(grid, optuna.trial.FixedTrial({k: v[0] for k, v in values.items()}))["l2"] == 0.01
+    assert from_optuna(grid, optuna.trial.FixedTrial({k: v[0] for k, v in values.items()}))["l2"] == field_default("l2")
     with pytest.raises(ConfigError, match="Choice/Fixed"):
         grid_values(SCRATCH)
 
@@ -147,7 +203,8 @@ def test_describe_gives_plain_rows():
     rows = describe(TRANSFER)
     assert [r["name"] for r in rows] == list(TRANSFER.names)
     assert next(r for r in rows if r["name"] == "l2") == {
-        "name": "l2", "kind": "float", "range": "1e-05 .. 0.1", "log": True, "default": 0.01}
+        "name": "l2", "kind": "float", "range": "1e-05 .. 0.1", "log": True, "default": TrainConfig().l2,
+        "when": "head_layers in 1, 2, 3"}
 
 
 def test_unknown_regime_is_a_config_error():
