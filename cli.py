@@ -124,9 +124,12 @@ def _train_from_study(name: str, seeds: int, storage: str | None, data_path: str
     from study.tuning.final import train_from_study
 
     kwargs = {"storage": storage} if storage else {}
-    results = train_from_study(name, seeds=seeds, data=data_path, overrides=overrides or None, **kwargs)
+    results = train_from_study(name, seeds=seeds, data=data_path, overrides=overrides or None, announce=console.print,
+                               **kwargs)
     for result in results:
-        console.print(f"final run {result.run_dir}: test accuracy {result.metrics['test']['accuracy']:.4f}")
+        test = result.metrics["test"]
+        console.print(f"final run {result.run_dir}: test accuracy {test['accuracy']:.4f} (majority-class rate "
+                      f"{test['baseline']['majority_rate']:.4f}), macro-F1 {test['macro_f1']:.4f}")
 
 
 # ------------------------------------------------------------------------------------- evaluate

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from study import config as config_mod
 from study.config import TrainConfig
+from study.data import training_share
 from study.errors import ConfigError
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
@@ -57,6 +58,7 @@ def _describe_start(config: TrainConfig, dataset, run_dir: Path) -> None:
     sizes = ", ".join(f"{name} {len(getattr(dataset, name).y)}" for name in ("train", "val", "test"))
     banner = " [bold yellow](SYNTHETIC sample: drawn faces, not real data)[/]" if dataset.synthetic else ""
     console.print(f"data {dataset.source}{banner}: {sizes}; fingerprint {dataset.fingerprint}")
+    console.print(training_share(config.subset, len(dataset.train.y)))
     if dataset.report.skipped:
         console.print(f"[yellow]skipped {len(dataset.report.skipped)} unreadable file(s)[/], e.g. {dataset.report.skipped[0]}")
     console.print(f"{config.regime} regime, backbone {config.backbone}, weights {config.weights} -> {run_dir}")

@@ -66,7 +66,9 @@ def fake_train(calls: list, score=lambda config: 0.5):
             for callback in callbacks:
                 callback.on_epoch_end(epoch, {"val_accuracy": value, "val_loss": 1.0 - value})
         Path(run_dir).mkdir(parents=True)
-        metrics = {"val": {"accuracy": value, "loss": 1.0 - value, "macro_f1": value}}
+        metrics = {"val": {"accuracy": value, "loss": 1.0 - value, "macro_f1": value, "learned": value > 0.25,
+                           "baseline": {"majority_rate": 0.25}},
+                   "stall": {"stalled": False}}
         return RunResult(Path(run_dir), config, pd.DataFrame(), metrics, config.max_epochs, 0.01)
     return train
 
@@ -107,7 +109,7 @@ def test_optuna_search_lands_in_the_store_with_run_directories(scratch_study):
 def test_trials_never_touch_test_data(scratch_study):
     for t in trials_of(scratch_study, "scratch-optuna"):
         run_dir = Path(t.user_attrs["run_dir"])
-        assert set(json.loads((run_dir / "metrics.json").read_text())) == {"val", "summary"}
+        assert set(json.loads((run_dir / "metrics.json").read_text())) == {"val", "summary", "stall"}
         assert not any(key.startswith("test") for key in np.load(run_dir / "predictions.npz").files)
 
 
@@ -133,7 +135,10 @@ def test_keras_tuner_search_lands_in_the_same_store(tmp_path, sample_dir):
     trials = trials_of(tmp_path, "scratch-keras-tuner")
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert all(Path(t.user_attrs["run_dir"], "model.keras").is_file() for t in trials)
-    assert all(from_dict(SCRATCH, t.params) == {**SCRATCH.defaults(), **t.params} for t in trials)
+    for t in trials:  # optuna records the active parameters only, each inside the space
+        values = from_dict(SCRATCH, t.params)
+        assert set(t.params) <= set(values)
+        assert all(values[k] == t.params.get(k, p.default) for p in SCRATCH.params if (k := p.name) in values)
     assert (tmp_path / "runs" / "scratch-keras-tuner" / "keras_tuner" / "random" / "oracle.json").is_file()
 
 
@@ -157,10 +162,41 @@ def test_final_training_retrains_the_best_trial_per_seed_and_links_it(scratch_st
         assert "test" in r.metrics and r.config.seed == seed
         assert {**best_config, "seed": seed} == json.loads((r.run_dir / "config.json").read_text())
         manifest = json.loads((r.run_dir / "manifest.json").read_text())
-        assert manifest["study"] == "scratch-optuna" and manifest["final_training"] == {"use_validation": "holdout"}
+        assert manifest["study"] == "scratch-optuna"
+        assert manifest["final_training"] == {"use_validation": "holdout", "search_subset": 1.0}
+        assert manifest["data"]["subset"] == 1.0
     assert study.user_attrs["final_runs"] == [str(r.run_dir) for r in results]
     with pytest.raises(Exception, match="already exist"):
         train_from_study("scratch-optuna", storage_url(scratch_study), seeds=1, runs_dir=runs)
+
+
+def test_final_runs_train_on_the_whole_split_after_a_search_on_a_subset(monkeypatch, tmp_path, sample_dir, calls):
+    assert search(tmp_path, sample_dir, *FAST, "--subset", "0.5", trials=2).exit_code == 0
+    assert {c["config"].subset for c in calls} == {0.5}
+    import study.training
+
+    final_calls: list = []
+    monkeypatch.setattr(study.training, "train", fake_train(final_calls))
+    said: list[str] = []
+    train_from_study("scratch-optuna", storage_url(tmp_path), seeds=1, runs_dir=tmp_path / "runs", announce=said.append)
+    assert final_calls[0]["config"].subset == 1.0 and final_calls[0]["evaluate_test"]
+    assert "seed 0" in said[0] and "whole training split" in said[0] and "1/1" in said[0]
+    train_from_study("scratch-optuna", storage_url(tmp_path), seeds=[5], runs_dir=tmp_path / "runs",
+                     overrides={"subset": "0.5"}, announce=said.append)
+    assert final_calls[1]["config"].subset == 0.5 and "stratified 50%" in said[1]
+
+
+def test_a_new_optuna_study_starts_with_the_default_configuration(tmp_path, sample_dir, calls):
+    assert search(tmp_path, sample_dir, *FAST, trials=3).exit_code == 0
+    first = trials_of(tmp_path, "scratch-optuna")[0]
+    assert first.user_attrs["default_config"] and first.params == SCRATCH.defaults()
+    defaults = TrainConfig(backbone="mini_xception", epochs=1)
+    assert calls[0]["config"] == defaults
+    assert search(tmp_path, sample_dir, *FAST, trials=4).exit_code == 0  # a resumed study does not repeat it
+    assert sum(bool(t.user_attrs.get("default_config")) for t in trials_of(tmp_path, "scratch-optuna")) == 1
+    skipped = tmp_path / "skip"
+    assert search(skipped, sample_dir, *FAST, "--no-default-trial", trials=1).exit_code == 0
+    assert not trials_of(skipped, "scratch-optuna")[0].user_attrs.get("default_config")
 
 
 def test_studies_show_and_space_commands(scratch_study):

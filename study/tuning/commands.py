@@ -76,6 +76,9 @@ def study_options(command: Callable) -> Callable:
               help="A running trial's heartbeat interval (optuna backend).")
 @click.option("--grace", type=click.IntRange(min=1), default=180, show_default=True, metavar="SECONDS",
               help="A trial without a heartbeat for this long is failed (its worker died) and re-queued once.")
+@click.option("--default-trial/--no-default-trial", default=True, show_default=True,
+              help="Optuna backend: a new study's first trial trains the defaults (the paper's configuration), "
+                   "so the study shows what the search bought.")
 def search(workers: int | None, **options: Any) -> None:
     """Search hyperparameters of a regime; every trial is one training run in RUNS_DIR/<study>/trial-<n>."""
     from study.tuning.search import run_search

@@ -19,7 +19,7 @@ from rich.text import Text
 from study.tuning.storage import FINISHED
 
 # Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
-KEY_PARAMS = ("learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
+KEY_PARAMS = ("optimizer", "learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
 _ABBREVIATIONS = {"learning_rate": "lr", "frozen_learning_rate": "frozen_lr", "batch_size": "batch"}
 _SHOWN_ROWS = 12
 _STATE_STYLES = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan"}

@@ -1,8 +1,10 @@
 """Final training: the best trial's configuration, retrained once per seed and evaluated on test.
 
 The configuration is rebuilt from the stored trial exactly as the search trained it (the dict
-adapter over the study's base config, with the study's epoch cap); ``overrides`` changes keys on
-purpose (e.g. ``{"epochs": 20}`` after a search capped at 2 epochs).
+adapter over the study's base config, with the study's epoch cap), except for one key: final runs
+train on the whole training split (``subset=1``), since a search on a subset (``--subset``) is a cheap
+proxy, not the model to confirm. ``overrides`` changes keys on purpose (e.g. ``{"epochs": 20}``
+after a search capped at 2 epochs, or ``{"subset": 0.25}`` to keep the search's share).
 
 Validation: ``use_validation="holdout"`` (the only choice) retrains on the same training split with
 the same validation share held out as the search used. The transfer regime's frozen phase stops
@@ -13,12 +15,13 @@ choice is recorded in each run's manifest and in the study (``final_training``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import optuna
 
 from search_spaces import to_config
 from study.config import TrainConfig
+from study.data import training_share
 from study.errors import ConfigError, DataError
 from study.runs import RunError
 from study.tuning.storage import DEFAULT_STORAGE, load_existing, open_storage
@@ -39,10 +42,12 @@ def train_from_study(
     use_validation: str = "holdout",
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
     """Retrain the study's best trial with each seed into ``runs/<study>/final-seed<k>``; returns RunResults.
 
-    ``seeds``: a count N (the study's seed, +1, ... +N-1) or the seeds themselves.
+    ``seeds``: a count N (the study's seed, +1, ... +N-1) or the seeds themselves. ``announce`` hears
+    one line before each run (which seed, how much of the training split, where).
     """
     from study.training import train
 
@@ -50,13 +55,17 @@ def train_from_study(
         raise ConfigError(f"use_validation must be one of {', '.join(VALIDATION_CHOICES)}, got {use_validation!r}")
     study = load_existing(study_name, open_storage(storage))
     best = _best(study)
-    config = best_config(study, best, overrides)
+    config = best_config(study, best, {"subset": 1.0, **(overrides or {})})
     seed_list = _seeds(seeds, config.seed)
     run_dirs = _free_run_dirs(Path(runs_dir) / study_name, seed_list)
     dataset = _load(study, data, config)
-    extra = {"study": study_name, "trial": best.number, "final_training": {"use_validation": use_validation}}
+    extra = {"study": study_name, "trial": best.number,
+             "final_training": {"use_validation": use_validation, "search_subset": study.user_attrs.get("base", {}).get("subset", 1.0)}}
     results = []
-    for seed, run_dir in zip(seed_list, run_dirs):
+    for k, (seed, run_dir) in enumerate(zip(seed_list, run_dirs), start=1):
+        if announce is not None:
+            announce(f"final run {k}/{len(seed_list)} of study {study_name} (trial {best.number}): seed {seed}, "
+                     f"{training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
         results.append(train(config.replace(seed=seed), dataset, run_dir, evaluate_test=True, progress=progress,
                              extra_manifest=extra))
         _link(study, run_dir, best.number, use_validation)

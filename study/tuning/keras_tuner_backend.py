@@ -79,8 +79,8 @@ class SpaceHyperModel(kt.HyperModel):
         return value
 
     def _ask(self, values: dict[str, Any]) -> optuna.Trial:
-        """A new optuna trial whose parameters are keras-tuner's values, suggested at once."""
-        searched = distributions(self.space)
+        """A new optuna trial whose parameters are keras-tuner's (active) values, suggested at once."""
+        searched = distributions(self.space, values)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study.sampler = optuna.samplers.PartialFixedSampler({k: values[k] for k in searched}, self.sampler)

@@ -90,8 +90,12 @@ class Objective:
         trial.set_user_attr("run_dir", str(result.run_dir))
         trial.set_user_attr("epochs", int(result.epochs))
         trial.set_user_attr("seconds", round(float(result.seconds), 2))
-        value = float(result.metrics["val"][self.metric])
-        trial.set_user_attr("val", {k: float(result.metrics["val"][k]) for k in ("accuracy", "loss", "macro_f1")})
+        val = result.metrics["val"]
+        value = float(val[self.metric])
+        trial.set_user_attr("val", {**{k: float(val[k]) for k in ("accuracy", "loss", "macro_f1")},
+                                    "majority_rate": val["baseline"]["majority_rate"], "learned": bool(val["learned"])})
+        if result.metrics["stall"]["stalled"]:
+            trial.set_user_attr("stalled", result.metrics["stall"])
         return value
 
 

@@ -77,6 +77,7 @@ class SearchRequest:
     runs_dir: str = "runs"
     heartbeat: int = 60  # optuna backend: seconds between a running trial's heartbeats
     grace: int = 180  # seconds without a heartbeat after which a trial's worker counts as dead
+    default_trial: bool = True  # optuna backend: a new study's first trial is the defaults (the paper's config)
 
     @property
     def study_name(self) -> str:
@@ -246,6 +247,9 @@ def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: 
             console: Console) -> optuna.Study:
     """Open the study, fail the trials of dead workers, and give it this run's sampler."""
     study = open_study(spec, storage, pruner=_pruner(request, space))
+    if request.backend == "optuna" and request.default_trial and not study.get_trials(deepcopy=False):
+        # What the search buys is measured against this trial; workers racing here enqueue it once.
+        study.enqueue_trial(space.defaults(), user_attrs={"default_config": True}, skip_if_exists=True)
     dead = fail_dead_trials(study, storage)
     _announce_dead(console, dead)
     _remove_partial_runs(Path(request.runs_dir) / study.study_name, dead)

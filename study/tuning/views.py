@@ -8,7 +8,8 @@ import optuna
 from optuna.trial import TrialState
 from rich.table import Table
 
-from search_spaces import Space, describe, space_for
+from search_spaces import Space, describe, from_dict, space_for
+from study.config import default_source, field_default
 from study.tuning.display import format_params, format_value, trial_seconds
 
 
@@ -61,21 +62,29 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 
 def best_param_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """The best trial's value of every searched parameter beside the paper's."""
+    """The best trial's value of every searched parameter beside the default (``None``: the best
+    configuration does not use it, e.g. momentum under Adam)."""
     best = best_trial(study)
     if best is None:
         return []
     space = space_for(study.user_attrs.get("regime", "scratch"))
-    return [{"name": p.name, "best": best.params.get(p.name, p.default), "paper": p.default} for p in space.params]
+    used = from_dict(space, {k: v for k, v in best.params.items() if k in space.names})
+    return [{"name": p.name, "best": used.get(p.name), "paper": p.default, "source": default_source(p.name)}
+            for p in space.params]
 
 
 # ---------------------------------------------------------------------------------------- tables
 def space_table(space: Space) -> Table:
-    table = Table(title=f"{space.regime} search space (default = the paper's value)", title_justify="left")
-    for column in ("name", "kind", "range / choices", "log", "paper default"):
+    table = Table(title=f"{space.regime} search space (defaults: the paper's values where it states them)",
+                  title_justify="left")
+    for column in ("name", "kind", "range / choices", "log", "default", "default from", "searched when"):
         table.add_column(column)
     for row in describe(space):
-        table.add_row(row["name"], row["kind"], row["range"], "log" if row["log"] else "", str(row["default"]))
+        default = str(row["default"])
+        if row["default"] != field_default(row["name"]):  # a conditional parameter's own default, when searched
+            default += f" (unsearched: {field_default(row['name'])})"
+        table.add_row(row["name"], row["kind"], row["range"], "log" if row["log"] else "", default,
+                      default_source(row["name"]), row["when"])
     return table
 
 
@@ -115,8 +124,9 @@ def best_table(study: optuna.Study) -> Table:
     for column in ("parameter", "best", "paper"):
         table.add_column(column)
     for r in best_param_rows(study):
-        mark = "" if r["best"] == r["paper"] else " *"
-        table.add_row(r["name"], f"{_show(r['best'])}{mark}", _show(r["paper"]))
+        mark = "" if r["best"] in (None, r["paper"]) else " *"
+        best_text = "(not used)" if r["best"] is None else f"{_show(r['best'])}{mark}"
+        table.add_row(r["name"], best_text, _show(r["paper"]))
     return table
 
 
