@@ -101,7 +101,10 @@ def compute(evidence: Evidence, partial: bool = False) -> ReportContent:
         sentences = no_verdict(list(lacks) or ["a second regime"])
     else:
         accuracy = {r: estimate(frame, r, "accuracy") for r in regimes}
-        sentences = verdict(comparison, accuracy, synthetic=any(v.synthetic for v in views))
+        learned = {r: (int(frame.loc[frame["regime"] == r, "learned"].sum()), int((frame["regime"] == r).sum()))
+                   for r in regimes}
+        sentences = verdict(comparison, accuracy, synthetic=any(v.synthetic for v in views), learned=learned,
+                            majority=float(frame["majority_rate"].iloc[0]))
     return ReportContent(evidence, split, frame, tables, comparison, sentences, views, lacks)
 
 

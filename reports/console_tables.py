@@ -54,7 +54,17 @@ def run_summary(metrics: dict[str, Any], history: pd.DataFrame, title: str) -> T
         if split in metrics:
             for key in ("accuracy", "loss", "macro_f1"):
                 table.add_row(f"{split} {key}", _num(metrics[split][key]))
+            table.add_row(*_baseline_row(split, metrics[split]))
     return table
+
+
+def _baseline_row(split: str, metrics: dict[str, Any]) -> tuple[str, str]:
+    """What always answering the most common class scores, and whether the run beat it."""
+    base = metrics.get("baseline")
+    if not base:
+        return f"{split} majority-class rate", "n/a"
+    verdict = "learned" if metrics.get("learned") else "NOT above it"
+    return (f"{split} majority-class rate ({base['majority_class']})", f"{_num(base['majority_rate'])} ({verdict})")
 
 
 def metrics_tables(metrics: dict[str, Any], title: str) -> list[Table]:
@@ -63,6 +73,10 @@ def metrics_tables(metrics: dict[str, Any], title: str) -> list[Table]:
     overall.add_column("value", justify="right")
     for key in ("accuracy", "loss", "macro_f1"):
         overall.add_row(key, _num(metrics[key]))
+    if "baseline" in metrics:
+        overall.add_row(*_baseline_row("", metrics))
+        overall.add_row("stratified-random rate", _num(metrics["baseline"]["stratified_rate"]))
+        overall.add_row("share of the most common answer", _num(metrics["top_answer_share"]))
     overall.add_row("true positives (total)", str(metrics["true_positives"]["total"]))
     overall.add_row("ROC AUC micro / macro", f"{_num(metrics['roc_auc']['micro'])} / {_num(metrics['roc_auc']['macro'])}")
     overall.add_row("average precision micro", _num(metrics["average_precision"]["micro"]))

@@ -142,6 +142,11 @@ def run_numbers(run: Run, split: str) -> dict[str, Any]:
         "loss": evaluated["loss"],
         "macro_f1": evaluated["macro_f1"],
         "n_images": evaluated["n"],
+        "majority_rate": evaluated["baseline"]["majority_rate"],
+        "stratified_rate": evaluated["baseline"]["stratified_rate"],
+        "top_answer_share": evaluated["top_answer_share"],
+        "learned": evaluated["learned"],
+        "stalled": bool(run.metrics.get("stall", {}).get("stalled", False)),
     }
     for key, prefix in (("true_positives", "tp"), ("roc_auc", "roc_auc"), ("average_precision", "ap"),
                         ("recall", "recall")):
@@ -253,10 +258,17 @@ def seeds_table(frame: pd.DataFrame, split: str) -> ReportTable:
     columns = {"epochs": "epochs", "train_accuracy": "train accuracy (last epoch)", "val_accuracy": "val accuracy"}
     if split == "test":
         columns.update({"accuracy": f"{name} accuracy", "loss": f"{name} loss"})
-    columns["macro_f1"] = f"{name} macro-F1"
+    columns.update({"macro_f1": f"{name} macro-F1", "majority_rate": f"{name} majority-class rate",
+                    "top_answer_share": "share of the top answer", "learned": "learned"})
     body = frame[list(columns)].rename(columns=columns).astype(object)
+    body["learned"] = [("yes" if learned else "NO: at the majority rate") + (" (stalled early)" if stalled else "")
+                       for learned, stalled in zip(frame["learned"], frame["stalled"])]
     body.index = pd.Index([f"{r} seed {s}" for r, s in zip(frame["regime"], frame["seed"])], name="run")
-    return ReportTable("seeds", "Every run (one per seed)", body, "The tables above summarize these rows over seeds.")
+    note = (f"The tables above summarize these rows over seeds. Learned: {name} accuracy above the split's "
+            "majority-class rate (what answering its most common class for every face scores) by more than chance "
+            "allows (one-sided binomial test, p < 0.01); a run that answers one class never passes. Stalled early: "
+            "the stall guard saw one answer at the majority rate in each of the run's first epochs.")
+    return ReportTable("seeds", "Every run (one per seed)", body, note)
 
 
 def comparison_table(comparison: Comparison, frame: pd.DataFrame) -> ReportTable:
@@ -326,13 +338,17 @@ def search_table(searches: Sequence[SearchSummary]) -> ReportTable:
 
 
 def best_params_table(search: SearchSummary) -> ReportTable:
-    body = pd.DataFrame({"best": [Sig(r["best"]) for r in search.best_params],
-                         "paper (default)": [Sig(r["paper"]) for r in search.best_params],
-                         "changed": [r["best"] != r["paper"] for r in search.best_params]},
-                        index=pd.Index([r["name"] for r in search.best_params], name="parameter")).astype(object)
+    rows = search.best_params
+    body = pd.DataFrame({"best": [Sig(r["best"]) if r["best"] is not None else "(not used)" for r in rows],
+                         "default": [Sig(r["paper"]) for r in rows],
+                         "default from": [r.get("source", "") for r in rows],
+                         "changed": [r["best"] is not None and r["best"] != r["paper"] for r in rows]},
+                        index=pd.Index([r["name"] for r in rows], name="parameter")).astype(object)
     return ReportTable(f"best-{search.name}", f"Study {search.name}: best trial {search.best_number}'s parameters",
-                       body, "Searched parameters of the best complete trial beside the paper's values (the search "
-                       "defaults).")
+                       body, "Searched parameters of the best complete trial beside the search defaults: the paper's "
+                       "values where it states them (\"paper\"), else ours (\"ours (paper silent)\", chosen by "
+                       "measurement, docs/learning.md) or off. \"(not used)\": the best configuration has no use for "
+                       "the parameter (momentum under Adam, a missing Dense layer's width).")
 
 
 def importances_table(search: SearchSummary) -> ReportTable | None:

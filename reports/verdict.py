@@ -14,9 +14,15 @@ from reports.tables import SPLIT_NAMES, Interval, PValue, Signed, format_value
 PAPER_CLAIM = "the paper's conclusion that transfer learning improves accuracy"
 
 
-def verdict(comparison: Comparison, accuracy: Mapping[str, Estimate], synthetic: bool) -> list[str]:
-    """Sentences for the report's verdict section, in order."""
+def verdict(comparison: Comparison, accuracy: Mapping[str, Estimate], synthetic: bool,
+            learned: Mapping[str, tuple[int, int]] | None = None, majority: float | None = None) -> list[str]:
+    """Sentences for the report's verdict section, in order. ``learned``: per regime, (runs that beat the
+    majority rate, runs); a regime with a run that did not is named for what it is, and no conclusion
+    is drawn from the comparison."""
     split = SPLIT_NAMES[comparison.split]
+    failing = not_learned(learned or {}, majority, split)
+    if failing:
+        return [_capitalized(s) for s in failing + caveats(comparison, accuracy, synthetic)]
     sentences = [
         _lead(comparison, accuracy, split),
         _mcnemar(comparison, split),
@@ -24,6 +30,18 @@ def verdict(comparison: Comparison, accuracy: Mapping[str, Estimate], synthetic:
         _conclusion(comparison, split),
     ]
     return [_capitalized(s) for s in sentences + caveats(comparison, accuracy, synthetic)]
+
+
+def not_learned(learned: Mapping[str, tuple[int, int]], majority: float | None, split: str) -> list[str]:
+    """The verdict when a regime's runs did not learn: say so, compare nothing."""
+    bad = {regime: (ok, n) for regime, (ok, n) in learned.items() if ok < n}
+    if not bad:
+        return []
+    rate = f" ({format_value(majority)}, answering the most common class for every face)" if majority is not None else ""
+    named = "; ".join(f"{n - ok} of {n} {regime} run(s)" for regime, (ok, n) in bad.items())
+    return [f"No verdict: {named} did not learn: their {split} accuracy is not above the majority-class rate{rate}. "
+            "Comparing a model that has learned nothing with another says nothing about transfer learning, so this "
+            "report draws no conclusion; docs/learning.md explains what stalls a run and how to fix it."]
 
 
 def _capitalized(sentence: str) -> str:

@@ -60,13 +60,22 @@ def history(regime: str, seed: int) -> pd.DataFrame:
     })
 
 
-def write_run(run_dir: Path, regime: str, seed: int, data: Dataset, accuracy: float, *, with_test: bool = True,
+def one_answer(labels: np.ndarray) -> np.ndarray:
+    """A model that learned nothing: the most common class for every image."""
+    probs = np.full((len(labels), K), 0.05, dtype=np.float32)
+    probs[:, np.bincount(labels, minlength=K).argmax()] = 0.7
+    return probs
+
+
+def write_run(run_dir: Path, regime: str, seed: int, data: Dataset, accuracy: float | None, *, with_test: bool = True,
               source: str | None = None, fingerprint: str | None = None, study: str = "") -> Path:
-    """A run directory as study.training writes it (model.keras empty: the report never loads it)."""
+    """A run directory as study.training writes it (model.keras empty: the report never loads it);
+    ``accuracy=None`` writes a run that answers one class."""
     run_dir.mkdir(parents=True)
     config = TrainConfig(regime=regime, seed=seed, backbone="mini_xception")
     splits = {"val": data.val.y, **({"test": data.test.y} if with_test else {})}
-    probs = {name: fake_probs(y, accuracy, seed * 10 + len(name) + (0 if regime == "scratch" else 5))
+    probs = {name: one_answer(y) if accuracy is None else
+             fake_probs(y, accuracy, seed * 10 + len(name) + (0 if regime == "scratch" else 5))
              for name, y in splits.items()}
     metrics = {name: compute_metrics(y, probs[name]) for name, y in splits.items()}
     write_json(run_dir / "config.json", config_mod.to_dict(config))
@@ -99,12 +108,13 @@ def make_study(url: str, name: str, regime: str, data: Dataset, runs_dir: Path, 
     distributions = {"learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
                      "batch_size": CategoricalDistribution((32, 64, 128)), "momentum": FloatDistribution(0.0, 0.95)}
     for number in range(trials):
-        trial_dir = write_run(runs_dir / name / f"trial-{number}", regime, 0, data, accuracy - 0.05 * number,
-                              with_test=False, study=name, **run_options)
+        value = None if accuracy is None else accuracy - 0.05 * number
+        trial_dir = write_run(runs_dir / name / f"trial-{number}", regime, 0, data, value, with_test=False, study=name,
+                              **run_options)
         params = {"learning_rate": 10 ** (-3 + number * 0.4), "batch_size": (32, 64, 128)[number % 3],
                   "momentum": 0.2 * number}
         study.add_trial(optuna.trial.create_trial(
-            params=params, distributions=distributions, value=accuracy - 0.05 * number,
+            params=params, distributions=distributions, value=0.25 if value is None else value,
             user_attrs={"run_dir": str(trial_dir), "epochs": 4, "seconds": 3.0}))
     study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params=params, distributions=distributions,
                                               intermediate_values={0: 0.2, 1: 0.25}))
@@ -132,7 +142,7 @@ def full(tmp_path_factory: pytest.TempPathFactory, data: Dataset) -> Iterator[di
     tmp = tmp_path_factory.mktemp("full")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FER_STUDY_CACHE", str(tmp / "cache"))
-        make_study(storage(tmp), "scratch-optuna", "scratch", data, tmp / "runs", accuracy=0.45)
+        make_study(storage(tmp), "scratch-optuna", "scratch", data, tmp / "runs", accuracy=0.6)
         make_study(storage(tmp), "transfer-optuna", "transfer", data, tmp / "runs", accuracy=0.85)
         built = build_report(storage(tmp), out=tmp / "out")
         content = compute(gather(storage(tmp)))
@@ -275,6 +285,20 @@ def test_comparison_and_verdict_follow_the_numbers(full: dict) -> None:
     assert text.startswith("Transfer has the higher mean test accuracy")
     assert ("excludes 0" in text) == comparison.pooled.excludes_zero
     assert "SYNTHETIC SAMPLE" in text
+
+
+def test_a_regime_that_did_not_learn_gets_no_verdict_and_is_named_in_the_runs_table(tmp_path: Path,
+                                                                                    data: Dataset) -> None:
+    make_study(storage(tmp_path), "scratch-optuna", "scratch", data, tmp_path / "runs", accuracy=None)
+    make_study(storage(tmp_path), "transfer-optuna", "transfer", data, tmp_path / "runs", accuracy=0.85)
+    content = compute(gather(storage(tmp_path)))
+    text = " ".join(content.verdict)
+    assert text.startswith("No verdict: 2 of 2 scratch run(s) did not learn") and "majority-class rate" in text
+    assert "more accurate" not in text and "McNemar" not in text
+    header, rows = cells(content.tables["seeds"])
+    learned = {row[0]: row[header.index("learned")] for row in rows}
+    assert learned["scratch seed 0"].startswith("NO") and learned["transfer seed 0"] == "yes"
+    assert "majority-class rate" in " ".join(header)
 
 
 def test_search_summary_counts_trials_and_params(full: dict) -> None:
