@@ -1,0 +1,31 @@
+"""`make demo` end to end (slow, in CI): it shows learning, not a constant classifier."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from study.demo import demo_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_demo_searches_beat_the_defaults_and_every_final_run_learns(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = [sys.executable, str(ROOT / "cli.py"), "demo", "--data", str(tmp_path / "sample"), "--runs",
+            str(tmp_path / "runs"), "--storage", storage, "--out", str(tmp_path / "report")]
+    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "report" / "report.md").is_file() and (tmp_path / "report" / "report.pdf").is_file()
+    rows = {row["study"]: row for row in demo_summary(["demo-scratch", "demo-transfer"], storage)}
+    print("\n" + "\n".join(str(row) for row in rows.values()))
+    for name, row in rows.items():
+        assert row["learned"], f"{name}: a final run did not beat the majority rate"
+        assert min(row["test_macro_f1"]) >= 0.5, f"{name}: {row['test_macro_f1']}"
+    scratch = rows["demo-scratch"]
+    assert scratch["default_value"] is None or scratch["best_value"] > scratch["default_value"] + 0.02
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "did not learn" not in report  # the verdict compares two models that learned
