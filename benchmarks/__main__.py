@@ -63,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 
-def between(text: str, inner: str) -> str:
-    """``text`` with what lies between the START and END lines replaced by ``inner``."""
-    head, sep, rest = text.partition(START + "\n")
-    _, sep2, tail = rest.partition(END)
+def between(text: str, inner: str, start: str = START, end: str = END) -> str:
+    """``text`` with what lies between the ``start`` and ``end`` lines replaced by ``inner``."""
+    head, sep, rest = text.partition(start + "\n")
+    _, sep2, tail = rest.partition(end)
     if not sep or not sep2:
-        raise SystemExit(f"python -m benchmarks: --write needs a line {START} followed later by a line {END}")
-    return f"{head}{START}\n{inner}{END}{tail}"
+        raise SystemExit(f"--write needs a line {start} followed later by a line {end}")
+    return f"{head}{start}\n{inner}{end}{tail}"
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ def faces(quick: bool) -> tuple[Path, str]:
     """The real FER2013 folders, or (absent, or $FER_BENCH_SAMPLE set) a generated sample, with a note."""
     if SHARED_FER.is_dir() and not os.environ.get("FER_BENCH_SAMPLE"):
         return SHARED_FER, ""
-    return sample(per_class=60 if quick else 600), "generated sample (../shared/fer2013 absent)"
+    why = "FER_BENCH_SAMPLE set" if SHARED_FER.is_dir() else "../shared/fer2013 absent"
+    return sample(per_class=60 if quick else 600), f"generated sample ({why})"
 
 
 _SAMPLES: dict[tuple[int, int], Path] = {}

@@ -51,7 +51,10 @@ GOAL = 5.0
 WEIGHTS_ENV = "FER_BENCH_WEIGHTS"  # a backbone weights file for both searches, instead of a random one
 FACTOR = 3
 FIXED = {"epochs": 5, "rotation": 0.0, "zoom": 0.0, "flip": False, "class_weight": "none", "unfreeze": "all",
-         "batch_size": 64, "nesterov": False}
+         "batch_size": 64, "nesterov": False,
+         # what the peer's build(hp) has no knob for: its SGD, constant rate, plain loss, 3-layer head
+         "optimizer": "sgd", "lr_schedule": "constant", "label_smoothing": 0.0, "head_layers": 3, "shift": 0.0,
+         "brightness": 0.0, "contrast": 0.0}
 
 
 def build_peer(hp: kt.HyperParameters, backbone_name: str, weights: str) -> keras.Model:

@@ -6,7 +6,8 @@ Both searches are the real thing, ``study.tuning.search.run_search`` (scratch re
 class). The random search's epochs are all of its trials' epochs. TPE runs in rounds of a few
 trials (a rerun resumes the study) until a trial reaches the random search's best or it has run as
 many trials; its epochs count every epoch it trained, pruned trials included, up to and including
-the trial that reached the target.
+the trial that reached the target. Neither search starts from the defaults (``--no-default-trial``),
+so what is compared is the samplers alone.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def search(name: str, data: str, trials: int, max_epochs: int, sampler: str, pru
     folder.mkdir(exist_ok=True)
     request = SearchRequest(regime="scratch", trials=trials, data=data, sampler=sampler, pruner=pruner,
                             max_epochs=max_epochs, backbone="mini_xception", storage=f"sqlite:///{folder}/{name}.db",
-                            study=name, runs_dir=str(folder / "runs"), seed=0)
+                            study=name, runs_dir=str(folder / "runs"), seed=0,
+                            default_trial=False)  # the samplers' own picks: no shared trial 0
     return run_search(request, Console(file=io.StringIO()))
 
 

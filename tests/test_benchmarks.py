@@ -61,3 +61,33 @@ def test_write_refuses_a_file_without_the_markers_before_running_anything(tmp_pa
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "<!-- benchmarks:start -->" in result.stderr
     assert readme.read_text() == "# no markers\n" and "Machine:" not in result.stdout
+
+
+def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
+    env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- accuracy:start -->\nold\n<!-- accuracy:end -->\n")
+    result = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--quick", "--write", str(readme)],
+                            check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert readme.read_text() == f"# x\n\n<!-- accuracy:start -->\n```text\n{out.rstrip()}\n```\n<!-- accuracy:end -->\n"
+    names = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| accuracy")]
+    assert [n.split(":")[0] for n in names] == ["accuracy (a)", "accuracy (b)", "accuracy (b)"]
+    assert "majority rate" in out and "generated sample" in out
+
+
+def test_learning_benchmark_runs_quick_and_fills_each_experiments_markers(tmp_path):
+    env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
+    doc = tmp_path / "learning.md"
+    doc.write_text("# x\n<!-- learning:as-landed:start -->\n<!-- learning:as-landed:end -->\nmiddle\n"
+                   "<!-- learning:defaults:start -->\nold\n<!-- learning:defaults:end -->\n")
+    result = subprocess.run([sys.executable, "-m", "benchmarks.learning", "--quick", "--only", "as-landed", "defaults",
+                             "--write", str(doc)], check=False, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    text = doc.read_text()
+    assert "middle" in text and "old" not in text
+    for name in ("as-landed", "defaults"):
+        block = text.split(f"<!-- learning:{name}:start -->")[1].split(f"<!-- learning:{name}:end -->")[0]
+        assert "| step | val acc |" in block and "majority rate" in block and f"--only {name}" in block

@@ -1,0 +1,172 @@
+"""Why the paper's defaults stalled, measured: ``study.diagnostics.LearningProbe`` on real faces.
+
+    python -m benchmarks.learning [--quick] [--only NAME ...] [--write docs/learning.md]
+
+Each experiment is one ``study.training.train`` run of the scratch regime on ``../shared/fer2013``
+(a generated sample when it is absent, or with ``--quick``), read by the probe every few steps: the
+data term against the L2 penalty, gradient norms per layer group (data term; and the penalty's for
+the first Dense layer), dead ReLUs in the head, the predictions' entropy and top-answer share, and
+accuracy on 1,024 validation faces beside their majority rate. The experiments change one silent
+setting at a time from the defaults this project had before (L2 0.01, no momentum), then show the
+defaults it has now. ``--write`` puts each experiment's output between the file's
+``<!-- learning:NAME:start -->`` and ``<!-- learning:NAME:end -->`` lines, so ``--only NAME`` rewrites
+that experiment alone (``densenet169-paper-schedule``, the paper's 20 epochs of DenseNet169, takes
+about an hour and a half on 2 cores).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import faces, log, machine, quiet, scratch_dir
+
+AS_LANDED = {"l2": 0.01, "momentum": 0.0}  # the defaults before docs/learning.md
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    backbone: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    steps: int = 600  # training steps, rounded up to whole epochs
+    every: int = 100
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.changes.items()) or "the defaults"
+        return f"{self.name}: {self.backbone}, {shown}"
+
+
+EXPERIMENTS = (
+    Experiment("as-landed", "mini_xception", AS_LANDED),
+    Experiment("l2-only", "mini_xception", {**AS_LANDED, "l2": 1e-4}),
+    Experiment("momentum-0.9", "mini_xception", {**AS_LANDED, "l2": 1e-4, "momentum": 0.9}),
+    Experiment("defaults", "mini_xception", {}),
+    Experiment("defaults-12-epochs", "mini_xception", {}, steps=12 * 305, every=305),
+    Experiment("defaults-12-epochs-l2-1e-3", "mini_xception", {"l2": 1e-3}, steps=12 * 305, every=305),
+    Experiment("defaults-12-epochs-no-augmentation", "mini_xception", {"rotation": 0.0, "zoom": 0.0, "flip": False},
+               steps=12 * 305, every=305),
+    Experiment("defaults-12-epochs-stronger-augmentation", "mini_xception", {"rotation": 20.0, "zoom": 0.2},
+               steps=12 * 305, every=305),
+    Experiment("densenet169-as-landed", "densenet169", AS_LANDED, steps=300, every=50),
+    Experiment("densenet169-defaults", "densenet169", {}, steps=300, every=50),
+    Experiment("densenet169-paper-schedule", "densenet169", {}, steps=20 * 305, every=305),
+)
+LONG = ("densenet169-paper-schedule",)  # run only when named with --only
+COLUMNS = (
+    ("step", "step", "{:.0f}"),
+    ("val acc", "val_accuracy", "{:.3f}"),
+    ("top answer", "top_class_share", "{:.2f}"),
+    ("entropy", "entropy", "{:.3f}"),
+    ("data term", "data_term", "{:.3f}"),
+    ("L2 penalty", "penalty", "{:.3f}"),
+    ("|g| bottom", "grad_backbone_bottom", "{:.3g}"),
+    ("|g| top", "grad_backbone_top", "{:.3g}"),
+    ("|g| dense1", "grad_head_dense1", "{:.3g}"),
+    ("|g_L2| dense1", "penalty_grad_head_dense1", "{:.3g}"),
+    ("|g| output", "grad_head_output", "{:.3g}"),
+    ("dead d1/d2/d3", None, ""),
+)
+
+
+def run_experiment(experiment: Experiment, data, quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from study.config import TrainConfig
+    from study.diagnostics import LearningProbe, ProbeBatches
+    from study.training import train
+
+    per_epoch = math.ceil(len(data.train.y) / TrainConfig().batch_size)
+    steps, every = (min(experiment.steps, 2 * per_epoch), max(1, per_epoch // 2)) if quick else (experiment.steps, experiment.every)
+    epochs = max(1, math.ceil(steps / per_epoch))
+    config = TrainConfig(regime="scratch", backbone=experiment.backbone, epochs=epochs, stall_epochs=0,
+                         **experiment.changes)
+    probe = LearningProbe(ProbeBatches.of(data.train, data.val), every=every)
+    started = time.perf_counter()
+    result = train(config, data, scratch_dir() / f"learning-{experiment.name}", callbacks=[probe], progress=False)
+    summary = {"seconds": time.perf_counter() - started, "epochs": epochs, "steps": probe.step,
+               "val_accuracy": result.metrics["val"]["accuracy"], "majority": result.metrics["val"]["baseline"]["majority_rate"],
+               "top_answer": result.metrics["val"]["top_answer_share"], "learned": result.metrics["val"]["learned"],
+               "n_val": result.metrics["val"]["n"]}
+    return probe.rows, summary
+
+
+def prior_entropy(labels: np.ndarray) -> float:
+    """The cross-entropy of always answering the class shares: where a model that learned nothing else sits."""
+    shares = np.bincount(labels, minlength=7) / len(labels)
+    shares = shares[shares > 0]
+    return float(-(shares * np.log(shares)).sum())
+
+
+def render(experiment: Experiment, rows: list[dict[str, Any]], summary: dict[str, Any], entropy: float) -> str:
+    lines = [f"### {experiment.describe()}", ""]
+    header = [c[0] for c in COLUMNS]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        cells = [fmt.format(row[key]) if key and key in row else "-" for _, key, fmt in COLUMNS[:-1]]
+        dead = "/".join(f"{100 * row[k]:.0f}%" for k in ("dead_head_dense1", "dead_head_dense2", "dead_head_dense3")
+                        if k in row)
+        lines.append("| " + " | ".join([*cells, dead or "-"]) + " |")
+    last = rows[-1]
+    share = last["penalty"] / (last["penalty"] + last["data_term"]) if last["penalty"] else 0.0
+    lines += ["", (f"After {summary['steps']} steps ({summary['epochs']} epoch(s), {summary['seconds']:.0f} s): "
+                   f"validation accuracy {summary['val_accuracy']:.3f} on all {summary['n_val']:,} validation faces "
+                   f"against their majority rate {summary['majority']:.3f}; "
+                   f"{summary['top_answer']:.1%} of them get the most common answer; "
+                   f"learned (above the majority rate, p < 0.01): {'yes' if summary['learned'] else 'NO'}. "
+                   f"Data term {last['data_term']:.3f} (the class shares' entropy, what answering the prior scores: "
+                   f"{entropy:.3f}); the L2 penalty is {share:.0%} of the objective."), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.learning", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the generated sample and two epochs at most (CI smoke test)")
+    parser.add_argument("--only", nargs="+", choices=[e.name for e in EXPERIMENTS],
+                        help=f"run these experiments only (the long ones, {', '.join(LONG)}, run only when named)")
+    parser.add_argument("--write", type=Path, metavar="FILE",
+                        help="also write each experiment's output between its <!-- learning:NAME:start/end --> lines")
+    args = parser.parse_args(argv)
+    chosen = [e for e in EXPERIMENTS if (e.name in args.only if args.only else e.name not in LONG)]
+    if args.write:
+        text = args.write.read_text()
+        for experiment in chosen:  # a file without the markers fails now, not after an hour
+            between(text, "", experiment.name)
+    quiet()
+    from study.data import load_dataset
+
+    path, note = faces(args.quick)
+    if args.quick and not note:
+        from benchmarks.common import sample
+
+        path, note = sample(per_class=30), "generated sample (--quick)"
+    data = load_dataset(path)
+    entropy = prior_entropy(data.train.y)
+    header = machine()
+    for experiment in chosen:
+        log(f"learning: {experiment.describe()}")
+        started = time.perf_counter()
+        rows, summary = run_experiment(experiment, data, args.quick)
+        command = f"python -m benchmarks.learning{' --quick' if args.quick else ''} --only {experiment.name}"
+        output = "\n".join([
+            render(experiment, rows, summary, entropy), f"_{header}. Data: {note or path} ({len(data.train.y):,} "
+            f"training, {len(data.val.y):,} validation faces). Command: `{command}` "
+            f"({(time.perf_counter() - started) / 60:.1f} min)._", ""])
+        print(output, flush=True)
+        if args.write:
+            args.write.write_text(between(args.write.read_text(), output, experiment.name))
+    return 0
+
+
+def between(text: str, inner: str, name: str) -> str:
+    from benchmarks.__main__ import between as generic
+
+    return generic(text, inner, f"<!-- learning:{name}:start -->", f"<!-- learning:{name}:end -->")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
