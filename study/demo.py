@@ -30,7 +30,7 @@ BACKBONE = "mini_xception"
 PER_CLASS = 200  # the sample's mean training faces per class: 17 steps of 64 per epoch after validation
 TRIALS = 5
 MAX_EPOCHS = 5  # per phase, for every search trial
-FINAL_EPOCHS = 10  # final runs train longer than the capped trials (each phase)
+FINAL_EPOCHS = 12  # final runs train longer than the capped trials (each phase)
 SEEDS = 3  # final runs per regime: enough for a confidence interval and paired tests
 PRETRAIN = TrainConfig(regime="scratch", backbone=BACKBONE, epochs=10, optimizer="adam", learning_rate=0.003,
                        head_layers=1)
