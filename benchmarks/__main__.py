@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from benchmarks import BENCHMARKS
-from benchmarks.common import Row, log, machine, quiet, table
+from benchmarks.common import Row, between, log, machine, quiet, table
 from study.training import releasing_traced_graphs
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"also write the output between the {START} and {END} lines of FILE")
     args = parser.parse_args(argv)
     if args.write:
-        between(args.write.read_text(), "")  # a file without the markers fails now, not after the run
+        between(args.write.read_text(), "", START, END)  # a file without the markers fails now, not after the run
     quiet()
     header = machine()
     started = time.perf_counter()
@@ -56,20 +56,11 @@ def main(argv: list[str] | None = None) -> int:
                         table(rows)])
     print(output, flush=True)
     if args.write:
-        args.write.write_text(between(args.write.read_text(), f"```text\n{output}\n```\n"))
+        args.write.write_text(between(args.write.read_text(), f"```text\n{output}\n```\n", START, END))
     return 0 if ok else 1
 
 
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
-
-
-def between(text: str, inner: str, start: str = START, end: str = END) -> str:
-    """``text`` with what lies between the ``start`` and ``end`` lines replaced by ``inner``."""
-    head, sep, rest = text.partition(start + "\n")
-    _, sep2, tail = rest.partition(end)
-    if not sep or not sep2:
-        raise SystemExit(f"--write needs a line {start} followed later by a line {end}")
-    return f"{head}{start}\n{inner}{end}{tail}"
 
 
 if __name__ == "__main__":

@@ -30,6 +30,13 @@ from pathlib import Path
 from rich.console import Console
 
 from benchmarks.common import Row, faces, log, machine, quiet, sample, scratch_dir, table
+from benchmarks.common import between as generic_between
+from study.config import TrainConfig
+from study.data import load_dataset
+from study.training import train
+from study.tuning.final import train_from_study
+from study.tuning.request import SearchRequest
+from study.tuning.search import run_search
 
 START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 DEFAULT_EPOCHS = 12
@@ -54,10 +61,6 @@ QUICK = Sizes(1, 2, 0.5, 1, 1, 1, judged=False)
 
 
 def default_run(data_path: Path, sizes: Sizes) -> Row:
-    from study.config import TrainConfig
-    from study.data import load_dataset
-    from study.training import train
-
     config = TrainConfig(regime="scratch", backbone="mini_xception", epochs=sizes.default_epochs)
     data = load_dataset(data_path)
     log(f"accuracy (a): the default mini_xception scratch run, {sizes.default_epochs} epochs")
@@ -71,15 +74,13 @@ def default_run(data_path: Path, sizes: Sizes) -> Row:
 
 
 def searched_runs(data_path: Path, sizes: Sizes) -> list[Row]:
-    from study.tuning.final import train_from_study
-    from study.tuning.search import SearchRequest, run_search
-
     folder = scratch_dir() / "accuracy-search"
     storage = f"sqlite:///{folder}/studies.db"
     folder.mkdir(parents=True, exist_ok=True)
-    request = SearchRequest(regime="scratch", trials=sizes.trials, data=str(data_path), backbone="mini_xception",
-                            subset=sizes.subset, max_epochs=sizes.max_epochs, pruner="median", storage=storage,
-                            study="accuracy-scratch", runs_dir=str(folder / "runs"), seed=0)
+    request = SearchRequest(regime="scratch", trials=sizes.trials, data=str(data_path),
+                            base={"backbone": "mini_xception", "subset": sizes.subset, "seed": 0},
+                            max_epochs=sizes.max_epochs, pruner="median", storage=storage,
+                            study="accuracy-scratch", runs_dir=str(folder / "runs"))
     log(f"accuracy (b): search, {sizes.trials} trials on {sizes.subset:.0%} of train, <= {sizes.max_epochs} epochs")
     started = time.perf_counter()
     study = run_search(request, Console(file=io.StringIO()))
@@ -147,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def between(text: str, inner: str) -> str:
-    from benchmarks.__main__ import between as generic
-
-    return generic(text, inner, START, END)
+    return generic_between(text, inner, START, END)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from study.data import CLASSES
+from study.sample import write_sample
+
 SHARED_FER = Path(__file__).resolve().parents[2] / "shared" / "fer2013"
 COLUMNS = ("benchmark", "baseline", "ours", "ratio", "goal", "met?")
 
@@ -93,11 +96,6 @@ class Clock:
         self.seconds = time.perf_counter() - self.start
 
 
-def best_of(measure: Callable[[], float], repeats: int) -> float:
-    """The least of ``repeats`` timings: other processes on the machine only ever add time."""
-    return min(measure() for _ in range(repeats))
-
-
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
@@ -116,8 +114,6 @@ _SAMPLES: dict[tuple[int, int], Path] = {}
 
 def sample(per_class: int, seed: int = 0) -> Path:
     """The generated sample dataset (study.sample), written once per process into a temporary folder."""
-    from study.sample import write_sample
-
     if (per_class, seed) not in _SAMPLES:
         _SAMPLES[(per_class, seed)] = write_sample(scratch_dir() / f"sample-{per_class}-{seed}", per_class=per_class,
                                                    seed=seed)
@@ -137,7 +133,7 @@ def scratch_dir() -> Path:
 @contextlib.contextmanager
 def fresh_feature_cache() -> Iterator[Path]:
     """An empty frozen-feature cache (memo and disk) for the block, so "computed" really computes."""
-    from study import features
+    from study import features  # deferred: TensorFlow, loaded only by the benchmarks that need it
 
     folder = Path(tempfile.mkdtemp(prefix="features-", dir=scratch_dir()))
     before = os.environ.get("FER_STUDY_CACHE")
@@ -157,8 +153,6 @@ def write_folders(root: Path, splits: dict[str, object]) -> Path:
     """Write Splits as ``root/<name>/<class>/<i>.png``: the plain pipeline reads exactly our images."""
     from PIL import Image
 
-    from study.data import CLASSES
-
     for name, split in splits.items():
         for label in CLASSES:
             (root / name / label).mkdir(parents=True, exist_ok=True)
@@ -172,7 +166,7 @@ def backbone_weights(backbone: str, seed: int = 0) -> Path:
     the speed of a frozen phase does not depend on what the weights learned (seeded random init)."""
     import keras
 
-    from study.model import build_backbone
+    from study.model import build_backbone  # deferred: TensorFlow
 
     path = scratch_dir() / f"{backbone}-seed{seed}.weights.h5"
     if not path.exists():
@@ -195,7 +189,7 @@ def main(run: Callable[[bool], list[Row]], argv: Sequence[str] | None = None) ->
     args = parser.parse_args(argv)
     quiet()
     print(machine(), flush=True)
-    from study.training import releasing_traced_graphs
+    from study.training import releasing_traced_graphs  # deferred: TensorFlow, after quiet()
 
     with releasing_traced_graphs():
         rows = run(args.quick)
@@ -219,3 +213,12 @@ def quiet() -> None:
 def log(message: str) -> None:
     """Progress on stderr, so stdout holds the table alone."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def between(text: str, inner: str, start: str, end: str) -> str:
+    """``text`` with what lies between the ``start`` and ``end`` lines replaced by ``inner``."""
+    head, sep, rest = text.partition(start + "\n")
+    _, sep2, tail = rest.partition(end)
+    if not sep or not sep2:
+        raise SystemExit(f"--write needs a line {start} followed later by a line {end}")
+    return f"{head}{start}\n{inner}{end}{tail}"

@@ -26,7 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import faces, log, machine, quiet, scratch_dir
+from benchmarks.common import between as generic_between
+from benchmarks.common import faces, log, machine, quiet, sample, scratch_dir
+from study.config import TrainConfig
+from study.data import load_dataset
+from study.diagnostics import LearningProbe, ProbeBatches
+from study.training import train
 
 AS_LANDED = {"l2": 0.01, "momentum": 0.0}  # the defaults before docs/learning.md
 
@@ -78,10 +83,6 @@ COLUMNS = (
 
 
 def run_experiment(experiment: Experiment, data, quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from study.config import TrainConfig
-    from study.diagnostics import LearningProbe, ProbeBatches
-    from study.training import train
-
     per_epoch = math.ceil(len(data.train.y) / TrainConfig().batch_size)
     steps, every = (min(experiment.steps, 2 * per_epoch), max(1, per_epoch // 2)) if quick else (experiment.steps, experiment.every)
     epochs = max(1, math.ceil(steps / per_epoch))
@@ -139,12 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         for experiment in chosen:  # a file without the markers fails now, not after an hour
             between(text, "", experiment.name)
     quiet()
-    from study.data import load_dataset
 
     path, note = faces(args.quick)
     if args.quick and not note:
-        from benchmarks.common import sample
-
         path, note = sample(per_class=30), "generated sample (--quick)"
     data = load_dataset(path)
     entropy = prior_entropy(data.train.y)
@@ -165,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def between(text: str, inner: str, name: str) -> str:
-    from benchmarks.__main__ import between as generic
-
-    return generic(text, inner, f"<!-- learning:{name}:start -->", f"<!-- learning:{name}:end -->")
+    return generic_between(text, inner, f"<!-- learning:{name}:start -->", f"<!-- learning:{name}:end -->")
 
 
 if __name__ == "__main__":

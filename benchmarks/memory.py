@@ -25,7 +25,7 @@ import numpy as np
 import optuna
 import psutil
 
-from benchmarks.common import Row, log, main, percent, scratch_dir, tiny_images
+from benchmarks.common import Row, log, main, percent, quiet, scratch_dir, tiny_images
 from search_spaces import SCRATCH
 from study import training
 from study.data import Dataset, LoadReport, Split
@@ -87,8 +87,6 @@ def peaks_in_child(trials: int, name: str, leak: bool = False) -> list[int]:
 
 
 def _child(argv: list[str]) -> None:
-    from benchmarks.common import quiet
-
     quiet()
     name, trials, leak = argv[1], int(argv[2]), "--leak" in argv
     patch = (mock.patch.object(training, "releasing_traced_graphs", contextlib.nullcontext) if leak

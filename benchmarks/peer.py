@@ -43,8 +43,8 @@ from search_spaces.regimes import TRANSFER
 from study.data import Dataset, load_dataset
 from study.model import TORCH_MEAN_RGB, TORCH_STD_RGB
 from study.training import releasing_traced_graphs
-from study.tuning.keras_tuner_backend import make_oracle
-from study.tuning.keras_tuner_backend import run as run_keras_tuner
+from study.tuning.keras_tuner_backend.tuner import make_oracle
+from study.tuning.keras_tuner_backend.tuner import run as run_keras_tuner
 from study.tuning.objective import Objective
 
 GOAL = 5.0

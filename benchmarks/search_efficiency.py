@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from benchmarks.common import Row, log, main, sample, scratch_dir
-from study.tuning.search import SearchRequest, run_search
+from study.tuning.request import SearchRequest
+from study.tuning.search import run_search
 
 GOAL = 0.5
 ROUND = 3
@@ -28,8 +29,8 @@ def search(name: str, data: str, trials: int, max_epochs: int, sampler: str, pru
     folder = scratch_dir() / "search"
     folder.mkdir(exist_ok=True)
     request = SearchRequest(regime="scratch", trials=trials, data=data, sampler=sampler, pruner=pruner,
-                            max_epochs=max_epochs, backbone="mini_xception", storage=f"sqlite:///{folder}/{name}.db",
-                            study=name, runs_dir=str(folder / "runs"), seed=0,
+                            max_epochs=max_epochs, base={"backbone": "mini_xception", "seed": 0},
+                            storage=f"sqlite:///{folder}/{name}.db", study=name, runs_dir=str(folder / "runs"),
                             default_trial=False)  # the samplers' own picks: no shared trial 0
     return run_search(request, Console(file=io.StringIO()))
 

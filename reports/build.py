@@ -1,4 +1,4 @@
-"""``python cli.py report``: gather -> compute -> draw -> compose -> render (Markdown and PDF).
+"""The report: gather -> compute -> draw -> compose -> render (Markdown and PDF).
 
 Each step is a function of plain data, usable without the CLI:
 
@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from reports import collect, figures
+from reports import DEFAULT_OUT, collect, figures
 from reports import markdown as md
 from reports import pdf
 from reports.collect import DataView, Evidence, RegimeEvidence, SearchSummary
@@ -48,10 +48,9 @@ from study.data import CLASSES
 from study.errors import UserError
 from study.evaluation import compute_metrics, curves
 from study.runs import Run
-from study.tuning.storage import DEFAULT_STORAGE
+from study.store import DEFAULT_STORAGE
 
 FORMATS = ("md", "pdf")
-DEFAULT_OUT = "reports/out"
 FACE_GRID_SEED = 0  # which test faces the grid shows; the same faces for both regimes
 FACE_GRID_SIZE = 9  # the paper's Fig. 14/15 show 3 x 3 faces
 SEED_METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("loss", "loss"))
@@ -83,7 +82,7 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
     wanted = tuple(dict.fromkeys(f.strip().lower() for f in items if f.strip()))
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown or not wanted:
-        raise UserError(f"--format takes a comma-separated list of {', '.join(FORMATS)}, got {','.join(items)!r}")
+        raise UserError(f"«format» takes a comma-separated list of {', '.join(FORMATS)}, got {','.join(items)!r}")
     return wanted
 
 
@@ -118,7 +117,7 @@ def paired(evidence: Evidence, split: str, partial: bool) -> tuple[Comparison | 
         labels = check_same_images({name: run.split(split)[0] for name, run in runs.items()}, fingerprints, split)
     except PairingError as exc:
         if not partial:
-            raise PairingError(f"{exc}; or pass --partial for a report without the paired comparison") from None
+            raise PairingError(f"{exc.raw}; or pass «partial» for a report without the paired comparison") from None
         return None, [f"the paired comparison of the regimes ({exc})"]
     name_a, name_b = list(evidence.regimes)
     predictions = {regime: {run.config.seed: run.split(split)[1].argmax(axis=1) for run in e.runs}

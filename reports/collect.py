@@ -1,6 +1,6 @@
 """Gather what a report shows: per regime, one study's search and its runs, as plain dataclasses.
 
-Which study per regime: the ones named with ``--study``; for any regime not named, the study of
+Which study per regime: the ones named (``studies``); for any regime not named, the study of
 that regime with the most final runs (ties: the most recently active, then the newest). Which runs:
 the study's final runs (one per seed, with test predictions); when it has none, its best trial's
 run, which has validation predictions only (the report says so).
@@ -10,9 +10,7 @@ collected in ``Evidence.lacks`` so the report can say on its first line what it 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,9 +24,7 @@ from study.config import REGIMES
 from study.data import CLASSES, load_dataset
 from study.errors import UserError
 from study.runs import Run, RunError
-from study.tuning.secrets import mask_url
-from study.tuning.storage import open_storage
-from study.tuning.views import best_param_rows, best_trial
+from study.store import NoStore, best_param_rows, best_trial, mask_url, open_storage, study_names, trials_frame
 
 # What the tables and training curves read from history.csv (study.training writes more).
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -37,6 +33,27 @@ IMPORTANCE_SEED = 0  # fANOVA fits a random forest; a fixed seed keeps the repor
 
 class ReportError(UserError):
     """The studies or runs a report needs are missing or unusable."""
+
+
+class NoStoreToRead(ReportError, NoStore):
+    """A report reads a store; there is none at this SQLite path (and reading never creates one)."""
+
+
+class NoStudies(ReportError):
+    """The store exists but holds no study."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"no studies in {url}")
+        self.url = url
+
+
+class MissingRegime(ReportError):
+    """A regime has no study, and the report is not partial: ``missing`` (the first regime missing)
+    would need a search, or the report could cover ``have`` alone."""
+
+    def __init__(self, message: str, missing: str, have: str) -> None:
+        super().__init__(message)
+        self.missing, self.have = missing, have
 
 
 # ----------------------------------------------------------------------------------- data types
@@ -117,8 +134,10 @@ class DataView:
 # ---------------------------------------------------------------------------------------- gather
 def gather(storage: str, studies: Sequence[str] = (), partial: bool = False) -> Evidence:
     """Evidence for every regime; raises ``ReportError`` on what is missing unless ``partial``."""
-    _check_sqlite_file(storage)
-    store = open_storage(storage)
+    try:
+        store = open_storage(storage, read_only=True)  # reading never creates a store
+    except NoStore as exc:
+        raise NoStoreToRead(exc.url) from None
     storage = mask_url(storage)  # from here on only shown: a password must reach no message or report
     chosen = choose_studies(store, storage, studies)
     lacks = _missing_regimes(chosen, store, storage, partial)
@@ -133,19 +152,11 @@ def gather(storage: str, studies: Sequence[str] = (), partial: bool = False) -> 
     return Evidence(storage, regimes, tuple(lacks))
 
 
-def _check_sqlite_file(url: str) -> None:
-    """Reading must not create an empty store (opening a SQLite URL would) and then complain it is empty."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:" and not Path(url[len("sqlite:///"):]).is_file():
-        raise ReportError(f"no study store at {url[len('sqlite:///'):]} ({url}): run `python cli.py search --regime "
-                          "scratch ...` and `... --regime transfer ...` first, or pass --storage URL")
-
-
 def choose_studies(store: optuna.storages.BaseStorage, url: str, names: Sequence[str]) -> dict[str, optuna.Study]:
     """The named studies, and for each regime not named, its default study (see module docstring)."""
-    all_names = sorted(optuna.get_all_study_names(store))
+    all_names = study_names(store)
     if not all_names:
-        raise ReportError(f"no studies in {url}: run `python cli.py search --regime scratch ...` and "
-                          "`python cli.py search --regime transfer ...` first")
+        raise NoStudies(url)
     names = list(dict.fromkeys(names))
     chosen = _named(store, url, all_names, names)
     candidates = [optuna.load_study(study_name=n, storage=store) for n in all_names if n not in names]
@@ -165,9 +176,9 @@ def _named(store: optuna.storages.BaseStorage, url: str, all_names: list[str],
         study = optuna.load_study(study_name=name, storage=store)
         regime = study.user_attrs.get("regime")
         if regime not in REGIMES:
-            raise ReportError(f"study {name!r} records no regime (it was not made by `python cli.py search`)")
+            raise ReportError(f"study {name!r} records no regime (it was not made by a search of this toolkit)")
         if regime in chosen:
-            raise ReportError(f"--study {chosen[regime].study_name} and --study {name} are both {regime} studies: "
+            raise ReportError(f"«study» {chosen[regime].study_name} and «study» {name} are both {regime} studies: "
                               "pass one study per regime")
         chosen[regime] = study
     return chosen
@@ -185,14 +196,12 @@ def _missing_regimes(chosen: dict[str, optuna.Study], store: optuna.storages.Bas
     missing = [r for r in REGIMES if r not in chosen]
     if not missing:
         return []
-    listed = ", ".join(f"{n} ({_regime_of(store, n)})" for n in sorted(optuna.get_all_study_names(store)))
+    listed = ", ".join(f"{n} ({_regime_of(store, n)})" for n in study_names(store))
     lacks = [f"a {regime} study (none in {url}; studies: {listed})" for regime in missing]
     if not partial:
         have = ", ".join(chosen) or "none"
-        raise ReportError(
-            f"no {' or '.join(missing)} study in {url} (studies: {listed}); comparing the regimes needs both: run "
-            f"`python cli.py search --regime {missing[0]} ...`, or pass --partial to report on {have} alone"
-        )
+        raise MissingRegime(f"no {' or '.join(missing)} study in {url} (studies: {listed}); comparing the regimes "
+                            "needs both", missing[0], have)
     return lacks
 
 
@@ -210,7 +219,7 @@ def regime_evidence(study: optuna.Study, partial: bool) -> tuple[RegimeEvidence 
     best = best_trial(study)
     if best is None or not best.user_attrs.get("run_dir"):
         problem = (f"study {study.study_name} has no final runs and no complete trial with a run directory "
-                   "(run `python cli.py search` and `python cli.py train --from-study NAME`)")
+                   "(search it, then train its best configuration's final runs)")
         return _fail(problem, partial, lacks)
     try:
         run = load_run(best.user_attrs["run_dir"])
@@ -226,7 +235,7 @@ def _load_all(paths: Sequence[str], study_name: str, partial: bool) -> tuple[lis
             runs.append(load_run(path))
         except RunError as exc:
             if not partial:
-                raise ReportError(f"study {study_name}: {exc}; fix or remove it, or pass --partial") from None
+                raise ReportError(f"study {study_name}: {exc.raw}; fix or remove it, or pass «partial»") from None
             lacks.append(f"a final run of study {study_name} ({exc})")
     return runs, lacks
 
@@ -255,7 +264,7 @@ def _check_predictions(run: Run, split: str) -> None:
 
 def _fail(problem: str, partial: bool, lacks: list[str]) -> tuple[None, list[str]]:
     if not partial:
-        raise ReportError(problem + "; pass --partial to report without it")
+        raise ReportError(problem + "; pass «partial» to report without it")
     return None, [*lacks, problem]
 
 
@@ -272,7 +281,7 @@ def summarize_search(study: optuna.Study) -> SearchSummary:
         objective=attrs.get("objective", "?"),
         direction=attrs.get("direction", study.direction.name.lower()),
         counts={state.name: sum(t.state == state for t in trials) for state in TrialState},
-        trials=trial_frame(trials),
+        trials=trials_frame(study),
         axes=param_axes(trials),
         best_number=None if best is None else best.number,
         best_value=None if best is None else best.value,
@@ -281,33 +290,6 @@ def summarize_search(study: optuna.Study) -> SearchSummary:
         importance_note=note,
         final_runs=tuple(attrs.get("final_runs", [])),
     )
-
-
-def trial_frame(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
-    """One row per trial; ``epochs`` falls back to the epochs a pruned or failed trial reported."""
-    rows = [{
-        "number": t.number,
-        "state": t.state.name,
-        "value": t.value if t.state == TrialState.COMPLETE else math.nan,
-        "last_value": _last_reported(t),
-        "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
-        "seconds": _duration(t),
-        **{f"param.{k}": v for k, v in t.params.items()},
-    } for t in trials]
-    columns = ["number", "state", "value", "last_value", "epochs", "seconds"]
-    return pd.DataFrame(rows, columns=None if rows else columns)
-
-
-def _last_reported(trial: FrozenTrial) -> float:
-    if trial.state == TrialState.COMPLETE:
-        return float(trial.value)
-    steps = trial.intermediate_values
-    return float(steps[max(steps)]) if steps else math.nan
-
-
-def _duration(trial: FrozenTrial) -> float:
-    start, end = trial.datetime_start, trial.datetime_complete
-    return (end - start).total_seconds() if isinstance(start, datetime) and isinstance(end, datetime) else math.nan
 
 
 def param_axes(trials: Sequence[FrozenTrial]) -> tuple[ParamAxis, ...]:

@@ -11,8 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-PHASE_COLORS = {"scratch": "tab:blue", "frozen": "tab:orange", "finetune": "tab:green"}
-
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     path = Path(path)

@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LABEL = "paper"
-SOURCE = "Russo et al., 'Comparing performance of 2 Deep Learning models ...', section V, Tables I-IV"
-PAPER_NAMES = {"transfer": "Transfer Learning model", "scratch": "Non-Transfer Learning model"}
 
 
 @dataclass(frozen=True)

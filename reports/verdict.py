@@ -109,7 +109,7 @@ def caveats(c: Comparison, accuracy: Mapping[str, Estimate], synthetic: bool) ->
     notes = []
     if min(e.n for e in accuracy.values()) < 2:
         notes.append("With one run for a regime, these tests cover the sampling of images only, not the randomness "
-                     "of training; final runs with more seeds (`python cli.py train --from-study NAME --seeds 3`) "
+                     "of training; final runs with more seeds (the best configuration retrained once per seed) "
                      "would cover both.")
     if c.split == "val":
         notes.append("No final runs with test predictions: these are validation images, which the search also used "

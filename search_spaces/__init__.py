@@ -20,6 +20,7 @@ from search_spaces.hp import (
     from_optuna,
     grid_space,
     grid_values,
+    pin,
 )
 from search_spaces.regimes import SCRATCH, SPACES, TRANSFER, space_for, to_config
 
@@ -43,6 +44,7 @@ __all__ = [
     "from_optuna",
     "grid_space",
     "grid_values",
+    "pin",
     "space_for",
     "to_config",
 ]

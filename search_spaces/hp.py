@@ -327,6 +327,13 @@ def grid_space(space: Space) -> Space:
     return Space(space.regime, tuple(pinned))
 
 
+def pin(space: Space, values: Mapping[str, Any]) -> Space:
+    """``space`` with the parameters named in ``values`` fixed at those values: a search told a
+    setting (``--set optimizer=adam``) does not vary it, and its trials record no parameter for it."""
+    pinned = (Fixed(p.name, values[p.name], when=p.when) if p.name in values else p for p in space.params)
+    return Space(space.regime, tuple(pinned))
+
+
 def grid_values(space: Space) -> dict[str, list[Any]]:
     """The search space of optuna's ``GridSampler`` for a space whose params are all Choice/Fixed."""
     numeric = [p.name for p in space.params if not isinstance(p, (Choice, Fixed))]
@@ -336,7 +343,7 @@ def grid_values(space: Space) -> dict[str, list[Any]]:
 
 
 def cap_epochs(values: Mapping[str, Any], max_epochs: int | None) -> dict[str, Any]:
-    """``--max-epochs N``: each phase trains at most N epochs (``epochs`` and ``frozen_epochs``).
+    """A search's epoch cap N: each phase trains at most N epochs (``epochs`` and ``frozen_epochs``).
 
     Applied to the sampled values just before they become a config, so a trial records what was
     sampled (its params) while training the capped schedule; the cap itself is saved with the
@@ -345,7 +352,7 @@ def cap_epochs(values: Mapping[str, Any], max_epochs: int | None) -> dict[str, A
     if max_epochs is None:
         return dict(values)
     if max_epochs < 1:
-        raise ConfigError(f"--max-epochs must be at least 1, got {max_epochs}")
+        raise ConfigError(f"«max_epochs» must be at least 1, got {max_epochs}")
     capped = {k: min(v, max_epochs) for k in ("epochs", "frozen_epochs") if (v := values.get(k)) is not None}
     return {**values, **capped}
 

@@ -6,13 +6,13 @@ warmup, reduce-on-plateau), label smoothing, the batch size, the augmentation (t
 zoom and flip; shift, brightness and contrast) and class weighting. Scratch searches its single
 phase's epochs; transfer adds the frozen phase (its learning rate, epochs, early-stopping patience),
 how much of the backbone to unfreeze and the fine-tune epochs. Parameters that only some choices use
-are conditional (``When``). Print one with ``python cli.py space --regime transfer``.
+are conditional (``When``). The command line prints each one (its ``space`` command).
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from search_spaces.hp import Choice, Float, Int, Param, Space, When, cap_epochs, from_dict
+from search_spaces.hp import Choice, Float, Int, Param, Space, When, cap_epochs, from_dict, pin
 from study import config as config_mod
 from study.config import REGIMES, TrainConfig
 from study.errors import ConfigError
@@ -94,11 +94,14 @@ def to_config(
 ) -> TrainConfig:
     """Sampled ``values`` (validated, paper values filled in, epochs capped) over ``base`` settings.
 
-    ``base`` holds what the search does not vary (backbone, weights, seed, subset, ...); a key present
-    in both is the sampled value's.
+    ``base`` holds what the search does not vary (backbone, weights, seed, subset, ...). A base key
+    that names a parameter of the space pins it (``pin``): the search does not vary it.
     """
-    sampled = cap_epochs(from_dict(space_for(regime), values), max_epochs)
-    return config_mod.from_dict({**(base or {}), **sampled, "regime": regime})
+    base = dict(base or {})
+    resolved = config_mod.from_dict({**base, "regime": regime})  # every base key checked, and typed
+    space = pin(space_for(regime), {k: getattr(resolved, k) for k in base})
+    sampled = cap_epochs(from_dict(space, values), max_epochs)
+    return config_mod.from_dict({**base, **sampled, "regime": regime})
 
 
 def max_schedule_epochs(space: Space, max_epochs: int | None = None) -> int:
@@ -109,7 +112,7 @@ def max_schedule_epochs(space: Space, max_epochs: int | None = None) -> int:
 
 def max_phase_epochs(space: Space, max_epochs: int | None = None) -> int:
     """The most epochs one phase trains, after the cap: keras-tuner Hyperband's ``max_epochs``
-    (its per-trial budget caps each phase, as ``--max-epochs`` does)."""
+    (its per-trial budget caps each phase, as a search's epoch cap does)."""
     return max(_phase_epochs(space, max_epochs))
 
 

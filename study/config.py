@@ -1,7 +1,7 @@
 """One typed, validated configuration for a training run; the paper's values are the defaults.
 
 ``TrainConfig`` is the single place that knows the paper's settings (section IV of
-``../shared/paper.md``). The search spaces read their defaults from here, the CLI builds one from
+``../shared/paper.md``). The search spaces read their defaults from here, the command line builds one from
 its options, and every run saves the resolved config beside its artifacts.
 """
 from __future__ import annotations
@@ -254,4 +254,4 @@ def _validate(c: TrainConfig) -> None:
     check(1 <= c.frozen_feature_views <= MAX_FEATURE_VIEWS,
           f"frozen_feature_views must be in [1, {MAX_FEATURE_VIEWS}], got {c.frozen_feature_views}")
     if c.regime == "transfer":
-        check(c.weights != "none", "the transfer regime needs pretrained weights: --weights imagenet, a weights file, or a run's model.keras")
+        check(c.weights != "none", "the transfer regime needs pretrained weights: «weights» imagenet, a weights file, or a run's model.keras")

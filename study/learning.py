@@ -107,7 +107,7 @@ class StallState:
                 "stopped": self.stopped, "guard_epochs": self.epochs, "majority_rate": self.majority_rate}
 
     def message(self, accuracy: float, share: float) -> str:
-        then = ("stopped here; --set stall_action=warn trains on anyway" if self.action == "stop"
+        then = ("stopped here; stall_action=warn trains on anyway" if self.action == "stop"
                 else "training goes on (stall_action=warn)")
         return (f"NOT LEARNING: after {self.epochs} epoch(s) {share:.1%} of validation faces get one answer and "
                 f"validation accuracy is {accuracy:.3f}, the majority-class rate {self.majority_rate:.3f}. "

@@ -245,7 +245,7 @@ class WeightsSource:
 
 
 WEIGHTS_HELP = (
-    "--weights takes imagenet, none, a backbone weights file (.weights.h5 or .h5), "
+    "«weights» takes imagenet, none, a backbone weights file (.weights.h5 or .h5), "
     "a run's model.keras, or a run directory holding one"
 )
 
@@ -256,7 +256,7 @@ def resolve_weights(weights: str, backbone: str) -> WeightsSource:
         return WeightsSource("none")
     if weights == "imagenet":
         if backbone_spec(backbone).imagenet_file is None:
-            raise ModelError(f"{backbone} has no ImageNet weights; use --weights FILE or a run's model.keras")
+            raise ModelError(f"{backbone} has no ImageNet weights; use «weights» FILE or a run's model.keras")
         return WeightsSource("imagenet")
     path = Path(weights).expanduser()
     if path.is_dir():
@@ -286,7 +286,7 @@ def _build_imagenet(name: str, spec: BackboneSpec, input_shape: tuple[int, int, 
             raise  # not a download problem: let the real error through
         raise ModelError(
             f"the ImageNet weights for {name} could not be downloaded ({_first_line(exc)}); "
-            f"put {spec.imagenet_file} in {expected.parent} or pass --weights FILE"
+            f"put {spec.imagenet_file} in {expected.parent} or pass «weights» FILE"
         ) from exc
 
 

@@ -35,7 +35,7 @@ def start(run_dir: str | Path) -> Path:
     """Create (or clean up a stale) staging directory for ``run_dir``; refuse to overwrite a run."""
     run_dir = Path(run_dir)
     if run_dir.exists():
-        raise RunError(f"run directory {run_dir} already exists; choose another --out or remove it")
+        raise RunError(f"run directory {run_dir} already exists; choose another «out» or remove it")
     stage = staging_dir(run_dir)
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
@@ -104,7 +104,7 @@ class Run:
             stored = sorted({k.rsplit("_", 1)[0] for k in self.predictions if k.endswith("_labels")})
             raise RunError(
                 f"run {self.path} has no {name} predictions (it has: {', '.join(stored) or 'none'}); "
-                + ("test predictions come from final runs (cli.py train), never from search trials" if name == "test" else "")
+                + ("test predictions come from final runs, never from search trials" if name == "test" else "")
             )
         return self.predictions[f"{name}_labels"], self.predictions[f"{name}_probs"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from study.demo import demo_summary
+from command_line.demo import demo_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 

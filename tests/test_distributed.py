@@ -32,11 +32,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cli import cli
 from study.training import RunResult
-from study.tuning import storage as storage_mod
-from study.tuning.commands import search as search_command
-from study.tuning.search import SearchRequest
-from study.tuning.secrets import STORAGE_ENV, mask_text, mask_url
-from study.tuning.workers import SURPLUS, child_args, gpu_ids, within_budget
+import study.store as storage_mod
+from study.tuning.request import SearchRequest, from_json, to_json
+from study.store import STORAGE_ENV, mask_text, mask_url
+from study.tuning.optuna_backend import SURPLUS, within_budget
+from study.tuning.pool import REQUEST_ENV, gpu_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_PY = ROOT / "cli.py"
@@ -259,8 +259,8 @@ def test_workers_option_forwards_sigterm_and_a_rerun_resumes(server, database, s
 WORKER_SCRIPT = textwrap.dedent("""
     import random, sys, time
     import optuna
-    from study.tuning.storage import open_storage
-    from study.tuning.workers import run_worker
+    from study.store import open_storage
+    from study.tuning.optuna_backend import run_worker
 
     url, total = sys.argv[1], int(sys.argv[2])
     storage = open_storage(url, heartbeat=1, grace=3)
@@ -358,9 +358,11 @@ def test_corrupt_sqlite_file_is_one_line(tmp_path):
 def test_locked_sqlite_file_is_one_line(tmp_path, monkeypatch):
     import sqlite3
 
+    from study.store import connect
+
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     storage_mod.open_storage(url)
-    monkeypatch.setattr(storage_mod, "SQLITE_TIMEOUT", 1)
+    monkeypatch.setattr(connect, "SQLITE_TIMEOUT", 1)
     holder = sqlite3.connect(tmp_path / "studies.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -419,7 +421,7 @@ def test_urls_are_masked_wherever_shown():
 
 
 def test_interrupted_search_masks_the_password_in_its_resume_command(monkeypatch):
-    from study.tuning.commands import resume_command
+    from command_line.search import resume_command
 
     url = f"postgresql+psycopg2://{USER}:{PASSWORD}@db:5432/fer"
     monkeypatch.setattr(sys, "argv", ["cli.py", "search", "--storage", url])
@@ -445,24 +447,52 @@ def test_grace_must_exceed_the_heartbeat(tmp_path):
     assert bad.exit_code == 2 and "--grace (5 s) must exceed --heartbeat (10 s)" in bad.stderr
 
 
-def test_worker_command_line_carries_no_storage_url():
-    request = SearchRequest(regime="scratch", trials=12, storage=f"postgresql://{USER}:{PASSWORD}@db/fer",
-                            max_epochs=1, runs_dir="out")
-    args = child_args(request)
-    assert args[:5] == ["search", "--regime", "scratch", "--trials", "12"]
-    assert "--storage" not in args and "--workers" not in args and PASSWORD not in " ".join(args)
-    assert args[-2:] == ["--study", "scratch-optuna"] and "--max-epochs" in args and "--runs-dir" in args
+def pool_call(monkeypatch, *args: str) -> dict:
+    """``search ... --workers N`` as the command line runs it, with the pool replaced by a recorder."""
+    import command_line.search as search_commands
+
+    seen: dict = {}
+
+    def run_pool(request, workers, command, console):
+        seen.update(request=request, workers=workers, command=command)
+        raise KeyboardInterrupt  # stop there: nothing to summarize
+
+    monkeypatch.setattr(search_commands, "run_pool", run_pool)
+    run_cli("search", *args)
+    return seen
+
+
+def test_worker_command_line_carries_no_storage_url(monkeypatch, tmp_path):
+    """A worker is started as `cli.py search-worker`; its request (the storage URL with it) is data in
+    its environment, where other users cannot read it (ps shows command lines)."""
+    url = f"postgresql://{USER}:{PASSWORD}@db/fer"
+    seen = pool_call(monkeypatch, "--regime", "scratch", "--trials", "12", "--storage", url, "--max-epochs", "1",
+                     "--runs-dir", "out", "--workers", "2")
+    command = seen["command"]
+    assert command[-1] == "search-worker" and Path(command[-2]).name == "cli.py"
+    assert PASSWORD not in " ".join(command) and "--storage" not in command
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **kwargs: started.append((args, kwargs)))
+    from study.tuning import pool
+
+    pool._start(command, seen["request"], 1, 2, [], tmp_path)
+    [(args, kwargs)] = started
+    assert args == command and kwargs["env"][pool.WORKER_ENV] == "1"
+    request = from_json(kwargs["env"][REQUEST_ENV])
+    assert request == seen["request"] and request.storage == url and request.study_name == "scratch-optuna"
+    assert (request.trials, request.max_epochs, request.runs_dir) == (12, 1, "out")
 
 
 @pytest.mark.parametrize("jit, flag", [(True, "--jit"), (False, "--no-jit")])
-def test_worker_command_line_parses_back_to_the_same_request(jit, flag):
-    request = SearchRequest(regime="transfer", trials=4, precision="mixed_float16", jit=jit,
-                            frozen_augmentation="views", frozen_feature_views=3, max_epochs=2)
-    args = child_args(request)
-    assert flag in args
-    parsed = search_command.make_context("search", args[1:]).params
-    parsed.pop("workers")
-    assert SearchRequest(**parsed) == dataclasses.replace(request, study="transfer-optuna")
+def test_worker_command_line_parses_back_to_the_same_request(monkeypatch, jit, flag):
+    seen = pool_call(monkeypatch, "--regime", "transfer", "--trials", "4", "--precision", "mixed_float16", flag,
+                     "--frozen-augmentation", "views", "--frozen-feature-views", "3", "--max-epochs", "2",
+                     "--workers", "2")
+    request = seen["request"]
+    assert request.base == {"precision": "mixed_float16", "jit": jit, "frozen_augmentation": "views",
+                            "frozen_feature_views": 3}
+    assert from_json(to_json(request)) == request
+    assert request.config.jit is jit and request.config.frozen_feature_views == 3
 
 
 def test_workers_are_pinned_to_visible_gpus(monkeypatch):

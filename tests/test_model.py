@@ -293,8 +293,11 @@ def test_unusable_weights_paths_are_refused(tmp_path, weights, message):
 
 
 def test_mini_xception_has_no_imagenet_weights():
-    with pytest.raises(ModelError, match="mini_xception has no ImageNet weights; use --weights FILE"):
+    from command_line.errors import word
+
+    with pytest.raises(ModelError, match="mini_xception has no ImageNet weights; use weights FILE") as caught:
         build_model(TrainConfig(regime="transfer", backbone="mini_xception"))
+    assert "mini_xception has no ImageNet weights; use --weights FILE" in word(caught.value)  # as the CLI says it
 
 
 def test_offline_imagenet_download_is_a_one_line_model_error(monkeypatch, tmp_path):
@@ -308,7 +311,9 @@ def test_offline_imagenet_download_is_a_one_line_model_error(monkeypatch, tmp_pa
     monkeypatch.setattr(file_utils, "get_file", offline)
     with pytest.raises(ModelError) as error:
         build_model(TrainConfig(regime="transfer", backbone="vgg16"))
-    message = str(error.value)
+    from command_line.errors import word
+
+    message = word(error.value)  # as the command line prints it
     assert "\n" not in message
     assert "ImageNet weights for vgg16 could not be downloaded" in message
     assert str(tmp_path / "models") in message and "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message

@@ -32,7 +32,8 @@ from study.tuning.callbacks import pruning_callback
 from study.tuning.final import best_config, train_from_study
 from study.tuning.objective import Objective
 from study.tuning.optuna_backend import make_pruner, make_sampler
-from study.tuning.storage import load_existing, worker_id, worker_is_dead
+from study.store import load_existing
+from study.store.liveness import worker_id, worker_is_dead
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"
 FAST = ["--max-epochs", "1", "--backbone", "mini_xception"]
@@ -173,10 +174,10 @@ def test_final_training_retrains_the_best_trial_per_seed_and_links_it(scratch_st
 def test_final_runs_train_on_the_whole_split_after_a_search_on_a_subset(monkeypatch, tmp_path, sample_dir, calls):
     assert search(tmp_path, sample_dir, *FAST, "--subset", "0.5", trials=2).exit_code == 0
     assert {c["config"].subset for c in calls} == {0.5}
-    import study.training
+    import study.tuning.final
 
     final_calls: list = []
-    monkeypatch.setattr(study.training, "train", fake_train(final_calls))
+    monkeypatch.setattr(study.tuning.final, "train", fake_train(final_calls))
     said: list[str] = []
     train_from_study("scratch-optuna", storage_url(tmp_path), seeds=1, runs_dir=tmp_path / "runs", announce=said.append)
     assert final_calls[0]["config"].subset == 1.0 and final_calls[0]["evaluate_test"]

@@ -31,6 +31,8 @@ from typing import Callable
 import numpy as np
 
 from study.errors import UserError
+from study.inference import models
+from study.inference.samples import generated_faces, labelled_faces
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 CHECK_FACES = 16
@@ -105,17 +107,17 @@ def _write(fmt: str, model, path: Path, quantize: bool) -> None:
         WRITERS[fmt](model, path, quantize)
     except Exception as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ExportError(f"the {fmt} conversion failed ({reason}): try another --format") from exc
+        raise ExportError(f"the {fmt} conversion failed ({reason}): try another «format»") from exc
 
 
 def _check_request(fmt: str, out: Path, quantize: bool) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if quantize and fmt != "tflite":
-        raise ExportError(f"--quantize applies to tflite only (dynamic-range quantization); drop it for {fmt}")
+        raise ExportError(f"«quantize» applies to tflite only (dynamic-range quantization); drop it for {fmt}")
     if fmt == "savedmodel" and (out.is_file() or (out.is_dir() and any(out.iterdir()))):
         raise ExportError(
-            f"{out} already exists: a SavedModel needs a new or empty folder; remove it or choose another --out"
+            f"{out} already exists: a SavedModel needs a new or empty folder; remove it or choose another «out»"
         )
     if fmt != "savedmodel" and out.is_dir():
         raise ExportError(f"{out} is a folder: a {fmt} export is one file; pass a file path such as model.{fmt}")
@@ -201,13 +203,10 @@ RUNNERS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {
 }
 
 
-# ------------------------------------------------------------------------------------ from the CLI
+# ---------------------------------------------------------------------------------- by its name
 def export_named(model: str, storage: str, fmt: str, out: str | Path, quantize: bool = False,
                  data: str | None = None, seed: int = 0) -> tuple[Path, ExportCheck]:
-    """MODEL as the CLI names it, checked on test faces of ``data`` or on generated faces."""
-    from study.inference import models
-    from study.inference.samples import generated_faces, labelled_faces
-
+    """MODEL as the command line names it, checked on test faces of ``data`` or on generated faces."""
     _check_request(fmt, Path(out).expanduser(), quantize)  # before the slow model load
     _, keras_model = models.load(model, storage)
     faces = labelled_faces(data, CHECK_FACES, seed).x if data else generated_faces(CHECK_FACES, seed)

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from study.data import CLASSES
+from study.inference import models
 from study.inference.predictor import EmotionClassifier
 from study.inference.samples import labelled_faces
 
@@ -67,9 +68,7 @@ def draw_grid(cells: list[GridCell], out: str | Path, title: str) -> Path:
 
 def predict_grid(model: str, storage: str, folder: str | Path, out: str | Path,
                  seed: int = 0) -> tuple[Path, list[GridCell]]:
-    """MODEL as the CLI names it -> the figure for ``folder``'s images."""
-    from study.inference import models
-
+    """MODEL as the command line names it -> the figure for ``folder``'s images."""
     path, keras_model = models.load(model, storage)
     cells = grid_cells(EmotionClassifier(keras_model), folder, seed)
     run_name = path.parent.resolve().name if path.name == "model.keras" else path.stem

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from study.data import CLASSES, IMAGE_SIZE
 from study.errors import ModelError, UserError
+from study.runs import Run
+from study.store import NoStore, load_existing, open_storage
 
 MODEL_HELP = "pass a run directory, a model.keras file, or a study name with final runs"
 EXPECTED_INPUT = (IMAGE_SIZE, IMAGE_SIZE, 1)
@@ -30,13 +32,24 @@ def resolve_model_path(model: str, storage: str) -> Path:
     return best_final_run(model, storage) / "model.keras"
 
 
-def best_final_run(study_name: str, storage: str) -> Path:
-    """The study's final run with the best validation accuracy."""
-    from study.runs import Run
-    from study.tuning.storage import load_existing
+class NoFinalRun(ModelError):
+    """MODEL names a study that has no (usable) final run yet."""
 
-    _require_sqlite_file(study_name, storage)
-    study = load_existing(study_name, storage)
+    def __init__(self, study: str, problem: str | None = None) -> None:
+        why = f" usable ({problem})" if problem else ""
+        super().__init__(f"study {study} has no final run{why}")
+        self.study = study
+
+
+def best_final_run(study_name: str, storage: str) -> Path:
+    """The study's final run with the best validation accuracy (the store opened read-only)."""
+    try:
+        store = open_storage(storage, read_only=True)
+    except NoStore:  # a mistyped MODEL is likelier than a missing store
+        raise ModelError(
+            f"{study_name} is not a run directory or model file, and there is no study store {storage}: {MODEL_HELP}"
+        ) from None
+    study = load_existing(study_name, store)
     runs, problems = [], []
     for run_dir in study.user_attrs.get("final_runs", []):
         try:
@@ -44,27 +57,15 @@ def best_final_run(study_name: str, storage: str) -> Path:
         except UserError as exc:
             problems.append(str(exc))
     if not runs:
-        why = f" usable ({problems[0]})" if problems else ""
-        raise ModelError(
-            f"study {study_name} has no final run{why}: run `python cli.py train --from-study {study_name}` first"
-        )
+        raise NoFinalRun(study_name, problems[0] if problems else None)
     return max(runs, key=lambda run: run.metrics["val"]["accuracy"]).path
-
-
-def _require_sqlite_file(name: str, storage: str) -> None:
-    """Opening a missing SQLite store would create an empty one; a mistyped MODEL is likelier."""
-    prefix = "sqlite:///"
-    if storage.startswith(prefix) and storage != f"{prefix}:memory:" and not Path(storage[len(prefix):]).is_file():
-        raise ModelError(
-            f"{name} is not a run directory or model file, and there is no study store {storage}: {MODEL_HELP}"
-        )
 
 
 def load_model(path: Path):
     """The Keras model at ``path``, checked for the toolkit's input and output shapes."""
-    import keras
+    import keras  # deferred: TensorFlow, seconds of start-up that resolving a path does not need
 
-    import study.model  # noqa: F401 - registers the custom layers that model.keras files reference
+    import study.model  # noqa: F401  deferred (TensorFlow): registers the layers model.keras files reference
 
     try:
         model = keras.models.load_model(path, compile=False)

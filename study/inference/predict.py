@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
+
+from study.errors import render_settings
 
 from study.inference import models, output
 from study.inference.drawing import draw_faces, write_image
@@ -19,7 +22,7 @@ from study.inference.predictor import (
 )
 from study.inference.sources import VIDEO_OUT_SUFFIX, Failure, Item, collect
 from study.inference.video import DEFAULT_SMOOTH, VideoReport, VideoSettings, display_available, process_video
-from study.tuning.storage import DEFAULT_STORAGE
+from study.store import DEFAULT_STORAGE
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,19 @@ class _Outcome:
 class _Pipeline:
     """The loaded model, detector and settings shared by every input of one command."""
 
-    def __init__(self, request: PredictRequest, console: Console, err_console: Console) -> None:
-        self.request, self.console, self.err_console = request, console, err_console
+    def __init__(self, request: PredictRequest, console: Console, err_console: Console,
+                 setting: Callable[[str], str]) -> None:
+        self.request, self.console, self.err_console, self.setting = request, console, err_console, setting
         self.model_path, model = models.load(request.model, request.storage)
         self.classifier = EmotionClassifier(model, request.batch_size)
         self.finder = FaceFinder()
         self.faces = FaceSettings(request.detect, request.margin)
 
     def fail(self, failure: Failure, outcome: _Outcome) -> None:
-        self.err_console.print(f"[bold red]failed:[/] {failure.message}", highlight=False, soft_wrap=True)
-        outcome.failures.append(failure)
+        """Shown with its settings as the caller names them; recorded (for --json) with plain names."""
+        shown = render_settings(failure.message, self.setting)
+        self.err_console.print("[bold red]failed:[/]", shown, highlight=False, soft_wrap=True)
+        outcome.failures.append(Failure(failure.name, render_settings(failure.message)))
 
     def images(self, items: list[Item], outcome: _Outcome) -> None:
         for result in classify_images(items, self.classifier, self.finder, self.faces):
@@ -90,14 +96,16 @@ class _Pipeline:
             self.console.print(f"annotated video: {out}")
         if not report.records:
             message = (f"no face found in any of the {report.frames} frames of {name}: the detector needs "
-                       "frontal faces; pass --no-detect for cropped-face video")
+                       "frontal faces; pass «no_detect» for cropped-face video")
             self.fail(Failure(name, message), outcome)
 
 
-def run_predict(request: PredictRequest, console: Console, err_console: Console) -> None:
-    """Classify every input (or the camera), print the tables, write the requested files."""
+def run_predict(request: PredictRequest, console: Console, err_console: Console,
+                setting: Callable[[str], str] = lambda name: name) -> None:
+    """Classify every input (or the camera), print the tables, write the requested files. ``setting``
+    names a setting in a failure's message (the command line passes its flag)."""
     camera = _camera_plan(request) if request.webcam is not None else None  # before the slow model load
-    pipeline = _Pipeline(request, console, err_console)
+    pipeline = _Pipeline(request, console, err_console, setting)
     outcome = _Outcome([], [], [])
     if camera is not None:
         out, show = camera
@@ -125,7 +133,7 @@ def _camera_plan(request: PredictRequest) -> tuple[Path | None, bool]:
     if not show and request.annotate is None:
         raise InputError(
             "no window can be shown here (no display, or OpenCV without a GUI such as the headless wheel): "
-            "pass --annotate OUT.mp4 to record the camera instead"
+            "pass «annotate» OUT.mp4 to record the camera instead"
         )
     out = Path(request.annotate).expanduser() if request.annotate else None
     if out is not None and out.is_dir():

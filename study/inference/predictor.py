@@ -146,5 +146,5 @@ def _flush(pending: list[_Pending], classifier: EmotionClassifier) -> Iterator[I
 def _no_face_message(item: Item) -> str:
     return (
         f"no face found in {item.name}: the detector needs a frontal face of at least {MIN_FACE}x{MIN_FACE} pixels; "
-        "pass --no-detect if the images are already cropped faces"
+        "pass «no_detect» if the images are already cropped faces"
     )

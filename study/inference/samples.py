@@ -15,6 +15,7 @@ import numpy as np
 from study import data
 from study.data import CLASSES, CSV_NAME
 from study.errors import DataError
+from study.sample import render_face
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,7 +62,5 @@ def _stacked(faces: list, labels: list, names: list, path: Path) -> LabelledFace
 
 def generated_faces(count: int, seed: int = 0) -> np.ndarray:
     """(count, 48, 48) drawn faces cycling through the classes, when no real data is at hand."""
-    from study.sample import render_face
-
     rng = np.random.default_rng(seed)
     return np.stack([render_face(CLASSES[i % len(CLASSES)], rng) for i in range(count)])

@@ -141,7 +141,7 @@ def open_capture(source: Path | int) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(source if isinstance(source, int) else str(source))
     if not capture.isOpened():
         if isinstance(source, int):
-            raise InputError(f"cannot open camera {source} (absent, busy, or not allowed): try another --webcam index")
+            raise InputError(f"cannot open camera {source} (absent, busy, or not allowed): try another «webcam» index")
         raise InputError(f"cannot open {source} as a video (OpenCV could not decode it): pass a readable video file")
     return capture
 

@@ -1,9 +1,6 @@
-"""Hyperparameter search: one module per backend, the objective, callbacks, the study store.
+"""Hyperparameter search: the request, one module per backend, the objective, the live display.
 
-Importing this package is cheap (no TensorFlow): the CLI lists its commands without loading a
-model. ``run_search`` and ``train_from_study`` import training code when called.
+Modules import downward only (``docs/ARCHITECTURE.md``): ``request`` (light: what a search is) and
+the backends' registries are cheap; ``search.run_search`` and ``final.train_from_study`` load
+training code (TensorFlow) when their modules are imported.
 """
-from study.tuning.search import SearchRequest, run_search
-from study.tuning.storage import DEFAULT_STORAGE, StudySpec, load_existing, open_storage
-
-__all__ = ["DEFAULT_STORAGE", "SearchRequest", "StudySpec", "load_existing", "open_storage", "run_search"]

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from study.tuning.storage import FINISHED
+from study.store import FINISHED
 
 # Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
 KEY_PARAMS = ("optimizer", "learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
@@ -36,12 +36,6 @@ def _short(value: Any) -> str:
 
 def format_value(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
-
-
-def trial_seconds(trial: FrozenTrial) -> float | None:
-    if trial.datetime_start is None or trial.datetime_complete is None:
-        return None
-    return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
 class SearchDisplay:
@@ -92,7 +86,7 @@ class SearchDisplay:
             "params": trial.params,
             "state": trial.state.name,
             "value": trial.value if trial.state == TrialState.COMPLETE else None,
-            "seconds": trial_seconds(trial),
+            "seconds": None if trial.duration is None else trial.duration.total_seconds(),
             "error": trial.user_attrs.get("error", ""),
             "epochs": trial.user_attrs.get("epochs"),
         }

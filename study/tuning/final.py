@@ -2,12 +2,12 @@
 
 The configuration is rebuilt from the stored trial exactly as the search trained it (the dict
 adapter over the study's base config, with the study's epoch cap), except for one key: final runs
-train on the whole training split (``subset=1``), since a search on a subset (``--subset``) is a cheap
+train on the whole training split (``subset=1``), since a search on a subset (a ``subset`` in its base) is a cheap
 proxy, not the model to confirm. ``overrides`` changes keys on purpose (e.g. ``{"epochs": 20}``
 after a search capped at 2 epochs, or ``{"subset": 0.25}`` to keep the search's share).
 
-Validation: ``use_validation="holdout"`` (the only choice) retrains on the same training split with
-the same validation share held out as the search used. The transfer regime's frozen phase stops
+Validation: final runs retrain on the same training split with the same validation share held out
+as the search used ("holdout"). The transfer regime's frozen phase stops
 early on validation loss; merging validation into training would leave that stop with no honest
 data to read, and would make the final runs differ from the trials they are meant to confirm. The
 choice is recorded in each run's manifest and in the study (``final_training``).
@@ -15,22 +15,19 @@ choice is recorded in each run's manifest and in the study (``final_training``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import optuna
 
 from search_spaces import to_config
 from study.config import TrainConfig
-from study.data import training_share
+from study.data import Dataset, load_dataset, training_share
 from study.errors import ConfigError, DataError
 from study.runs import RunError
-from study.tuning.storage import DEFAULT_STORAGE, load_existing, open_storage
-from study.tuning.views import best_trial
+from study.store import DEFAULT_STORAGE, load_existing, open_storage, required_best
+from study.training import RunResult, train
 
-if TYPE_CHECKING:
-    from study.training import RunResult
-
-VALIDATION_CHOICES = ("holdout",)
+VALIDATION = "holdout"  # recorded with every final run: validation held out as in the search
 
 
 def train_from_study(
@@ -39,7 +36,6 @@ def train_from_study(
     seeds: int | Sequence[int] = 1,
     data: str | None = None,
     runs_dir: str | Path = "runs",
-    use_validation: str = "holdout",
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     announce: Callable[[str], None] | None = None,
@@ -49,18 +45,14 @@ def train_from_study(
     ``seeds``: a count N (the study's seed, +1, ... +N-1) or the seeds themselves. ``announce`` hears
     one line before each run (which seed, how much of the training split, where).
     """
-    from study.training import train
-
-    if use_validation not in VALIDATION_CHOICES:
-        raise ConfigError(f"use_validation must be one of {', '.join(VALIDATION_CHOICES)}, got {use_validation!r}")
     study = load_existing(study_name, open_storage(storage))
-    best = _best(study)
+    best = required_best(study)
     config = best_config(study, best, {"subset": 1.0, **(overrides or {})})
     seed_list = _seeds(seeds, config.seed)
     run_dirs = _free_run_dirs(Path(runs_dir) / study_name, seed_list)
     dataset = _load(study, data, config)
     extra = {"study": study_name, "trial": best.number,
-             "final_training": {"use_validation": use_validation, "search_subset": study.user_attrs.get("base", {}).get("subset", 1.0)}}
+             "final_training": {"use_validation": VALIDATION, "search_subset": study.user_attrs.get("base", {}).get("subset", 1.0)}}
     results = []
     for k, (seed, run_dir) in enumerate(zip(seed_list, run_dirs), start=1):
         if announce is not None:
@@ -68,31 +60,24 @@ def train_from_study(
                      f"{training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
         results.append(train(config.replace(seed=seed), dataset, run_dir, evaluate_test=True, progress=progress,
                              extra_manifest=extra))
-        _link(study, run_dir, best.number, use_validation)
+        _link(study, run_dir, best.number)
     return results
 
 
 def best_config(study: optuna.Study, trial: optuna.trial.FrozenTrial,
                 overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """The configuration ``trial`` trained: its params over the study's base config, epochs capped
-    by the study's ``--max-epochs`` and, for keras-tuner's Hyperband, by the trial's budget."""
+    by the study's epoch cap and, for keras-tuner's Hyperband, by the trial's budget."""
     attrs = study.user_attrs
     caps = [c for c in (attrs.get("max_epochs"), trial.user_attrs.get("keras_tuner", {}).get("tuner/epochs")) if c]
     config = to_config(attrs["regime"], trial.params, attrs.get("base", {}), max_epochs=min(caps, default=None))
     return config.replace(**overrides) if overrides else config
 
 
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    best = best_trial(study)
-    if best is None:
-        raise ConfigError(f"study {study.study_name} has no complete trial yet: run `python cli.py search` first")
-    return best
-
-
 def _seeds(seeds: int | Sequence[int], first: int) -> list[int]:
     if isinstance(seeds, int):
         if seeds < 1:
-            raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+            raise ConfigError(f"«seeds» must be at least 1, got {seeds}")
         return list(range(first, first + seeds))
     return [int(s) for s in seeds]
 
@@ -106,10 +91,8 @@ def _free_run_dirs(folder: Path, seeds: list[int]) -> list[Path]:
     return dirs
 
 
-def _load(study: optuna.Study, data: str | None, config: TrainConfig):
+def _load(study: optuna.Study, data: str | None, config: TrainConfig) -> Dataset:
     """The study's data (or ``data``), split as the search split it; other data is refused."""
-    from study.data import load_dataset
-
     attrs = study.user_attrs
     dataset = load_dataset(data or attrs["data"], val_fraction=config.val_fraction, subset=config.subset)
     if dataset.fingerprint != attrs.get("fingerprint"):
@@ -120,8 +103,8 @@ def _load(study: optuna.Study, data: str | None, config: TrainConfig):
     return dataset
 
 
-def _link(study: optuna.Study, run_dir: Path, trial: int, use_validation: str) -> None:
+def _link(study: optuna.Study, run_dir: Path, trial: int) -> None:
     """The study lists its final runs (each run's manifest names the study)."""
     runs = [r for r in study.user_attrs.get("final_runs", []) if r != str(run_dir)]
     study.set_user_attr("final_runs", [*runs, str(run_dir)])
-    study.set_user_attr("final_training", {"use_validation": use_validation, "trial": trial})
+    study.set_user_attr("final_training", {"use_validation": VALIDATION, "trial": trial})

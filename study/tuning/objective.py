@@ -16,12 +16,12 @@ from typing import Any, Mapping, Protocol
 import keras
 import optuna
 
-from search_spaces import Space, from_optuna, to_config
+from search_spaces import Space, from_optuna, pin, to_config
 from study.data import Dataset
 from study.errors import TrialFailed, UserError
 from study.training import RunResult, train
 from study.tuning.callbacks import EpochEvents, pruning_callback
-from study.tuning.storage import worker_id
+from study.store.liveness import worker_id
 
 
 class TrialEvents(Protocol):
@@ -52,6 +52,10 @@ class Objective:
     metric: str = "accuracy"  # a key of result.metrics["val"]: accuracy | loss | macro_f1
     max_epochs: int | None = None
     events: TrialEvents = field(default_factory=_Quiet)
+
+    def __post_init__(self) -> None:
+        # A base key that the space also varies is fixed at the base's value (as to_config reads it).
+        self.space = pin(self.space, {k: v for k, v in self.base.items() if k in self.space.names})
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> float:
         return self.evaluate(trial)

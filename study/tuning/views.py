@@ -1,76 +1,16 @@
-"""Studies and spaces as plain rows first (reports can reuse them), then as rich tables."""
+"""Studies and spaces as rich tables, from the store's plain rows (``study.store``)."""
 from __future__ import annotations
 
-from collections import Counter
+import math
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 from rich.table import Table
 
-from search_spaces import Space, describe, from_dict, space_for
+from search_spaces import Space, describe
 from study.config import default_source, field_default
-from study.tuning.display import format_params, format_value, trial_seconds
-
-
-# ------------------------------------------------------------------------------------------ rows
-def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
-    """One row per study: what it searched, how many trials ended how, and its best value."""
-    return [study_row(optuna.load_study(study_name=name, storage=storage))
-            for name in sorted(optuna.get_all_study_names(storage))]
-
-
-def study_row(study: optuna.Study) -> dict[str, Any]:
-    states = Counter(t.state for t in study.get_trials(deepcopy=False))
-    attrs = study.user_attrs
-    return {
-        "name": study.study_name,
-        "regime": attrs.get("regime", "?"),
-        "backend": attrs.get("backend", "?"),
-        "objective": attrs.get("objective", "?"),
-        "complete": states[TrialState.COMPLETE],
-        "pruned": states[TrialState.PRUNED],
-        "failed": states[TrialState.FAIL],
-        "running": states[TrialState.RUNNING],
-        "best": best_trial(study).value if best_trial(study) else None,
-        "final_runs": len(attrs.get("final_runs", [])),
-    }
-
-
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best COMPLETE trial, or None (``study.best_trial`` raises when there is none)."""
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
-
-
-def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    return [
-        {
-            "number": t.number,
-            "state": t.state.name,
-            "value": t.value if t.state == TrialState.COMPLETE else None,
-            "seconds": trial_seconds(t),
-            "epochs": t.user_attrs.get("epochs"),
-            "params": t.params,
-            "run_dir": t.user_attrs.get("run_dir", ""),
-            "error": t.user_attrs.get("error", ""),
-        }
-        for t in study.get_trials(deepcopy=False)
-    ]
-
-
-def best_param_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """The best trial's value of every searched parameter beside the default (``None``: the best
-    configuration does not use it, e.g. momentum under Adam)."""
-    best = best_trial(study)
-    if best is None:
-        return []
-    space = space_for(study.user_attrs.get("regime", "scratch"))
-    used = from_dict(space, {k: v for k, v in best.params.items() if k in space.names})
-    return [{"name": p.name, "best": used.get(p.name), "paper": p.default, "source": default_source(p.name)}
-            for p in space.params]
+from study.store import best_param_rows, best_trial, trial_params, trials_frame
+from study.tuning.display import format_params, format_value
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -110,10 +50,11 @@ def trials_table(study: optuna.Study) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("trial", "state", "value", "epochs", "duration", "key params", "run dir / error"):
         table.add_column(column, justify="right" if column in ("trial", "value", "epochs", "duration") else "left")
-    for r in trial_rows(study):
-        duration = "" if r["seconds"] is None else f"{r['seconds']:.0f}s"
-        table.add_row(str(r["number"]), r["state"], format_value(r["value"]), str(r["epochs"] or ""), duration,
-                      format_params(r["params"]), r["error"] or r["run_dir"])
+    for r in trials_frame(study).to_dict("records"):
+        duration = "" if math.isnan(r["seconds"]) else f"{r['seconds']:.0f}s"
+        value = None if math.isnan(r["value"]) else r["value"]
+        table.add_row(str(r["number"]), r["state"], format_value(value), str(r["epochs"] or ""), duration,
+                      format_params(trial_params(r)), r["error"] or r["run_dir"])
     return table
 
 

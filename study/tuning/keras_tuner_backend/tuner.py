@@ -1,4 +1,4 @@
-"""The keras-tuner backend: its random, Bayesian and Hyperband oracles over the same search space.
+"""The keras-tuner backend's search: its oracles over the same search space (names in ``TUNERS``).
 
 keras-tuner's three roles, with ours filled in: the oracle proposes values (keras-tuner's own),
 ``SpaceHyperModel.build`` reads them through the space's keras-tuner adapter (declaring
@@ -13,10 +13,10 @@ keras-tuner's own project (oracle state, for resuming its Bayesian model or Hype
 lives in ``runs/<study>/keras_tuner/<tuner>``.
 
 Hyperband: keras-tuner gives each trial a budget ``tuner/epochs`` (up to ``max_epochs`` = the
-longest phase after ``--max-epochs``). A trial trains each phase for at most that many epochs, from
+longest phase after the search's epoch cap). A trial trains each phase for at most that many epochs, from
 fresh weights: a later round does not continue the previous round's checkpoint, so every trial is a
 complete, independent run of the one training path (rounds cost a little more than keras-tuner's
-warm start). ``--trials`` caps the total number of trials across brackets.
+warm start). The search's ``trials`` caps the total number of trials across brackets.
 """
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ from keras_tuner.engine.base_tuner import BaseTuner
 
 from search_spaces import Space, distributions, from_keras_tuner
 from study.errors import ConfigError, TrialFailed, UserError
+from study.store import FINISHED
 from study.tuning.display import SearchDisplay
+from study.tuning.keras_tuner_backend import TUNERS
 from study.tuning.objective import Objective
-from study.tuning.search import TUNERS
-from study.tuning.storage import FINISHED
 
 
 class _UserErrorStop(kt.errors.FatalError):
@@ -116,7 +116,7 @@ class TrainTuner(BaseTuner):
         return {self.oracle.objective.name: value}
 
     def pre_create_trial(self) -> None:
-        """Stop at the study's total (other workers count too) or at ``--timeout``."""
+        """Stop at the study's total (other workers count too) or at the search's timeout."""
         study = self.hypermodel.study
         if len(study.get_trials(deepcopy=False, states=FINISHED)) >= self.total:
             raise _Done()
@@ -126,16 +126,16 @@ class TrainTuner(BaseTuner):
 
 def make_oracle(name: str, metric: str, direction: str, *, max_epochs: int, seed: int | None,
                 failures: int) -> kt.Oracle:
-    """``failures``: consecutive failed trials tolerated; set above --trials, as the optuna backend goes on."""
+    """``failures``: consecutive failed trials tolerated; set above the search's trials, as the optuna
+    backend goes on."""
+    if name not in TUNERS:
+        raise ConfigError(f"«tuner» must be one of {', '.join(TUNERS)}, got {name!r}")
     objective = kt.Objective(f"val_{metric}", "max" if direction == "maximize" else "min")
     common = {"objective": objective, "seed": seed, "max_consecutive_failed_trials": failures}
-    if name == "random":
-        return kt.oracles.RandomSearchOracle(max_trials=None, **common)
-    if name == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=None, **common)
+    oracle = getattr(kt.oracles, TUNERS[name])
     if name == "hyperband":
-        return kt.oracles.HyperbandOracle(max_epochs=max(max_epochs, 1), factor=3, hyperband_iterations=None, **common)
-    raise ConfigError(f"--tuner must be one of {', '.join(TUNERS)}, got {name!r}")
+        return oracle(max_epochs=max(max_epochs, 1), factor=3, hyperband_iterations=None, **common)
+    return oracle(max_trials=None, **common)
 
 
 def run(study: optuna.Study, objective: Objective, oracle: kt.Oracle, *, tuner_name: str, trials: int,
@@ -148,7 +148,7 @@ def run(study: optuna.Study, objective: Objective, oracle: kt.Oracle, *, tuner_n
         tuner = TrainTuner(oracle, hypermodel, directory=directory, project_name=tuner_name, overwrite=False,
                            total=total, deadline=deadline)
     # A trial a dead or interrupted process left behind is already FAIL in the study; keras-tuner
-    # would re-run it on reload, one trial more than --trials asks for.
+    # would re-run it on reload, one trial more than the search asks for.
     tuner.oracle._retry_queue.clear()
     tuner.oracle.max_trials = len(tuner.oracle.trials) + trials
     try:

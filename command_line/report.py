@@ -1,20 +1,15 @@
-"""Click commands of the reporting layer, registered on the CLI group by ``cli.py``: ``COMMANDS``.
-
-report   Markdown + PDF report comparing the regimes, with the paper's tables beside ours
-"""
+"""The report command: Markdown + PDF comparing the regimes, with the paper's tables beside ours."""
 from __future__ import annotations
 
 import click
 from rich.console import Console
 
-from study.tuning.storage import DEFAULT_STORAGE
-
-DEFAULT_OUT = "reports/out"  # reports.build.DEFAULT_OUT; repeated so --help does not import the report stack
+from command_line.options import storage_option
+from reports import DEFAULT_OUT
 
 
 @click.command()
-@click.option("--storage", default=DEFAULT_STORAGE, show_default=True, metavar="URL", envvar="FER_STUDY_STORAGE",
-              help="Study store: an optuna storage URL (sqlite:///..., postgresql://...).")
+@storage_option
 @click.option("--study", "studies", multiple=True, metavar="NAME",
               help="A study to report (repeat for the other regime). Regimes not named use their study with the "
                    "most final runs, then the latest.")
@@ -27,7 +22,7 @@ DEFAULT_OUT = "reports/out"  # reports.build.DEFAULT_OUT; repeated so --help doe
                    "says what it lacks.")
 def report(storage: str, studies: tuple[str, ...], out: str, formats: str, partial: bool) -> None:
     """Compare the regimes: the paper's Tables I-IV beside ours, seeds, paired tests, searches, figures."""
-    from reports.build import build_report
+    from reports.build import build_report  # deferred: matplotlib and reportlab
 
     console = Console()
     built = build_report(storage=storage, studies=studies, out=out, formats=formats, partial=partial)

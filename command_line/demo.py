@@ -17,12 +17,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import optuna
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
+from command_line.train import DEFAULT_DATA, train_and_report
+from reports import DEFAULT_OUT
 from study.config import TrainConfig
+from study.runs import Run
+from study.sample import write_sample
+from study.store import DEFAULT_STORAGE, open_storage
+from study.tuning.request import SearchRequest
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
 
@@ -45,9 +52,21 @@ class DemoPaths:
     report: Path
 
 
+@click.command()
+@click.option("--data", "data_path", default=DEFAULT_DATA, show_default=True, help="Sample to generate / use.")
+@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path())
+@click.option("--storage", default=DEFAULT_STORAGE, show_default=True, help="Study storage URL.")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, type=click.Path(), help="Report folder.")
+def demo(data_path: str, runs_dir: str, storage: str, out: str) -> None:
+    """Sample data, a search per regime, final runs with 3 seeds, and the report: on a CPU in minutes."""
+    data = Path(data_path)
+    run_demo(DemoPaths(data=data, pretrain_data=data.with_name(data.name + "-pretrain"), runs=Path(runs_dir),
+                       storage=storage, report=Path(out)))
+
+
 def run_demo(paths: DemoPaths) -> None:
-    from reports.build import build_report
-    from study.tuning.search import SearchRequest, run_search
+    from reports.build import build_report  # deferred: matplotlib and reportlab
+    from study.tuning.search import run_search  # deferred: TensorFlow
 
     _ensure_samples(paths)
     pretrained = _pretrain(paths)
@@ -57,9 +76,9 @@ def run_demo(paths: DemoPaths) -> None:
         names.append(name)
         console.print(Rule(f"search: {regime} regime, optuna, {TRIALS} trials of at most {MAX_EPOCHS} epochs a phase "
                            f"({name})"))
-        run_search(SearchRequest(regime=regime, trials=TRIALS, data=str(paths.data), backend="optuna",
-                                 max_epochs=MAX_EPOCHS, backbone=BACKBONE, weights=weights, storage=paths.storage,
-                                 study=name, runs_dir=str(paths.runs)))
+        base = {"backbone": BACKBONE, **({"weights": weights} if weights else {})}
+        run_search(SearchRequest(regime=regime, trials=TRIALS, data=str(paths.data), backend="optuna", base=base,
+                                 max_epochs=MAX_EPOCHS, storage=paths.storage, study=name, runs_dir=str(paths.runs)))
         _final_runs(name, paths)
     console.print(Rule("report"))
     built = build_report(storage=paths.storage, studies=names, out=paths.report)
@@ -70,8 +89,6 @@ def run_demo(paths: DemoPaths) -> None:
 
 
 def _ensure_samples(paths: DemoPaths) -> None:
-    from study.sample import write_sample
-
     for path, seed in ((paths.data, 0), (paths.pretrain_data, 1)):
         if not path.exists():
             write_sample(path, per_class=PER_CLASS, seed=seed)
@@ -80,8 +97,6 @@ def _ensure_samples(paths: DemoPaths) -> None:
 
 def _pretrain(paths: DemoPaths) -> Path:
     """A scratch run on the second sample: the transfer regime's pretrained backbone."""
-    from study.cli_support import train_and_report
-
     run_dir = paths.runs / "demo-pretrain"
     if not run_dir.exists():
         console.print(Rule(f"pretraining {BACKBONE} on {paths.pretrain_data} (stands in for ImageNet)"))
@@ -90,8 +105,7 @@ def _pretrain(paths: DemoPaths) -> Path:
 
 
 def _final_runs(study_name: str, paths: DemoPaths) -> None:
-    from study.tuning.final import train_from_study
-    from study.tuning.storage import open_storage
+    from study.tuning.final import train_from_study  # deferred: TensorFlow
 
     done = optuna.load_study(study_name=study_name, storage=open_storage(paths.storage)).user_attrs.get("final_runs", [])
     if len(done) >= SEEDS:
@@ -109,9 +123,6 @@ def _final_runs(study_name: str, paths: DemoPaths) -> None:
 
 def demo_summary(names: list[str], storage: str) -> list[dict[str, object]]:
     """Per study: its default trial against its best, and its final runs against the majority rate."""
-    from study.runs import Run
-    from study.tuning.storage import open_storage
-
     rows = []
     for name in names:
         study = optuna.load_study(study_name=name, storage=open_storage(storage))
@@ -144,3 +155,6 @@ def summary_table(names: list[str], storage: str) -> Table:
                       "n/a" if r["majority_rate"] is None else f"{r['majority_rate']:.3f}",
                       "yes" if r["learned"] else "NO")
     return table
+
+
+COMMANDS: list[click.Command] = [demo]

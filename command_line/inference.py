@@ -1,4 +1,4 @@
-"""Click commands of the inference layer, registered on the CLI group by ``cli.py``: ``COMMANDS``.
+"""The inference commands.
 
 predict  emotions of the faces in images, folders, videos or a camera; or the paper's 3x3 figure
 export   the model as a SavedModel, TFLite or ONNX file, checked against the Keras model
@@ -14,9 +14,10 @@ from typing import Any
 import click
 from rich.console import Console
 
+from command_line.errors import flag
+from command_line.options import storage_option
 from study.inference.errors import InputError
-from study.inference.export import FORMATS
-from study.tuning.commands import storage_option
+from study.inference.export import FORMATS, export_named
 
 @click.command()
 @click.argument("model")
@@ -54,15 +55,16 @@ def predict(model: str, inputs: tuple[str, ...], grid_dir: str | None, out: str 
     _check_modes(inputs, options, grid_dir, out)
     console, err_console = Console(), Console(stderr=True)
     if grid_dir is not None:
-        from study.inference.grid import predict_grid
+        from study.inference.grid import predict_grid  # deferred: matplotlib and cv2
 
         path, cells = predict_grid(model, options["storage"], grid_dir, out or "predictions_grid.png", seed)
         console.print(f"grid: {path} ({sum(c.right for c in cells)} of {len(cells)} right)")
         return
-    from study.inference.predict import PredictRequest, run_predict
+    from study.inference.predict import PredictRequest, run_predict  # deferred: cv2 (OpenCV)
 
     detect = not options.pop("no_detect")
-    run_predict(PredictRequest(model=model, inputs=inputs, detect=detect, **options), console, err_console)
+    run_predict(PredictRequest(model=model, inputs=inputs, detect=detect, **options), console, err_console,
+                setting=flag)
 
 
 def _check_modes(inputs: tuple[str, ...], options: dict[str, Any], grid_dir: str | None, out: str | None) -> None:
@@ -96,8 +98,6 @@ def export(model: str, fmt: str, out: str, quantize: bool, data_path: str | None
     The export takes float32 (N, 48, 48, 1) raw 0..255 grayscale and returns the 7 class
     probabilities (angry, disgust, fear, happy, neutral, sad, surprise).
     """
-    from study.inference.export import export_named
-
     path, check = export_named(model, storage, fmt, out, quantize, data_path)
     Console().print(f"{fmt}{' (quantized)' if quantize else ''} export: {path}\nchecked {check.describe()}",
                     highlight=False)

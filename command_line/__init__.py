@@ -1,0 +1,41 @@
+"""The command line: every click command, option and user-facing hint; nothing below it knows click.
+
+``cli`` is the group ``cli.py`` runs. Each module holds one family of commands (``COMMANDS``):
+``data``, ``train`` (train, evaluate), ``search`` (search, studies, show, space), ``report``,
+``inference`` (predict, export) and ``demo``. A command parses, builds a config or request, and calls
+one library function; the core's typed errors are worded here (``errors.word``): one line on
+stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from command_line import data, demo, inference, report, search, train
+from command_line.errors import word
+from study.errors import TrialFailed, UserError
+
+err_console = Console(stderr=True)
+
+
+class Cli(click.Group):
+    """Turns the toolkit's typed errors into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (UserError, TrialFailed) as exc:
+            err_console.print("error:", word(exc), style="bold red", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def cli() -> None:
+    """Hyperparameter studies of scratch vs transfer learning for facial emotion recognition."""
+
+
+for family in (data, train, search, report, inference, demo):
+    for command in family.COMMANDS:
+        cli.add_command(command)

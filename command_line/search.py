@@ -1,0 +1,177 @@
+"""The search commands.
+
+search         run or resume a hyperparameter search (optuna or keras-tuner) into the study store;
+               --workers N runs N worker processes on one study (docs/scaling-out.md)
+search-worker  (hidden) one worker of --workers: its request comes as JSON in the environment
+studies        the studies in a store, with their trial counts and best values
+show           one study's trials and its best parameters beside the paper's
+space          a regime's search space
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import optuna
+from rich.console import Console
+
+from command_line.options import config_options, config_values, storage_option, study_option, table_console
+from search_spaces import space_for
+from study.config import REGIMES
+from study.errors import ConfigError
+from study.store import (
+    DEFAULT_STORAGE,
+    OBJECTIVES,
+    STORAGE_ENV,
+    load_existing,
+    mask_text,
+    mask_url,
+    open_storage,
+    study_row,
+    study_rows,
+)
+from study.tuning.keras_tuner_backend import TUNERS
+from study.tuning.optuna_backend import PRUNERS, SAMPLERS
+from study.tuning.pool import REQUEST_ENV, run_pool
+from study.tuning.request import BACKENDS, DEFAULT_DATA, SearchRequest, from_json, validate
+from study.tuning.views import best_table, space_table, studies_table, trials_table
+
+CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"  # beside this package, in a checkout or an install
+WORKER_COMMAND = "search-worker"
+# The shortcut options of TrainConfig keys that search offers (any other key: --set KEY=VALUE).
+SEARCH_SHORTCUTS = ("backbone", "weights", "seed", "subset", "precision", "jit", "frozen_augmentation",
+                    "frozen_feature_views")
+
+
+@click.command()
+@click.option("--regime", type=click.Choice(REGIMES), required=True, help="Which paper regime to search.")
+@click.option("--trials", type=click.IntRange(min=1), required=True,
+              help="Finished (complete or pruned) trials the study should hold; a rerun runs only the rest.")
+@click.option("--data", help=f"Dataset folder or fer2013.csv (default {DEFAULT_DATA}).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="optuna", show_default=True)
+@click.option("--sampler", type=click.Choice(tuple(SAMPLERS)),
+              help="optuna sampler (default tpe); grid: every combination of the choice parameters, ranges at "
+                   "the paper's values.")
+@click.option("--pruner", type=click.Choice(tuple(PRUNERS)), help="optuna pruner, judged per epoch (default median).")
+@click.option("--tuner", type=click.Choice(tuple(TUNERS)), help="keras-tuner tuner (default bayesian).")
+@click.option("--objective", type=click.Choice(tuple(OBJECTIVES)), default="accuracy", show_default=True,
+              help="Validation metric to optimize (loss is minimized).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Start no new trial after this long.")
+@click.option("--max-epochs", type=click.IntRange(min=1), metavar="N",
+              help="Cap each phase's epochs (epochs, frozen_epochs) for a cheap search.")
+@config_options(*SEARCH_SHORTCUTS)
+@storage_option
+@study_option
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(),
+              help="Trials go to RUNS_DIR/<study>/.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Start N worker processes here on the one study (one GPU each when there are GPUs); "
+                   "other machines may join with the same --study and --storage. Optuna backend only.")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=60, show_default=True, metavar="SECONDS",
+              help="A running trial's heartbeat interval (optuna backend).")
+@click.option("--grace", type=click.IntRange(min=1), default=180, show_default=True, metavar="SECONDS",
+              help="A trial without a heartbeat for this long is failed (its worker died) and re-queued once.")
+@click.option("--default-trial/--no-default-trial", default=True, show_default=True,
+              help="Optuna backend: a new study's first trial trains the defaults (the paper's configuration), "
+                   "so the study shows what the search bought.")
+def search(workers: int | None, config_file: str | None, overrides: tuple[str, ...], **options: Any) -> None:
+    """Search hyperparameters of a regime; every trial is one training run in RUNS_DIR/<study>/trial-<n>.
+
+    Every trial trains the same TrainConfig base (--config, --set and the shortcut options); a key
+    the search space also varies (e.g. --set optimizer=adam) is fixed at that value.
+    """
+    base = config_values(config_file, overrides, options, SEARCH_SHORTCUTS)
+    request = SearchRequest(base=base, **options)
+    if workers:
+        _searching(lambda console: run_pool(request, workers, [sys.executable, str(CLI_PY), WORKER_COMMAND], console),
+                   request)
+    else:
+        _run_here(request)
+
+
+@click.command(WORKER_COMMAND, hidden=True)
+def search_worker() -> None:
+    """One worker of a local pool (search --workers N): the request is JSON in FER_STUDY_REQUEST."""
+    text = os.environ.get(REQUEST_ENV)
+    if not text:
+        raise ConfigError(f"{WORKER_COMMAND} is started by `search --workers N`, which sets {REQUEST_ENV}")
+    _run_here(from_json(text))
+
+
+def _run_here(request: SearchRequest) -> None:
+    validate(request)  # bad settings are refused at once, before TensorFlow loads
+    from study.tuning.search import run_search  # deferred: the objective loads TensorFlow
+
+    _searching(lambda console: run_search(request, console), request)
+
+
+def _searching(run: Any, request: SearchRequest) -> None:
+    console = Console()
+    try:
+        study = run(console)
+    except KeyboardInterrupt as exc:
+        _interrupted(console, exc)
+    _summarize(console, study, request.storage)
+
+
+def _interrupted(console: Console, exc: KeyboardInterrupt) -> NoReturn:
+    console.print("[yellow]interrupted[/]: the running trial is marked failed; finished trials are kept.")
+    console.print(f"resume with: {resume_command()}", highlight=False, soft_wrap=True)
+    sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
+
+
+def resume_command() -> str:
+    """The command line that was run (a password in it masked): running it again resumes the study."""
+    program, *args = sys.argv
+    head = ["python", program] if program.endswith(".py") else [program.rsplit("/", 1)[-1]]
+    return shlex.join([*head, *(mask_text(arg) for arg in args)])
+
+
+def _summarize(console: Console, study: optuna.Study, storage: str) -> None:
+    r = study_row(study)
+    console.print(f"study {r['name']}: {r['complete']} complete, {r['pruned']} pruned, {r['failed']} failed")
+    if r["best"] is not None:
+        console.print(best_table(study))
+    implied = storage in (DEFAULT_STORAGE, os.environ.get(STORAGE_ENV))  # the default, or FER_STUDY_STORAGE's
+    where = "" if implied else f" --storage {shlex.quote(mask_url(storage))}"
+    console.print(f"next: python cli.py show {study.study_name}{where}  |  "
+                  f"python cli.py train --from-study {study.study_name} --seeds 3{where}", highlight=False)
+
+
+@click.command()
+@storage_option
+def studies(storage: str) -> None:
+    """The studies in the store: regime, backend, trials complete/pruned/failed, best value."""
+    rows = study_rows(open_storage(storage))
+    empty = "no studies yet: run `python cli.py search --regime scratch --trials 10`"
+    table_console().print(studies_table(rows) if rows else empty)
+
+
+@click.command()
+@click.argument("study_name", metavar="STUDY")
+@storage_option
+def show(study_name: str, storage: str) -> None:
+    """One study's trials (state, value, epochs, run dir or error) and its best parameters."""
+    study = load_existing(study_name, open_storage(storage))
+    console = table_console()
+    console.print(trials_table(study))
+    if study_row(study)["best"] is not None:
+        console.print(best_table(study))
+    for run_dir in study.user_attrs.get("final_runs", []):
+        console.print(f"final run: {run_dir}")
+
+
+@click.command()
+@click.option("--regime", type=click.Choice(REGIMES), required=True)
+def space(regime: str) -> None:
+    """The regime's search space: each parameter's kind, range or choices, scale and paper default."""
+    table_console().print(space_table(space_for(regime)))
+
+
+COMMANDS: list[click.Command] = [search, search_worker, studies, show, space]

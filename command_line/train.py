@@ -1,0 +1,119 @@
+"""The train and evaluate commands: one run from a config (or a study's best), and a run's metrics.
+
+train     one run with the paper's settings (or a config), evaluated on test; or, with --from-study,
+          a study's best configuration retrained once per seed
+evaluate  every metric of the paper from a run's stored predictions, with its figures
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from command_line.options import config_options, config_values, storage_option
+from reports.console_tables import metrics_tables, run_summary
+from study import config as config_mod
+from study.config import TrainConfig
+from study.data import CLASSES, Dataset, load_dataset, training_share
+from study.runs import Run
+
+console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
+DEFAULT_DATA = "data/sample"
+TRAIN_SHORTCUTS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "batch_size", "seed", "subset",
+                   "precision", "jit")
+
+
+@click.command()
+@click.option("--data", "data_path", default=DEFAULT_DATA, show_default=True, help="Dataset folder or fer2013.csv.")
+@config_options(*TRAIN_SHORTCUTS)
+@click.option("--out", type=click.Path(), help="Run directory (default runs/<regime>-<backbone>-<time>).")
+@click.option("--strict", is_flag=True, help="Fail on unreadable images instead of skipping them.")
+@click.option("--from-study", help="Retrain the best trial of this study (see `search`).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="With --from-study: runs, one per seed.")
+@storage_option
+def train(data_path: str, config_file: str | None, overrides: tuple[str, ...], out: str | None, strict: bool,
+          from_study: str | None, seeds: int, storage: str, **options: Any) -> None:
+    """Train one run with the paper's settings (or a config), evaluate it on test, save every artifact."""
+    values = config_values(config_file, overrides, options, TRAIN_SHORTCUTS)
+    if from_study:
+        data = data_path if data_path != DEFAULT_DATA else None
+        _train_from_study(from_study, seeds, storage, data, values)
+        return
+    config = config_mod.from_dict(values)
+    train_and_report(config, data_path, Path(out) if out else default_run_dir(config), strict=strict)
+
+
+def _train_from_study(name: str, seeds: int, storage: str, data_path: str | None, overrides: dict) -> None:
+    from study.tuning.final import train_from_study  # deferred: training loads TensorFlow
+
+    results = train_from_study(name, storage=storage, seeds=seeds, data=data_path, overrides=overrides or None,
+                               announce=console.print)
+    for result in results:
+        test = result.metrics["test"]
+        console.print(f"final run {result.run_dir}: test accuracy {test['accuracy']:.4f} (majority-class rate "
+                      f"{test['baseline']['majority_rate']:.4f}), macro-F1 {test['macro_f1']:.4f}")
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    return Path("runs") / f"{config.regime}-{config.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_and_report(config: TrainConfig, data_path: str, run_dir: Path, *, strict: bool = False):
+    """Load data, train with progress, evaluate on test, print a summary table."""
+    from study.training import train as train_run  # deferred: TensorFlow
+
+    dataset = load_dataset(data_path, val_fraction=config.val_fraction, subset=config.subset, strict=strict)
+    _describe_start(config, dataset, run_dir)
+    result = train_run(config, dataset, run_dir, evaluate_test=True)
+    console.print(run_summary(result.metrics, result.history, title=f"{config.regime} / {config.backbone}"))
+    console.print(f"run saved to [bold]{run_dir}[/]; evaluate it with: python cli.py evaluate {run_dir}")
+    return result
+
+
+def _describe_start(config: TrainConfig, dataset: Dataset, run_dir: Path) -> None:
+    sizes = ", ".join(f"{name} {len(getattr(dataset, name).y)}" for name in ("train", "val", "test"))
+    banner = " [bold yellow](SYNTHETIC sample: drawn faces, not real data)[/]" if dataset.synthetic else ""
+    console.print(f"data {dataset.source}{banner}: {sizes}; fingerprint {dataset.fingerprint}")
+    console.print(training_share(config.subset, len(dataset.train.y)))
+    if dataset.report.skipped:
+        console.print(f"[yellow]skipped {len(dataset.report.skipped)} unreadable file(s)[/], e.g. {dataset.report.skipped[0]}")
+    console.print(f"{config.regime} regime, backbone {config.backbone}, weights {config.weights} -> {run_dir}")
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--split", type=click.Choice(["auto", "val", "test"]), default="auto", show_default=True,
+              help="auto: test when the run has it (final runs), else validation.")
+@click.option("--out", type=click.Path(), help="Figures folder (default RUN_DIR/figures).")
+def evaluate(run_dir: str, split: str, out: str | None) -> None:
+    """Every metric of the paper from a run's stored predictions, with its figures."""
+    evaluate_run(Path(run_dir), split, Path(out) if out else None)
+
+
+def evaluate_run(run_dir: Path, split: str, out: Path | None) -> None:
+    """Metrics recomputed by scikit-learn from the stored probabilities, printed and drawn."""
+    from reports import figures  # deferred: matplotlib
+    from study.evaluation import compute_metrics, curves  # deferred: keras, through study.learning
+
+    run = Run.load(run_dir)
+    if split == "auto":
+        split = "test" if "test_labels" in run.predictions else "val"
+    labels, probs = run.split(split)
+    metrics = compute_metrics(labels, probs)
+    for table in metrics_tables(metrics, title=f"{run_dir} ({split}, {metrics['n']} images)"):
+        console.print(table)
+    out = out or run_dir / "figures"
+    lines = curves(labels, probs)
+    paths = [
+        figures.training_curves(run.history, out / "history.png", title=f"{run.config.regime} / {run.config.backbone}"),
+        figures.confusion_matrix(metrics["confusion_matrix"], CLASSES, out / f"confusion_{split}.png"),
+        figures.roc_curves(lines["roc"], metrics["roc_auc"], out / f"roc_{split}.png"),
+        figures.pr_curves(lines["pr"], metrics["average_precision"], out / f"pr_{split}.png"),
+    ]
+    console.print("figures: " + ", ".join(str(p) for p in paths))
+
+
+COMMANDS: list[click.Command] = [train, evaluate]

@@ -1,0 +1,36 @@
+"""The study store: one optuna storage that tuning writes through and everything else reads.
+
+``connect``   open a storage URL (read-only for readers), one-line errors for every database failure
+``studies``   what a study searched, create/resume/refuse, and the readers (rows, best trial, trials frame)
+``liveness``  trials whose worker died, failed at once on this host
+``urls``      storage URLs with their password masked, wherever they are shown
+
+It imports no tuner backend: reports and prediction read studies without loading a search.
+"""
+from study.store.connect import DEFAULT_STORAGE, NoStore, StorageError, open_storage, storage_errors
+from study.store.studies import (
+    FINISHED,
+    OBJECTIVES,
+    NoCompleteTrial,
+    NoStudy,
+    StudySpec,
+    best_param_rows,
+    best_trial,
+    count_finished,
+    load_existing,
+    open_study,
+    required_best,
+    study_names,
+    study_row,
+    study_rows,
+    trial_params,
+    trials_frame,
+)
+from study.store.urls import STORAGE_ENV, mask_text, mask_url
+
+__all__ = [
+    "DEFAULT_STORAGE", "FINISHED", "OBJECTIVES", "STORAGE_ENV", "NoCompleteTrial", "NoStore", "NoStudy",
+    "StorageError", "StudySpec", "best_param_rows", "best_trial", "count_finished", "load_existing", "mask_text",
+    "mask_url", "open_storage", "open_study", "required_best", "storage_errors", "study_names", "study_row", "study_rows",
+    "trial_params", "trials_frame",
+]

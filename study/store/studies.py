@@ -1,0 +1,231 @@
+"""Studies in the store: what each searched, creating or resuming one, and reading them back.
+
+Every trial, whichever backend ran it, is an optuna trial here. A study remembers what it searched
+(regime, backend, objective, data fingerprint, base config) in its user attributes, so a second
+``search`` with the same settings resumes it and one with different settings is refused.
+
+The readers (``study_rows``, ``best_trial``, ``trials_frame``, ``best_param_rows``) are what the
+command line, reports and prediction show; none of them writes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import from_dict, space_for
+from study.config import TrainConfig, default_source
+from study.store.connect import StorageError, open_storage
+
+OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "loss": "minimize", "macro_f1": "maximize"}
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Study attributes that must match for a search to resume a study (the backend may differ).
+_MUST_MATCH = ("regime", "objective", "fingerprint", "base", "max_epochs")
+# What ``trials_frame`` reads from optuna's ``trials_dataframe`` (user attributes it renames).
+_FRAME_ATTRS = ("number", "state", "value", "duration", "params", "user_attrs")
+_USER_COLUMNS = {"user_attrs_epochs": "epochs", "user_attrs_run_dir": "run_dir", "user_attrs_error": "error"}
+
+
+class NoStudy(StorageError):
+    """No study of that name in the store; ``known`` lists the names there are."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(known) if known else "none yet"
+        super().__init__(f"no study named {name!r} in this storage; studies: {listed}")
+        self.name, self.known = name, known
+
+
+class NoCompleteTrial(StorageError):
+    """A study has no complete trial, so it has no best configuration yet."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"study {name} has no complete trial yet")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """What a study searches; saved as its user attributes and checked on every resume."""
+
+    name: str
+    regime: str
+    backend: str
+    objective: str
+    data: str
+    fingerprint: str
+    base: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig keys not searched: backbone, weights, ...
+    max_epochs: int | None = None  # the cap on each phase's epochs
+
+    @property
+    def direction(self) -> str:
+        return OBJECTIVES[self.objective]
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "regime": self.regime,
+            "backend": self.backend,
+            "objective": self.objective,
+            "direction": self.direction,
+            "data": self.data,
+            "fingerprint": self.fingerprint,
+            "base": dict(self.base),
+            "max_epochs": self.max_epochs,
+        }
+
+
+# ---------------------------------------------------------------------------------- writing
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, **kwargs: Any) -> optuna.Study:
+    """Create the study, or resume it when it searched the same thing (sampler/pruner in kwargs)."""
+    study = optuna.create_study(
+        storage=storage, study_name=spec.name, direction=spec.direction, load_if_exists=True, **kwargs
+    )
+    if "regime" not in study.user_attrs:
+        # One attribute per write: "regime" goes last, so a worker that sees it sees all the others
+        # (workers started together all load the new study; one may read it mid-write). Two workers
+        # writing different searches at once: the last write wins and the check refuses the other.
+        attrs = spec.attrs()
+        for key, value in [*((k, v) for k, v in attrs.items() if k != "regime"), ("regime", attrs["regime"])]:
+            study.set_user_attr(key, value)
+    check_compatible(study, spec)
+    return study
+
+
+def check_compatible(study: optuna.Study, spec: StudySpec) -> None:
+    """Refuse to mix trials of different regimes, objectives, data or base settings in one study."""
+    saved, wanted = dict(study.user_attrs), spec.attrs()
+    if isinstance(saved.get("base"), Mapping):  # a study from before a base key existed had its default
+        saved["base"] = {**_base_defaults(wanted["base"]), **saved["base"]}
+    for key in _MUST_MATCH:
+        if _normal(saved.get(key)) != _normal(wanted[key]):
+            raise StorageError(f"study {spec.name} was created with {_difference(key, saved.get(key), wanted[key])}: "
+                               "rerun with the study's settings or choose another «study» NAME")
+
+
+def _difference(key: str, saved: Any, wanted: Any) -> str:
+    """"key=saved, this search has key=wanted", for a base config only the keys that differ."""
+    if key == "base" and isinstance(saved, Mapping) and isinstance(wanted, Mapping):
+        keys = [k for k in sorted({*saved, *wanted}) if _normal(saved.get(k)) != _normal(wanted.get(k))]
+        saved, wanted = {k: saved.get(k) for k in keys}, {k: wanted.get(k) for k in keys}
+        return (f"{', '.join(f'{k}={v!r}' for k, v in saved.items())}, this search has "
+                f"{', '.join(f'{k}={v!r}' for k, v in wanted.items())}")
+    return f"{key}={saved!r}, this search has {key}={wanted!r}"
+
+
+def _base_defaults(keys: Iterable[str]) -> dict[str, Any]:
+    """TrainConfig's regime-independent defaults for these base keys."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return {k: defaults[k] for k in keys if k in defaults and k not in ("weights", "backbone")}
+
+
+def _normal(value: Any) -> Any:
+    """JSON round-trips turn tuples into lists; compare what was stored with what would be."""
+    return {k: _normal(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+# ---------------------------------------------------------------------------------- reading
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return sorted(optuna.get_all_study_names(storage))
+
+
+def load_existing(name: str, storage: str | optuna.storages.BaseStorage) -> optuna.Study:
+    """A study that must exist; a typo lists the study names there are (``storage``: a URL, or opened)."""
+    storage = open_storage(storage) if isinstance(storage, str) else storage
+    names = study_names(storage)
+    if name not in names:
+        raise NoStudy(name, names)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def count_finished(study: optuna.Study) -> int:
+    """COMPLETE and PRUNED trials: what counts toward a search's trials; FAIL ones do not."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best COMPLETE trial, or None (``study.best_trial`` raises when there is none)."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def required_best(study: optuna.Study) -> FrozenTrial:
+    """The best trial of a study that must have one (final training, prediction by study name)."""
+    best = best_trial(study)
+    if best is None:
+        raise NoCompleteTrial(study.study_name)
+    return best
+
+
+def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
+    """One row per study: what it searched, how many trials ended how, and its best value."""
+    return [study_row(optuna.load_study(study_name=name, storage=storage)) for name in study_names(storage)]
+
+
+def study_row(study: optuna.Study) -> dict[str, Any]:
+    states = Counter(t.state for t in study.get_trials(deepcopy=False))
+    attrs = study.user_attrs
+    best = best_trial(study)
+    return {
+        "name": study.study_name,
+        "regime": attrs.get("regime", "?"),
+        "backend": attrs.get("backend", "?"),
+        "objective": attrs.get("objective", "?"),
+        "complete": states[TrialState.COMPLETE],
+        "pruned": states[TrialState.PRUNED],
+        "failed": states[TrialState.FAIL],
+        "running": states[TrialState.RUNNING],
+        "best": None if best is None else best.value,
+        "final_runs": len(attrs.get("final_runs", [])),
+    }
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial, from optuna's ``trials_dataframe``: number, state, value (complete trials
+    only), last_value (a pruned or failed trial's last reported epoch), epochs (falling back to the
+    epochs it reported), seconds, run_dir, error, and a ``param.<name>`` column per parameter."""
+    trials = study.get_trials(deepcopy=False)
+    columns = ["number", "state", "value", "last_value", "epochs", "seconds", "run_dir", "error"]
+    if not trials:
+        return pd.DataFrame(columns=columns)
+    frame = study.trials_dataframe(attrs=_FRAME_ATTRS, multi_index=False).rename(columns=_USER_COLUMNS)
+    complete = frame["state"] == TrialState.COMPLETE.name
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").where(complete, math.nan)
+    frame["seconds"] = pd.to_timedelta(frame["duration"]).dt.total_seconds()
+    frame["last_value"] = [_last_reported(t) for t in trials]
+    frame["epochs"] = [t.user_attrs.get("epochs", len(t.intermediate_values)) for t in trials]
+    for column in ("run_dir", "error"):
+        frame[column] = frame[column].fillna("") if column in frame else ""
+    params = {c: "param." + c.removeprefix("params_") for c in frame.columns if c.startswith("params_")}
+    return frame.rename(columns=params)[[*columns, *params.values()]]
+
+
+def _last_reported(trial: FrozenTrial) -> float:
+    if trial.state == TrialState.COMPLETE:
+        return float(trial.value)
+    steps = trial.intermediate_values
+    return float(steps[max(steps)]) if steps else math.nan
+
+
+def trial_params(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``trials_frame`` row's parameters (the ones its trial sampled), by name."""
+    return {k.removeprefix("param."): v for k, v in row.items()
+            if k.startswith("param.") and not (isinstance(v, float) and math.isnan(v))}
+
+
+def best_param_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """The best trial's value of every searched parameter beside the default (``None``: the best
+    configuration does not use it, e.g. momentum under Adam)."""
+    best = best_trial(study)
+    if best is None:
+        return []
+    space = space_for(study.user_attrs.get("regime", "scratch"))
+    used = from_dict(space, {k: v for k, v in best.params.items() if k in space.names})
+    return [{"name": p.name, "best": used.get(p.name), "paper": p.default, "source": default_source(p.name)}
+            for p in space.params]

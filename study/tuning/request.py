@@ -1,0 +1,140 @@
+"""What a search is asked to do: a ``TrainConfig`` base every trial shares, plus what only searching needs.
+
+``SearchRequest.base`` holds TrainConfig keys (whatever ``--set``, ``--config`` or a shortcut option
+gave); a key the search space also varies is pinned there (``search_spaces.pin``). Every other field
+is the search's own: how many trials, which backend, sampler, pruner or tuner, where the study lives.
+A request travels as JSON (``to_json``/``from_json``): that is how a local pool hands it to each of
+its worker processes. ``validate`` checks all of it before any data is read or any study touched.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from search_spaces import space_for
+from study import config as config_mod
+from study.config import TrainConfig
+from study.errors import ConfigError, NoDataset, setting
+from study.store import DEFAULT_STORAGE, OBJECTIVES
+from study.tuning.keras_tuner_backend import DEFAULT_TUNER, TUNERS
+from study.tuning.optuna_backend import PRUNERS, SAMPLERS
+
+BACKENDS = ("optuna", "keras-tuner")
+DEFAULT_DATA = "data/sample"
+DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "median"
+# The base keys every study records (resolved), whether given or not; given keys are recorded too.
+BASE_KEYS = ("backbone", "weights", "seed", "subset", "val_fraction", "precision", "jit", "frozen_augmentation",
+             "frozen_feature_views")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A search; ``None`` means the default (sampler/pruner for optuna, tuner for keras-tuner)."""
+
+    regime: str
+    trials: int
+    base: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig keys every trial shares
+    data: str | None = None
+    backend: str = "optuna"
+    sampler: str | None = None  # optuna: a key of optuna_backend.SAMPLERS
+    pruner: str | None = None  # optuna: a key of optuna_backend.PRUNERS
+    tuner: str | None = None  # keras-tuner: a key of keras_tuner_backend.TUNERS
+    objective: str = "accuracy"
+    timeout: float | None = None
+    max_epochs: int | None = None  # the cap on each phase's epochs, for a cheap search
+    storage: str = DEFAULT_STORAGE
+    study: str | None = None
+    runs_dir: str = "runs"
+    heartbeat: int = 60  # optuna backend: seconds between a running trial's heartbeats
+    grace: int = 180  # seconds without a heartbeat after which a trial's worker counts as dead
+    default_trial: bool = True  # optuna backend: a new study's first trial is the defaults (the paper's config)
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"{self.regime}-{self.backend}"
+
+    @property
+    def dataset(self) -> str:
+        return self.data or DEFAULT_DATA
+
+    @property
+    def config(self) -> TrainConfig:
+        """The base as a TrainConfig of the regime (the paper's values where the base is silent)."""
+        return config_mod.from_dict({**self.base, "regime": self.regime})
+
+    @property
+    def seed(self) -> int:
+        """The training seed of every trial; it also seeds the sampler."""
+        return self.config.seed
+
+    @property
+    def sampler_name(self) -> str:
+        return self.sampler or DEFAULT_SAMPLER
+
+    @property
+    def pruner_name(self) -> str:
+        return self.pruner or DEFAULT_PRUNER
+
+    @property
+    def tuner_name(self) -> str:
+        return self.tuner or DEFAULT_TUNER
+
+
+def validate(request: SearchRequest) -> None:
+    """Every field checked (the base through TrainConfig) before any data is read or any study touched."""
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    space_for(request.regime)
+    if "regime" in request.base and request.base["regime"] != request.regime:
+        raise ConfigError(f"the base config says regime={request.base['regime']!r}, the search «regime» "
+                          f"{request.regime!r}")
+    check(request.trials >= 1, f"«trials» must be at least 1, got {request.trials}")
+    check(request.backend in BACKENDS, f"«backend» must be one of {', '.join(BACKENDS)}, got {request.backend!r}")
+    check(request.objective in OBJECTIVES,
+          f"«objective» must be one of {', '.join(OBJECTIVES)}, got {request.objective!r}")
+    check(request.timeout is None or request.timeout > 0, f"«timeout» must be positive, got {request.timeout}")
+    check(request.max_epochs is None or request.max_epochs >= 1,
+          f"«max_epochs» must be at least 1, got {request.max_epochs}")
+    check(request.heartbeat >= 1, f"«heartbeat» must be at least 1 second, got {request.heartbeat}")
+    check(request.grace > request.heartbeat,
+          f"«grace» ({request.grace} s) must exceed «heartbeat» ({request.heartbeat} s), or live trials would be failed")
+    for option, choices in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("tuner", TUNERS)):
+        value = getattr(request, option)
+        check(value is None or value in choices, f"«{option}» must be one of {', '.join(choices)}, got {value!r}")
+    optuna_only = [setting(o) for o in ("sampler", "pruner") if getattr(request, o) is not None]
+    check(request.backend == "optuna" or not optuna_only, f"{'/'.join(optuna_only)} apply to «backend» optuna only")
+    check(request.backend == "keras-tuner" or request.tuner is None, "«tuner» applies to «backend» keras-tuner only")
+    request.config  # noqa: B018 - the base's keys, types and ranges, checked by TrainConfig
+
+
+def check_data(request: SearchRequest, *, any_path: bool = False) -> None:
+    """The default dataset is the generated sample, which must have been written first. ``any_path``:
+    any dataset must exist now (a pool checks before it starts a worker; a search lets the loader say
+    what is wrong with the path it was given)."""
+    if (any_path or request.dataset == DEFAULT_DATA) and not Path(request.dataset).exists():
+        raise NoDataset(request.dataset)
+
+
+def base_config(request: SearchRequest) -> dict[str, Any]:
+    """The TrainConfig keys the search does not vary, resolved: what the study records as its base."""
+    config = request.config
+    given = (k for k in request.base if k not in BASE_KEYS and k != "regime")
+    return {key: getattr(config, key) for key in (*BASE_KEYS, *given)}
+
+
+def to_json(request: SearchRequest) -> str:
+    return json.dumps(dataclasses.asdict(request), sort_keys=True)
+
+
+def from_json(text: str) -> SearchRequest:
+    """A request written by ``to_json``; anything else is a one-line error."""
+    try:
+        values = json.loads(text)
+        return SearchRequest(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"not a search request ({exc})") from None
