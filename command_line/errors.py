@@ -10,8 +10,9 @@ from typing import Any, Callable
 
 from reports.collect import MissingRegime, NoStudies
 from study.errors import NoDataset, TrialFailed, UserError
-from study.inference.models import NoFinalRun
+from study.inference.models import NoFinalRun, NoManifest
 from study.store import NoCompleteTrial, NoStore, NoStudy
+from study.tuning.request import SearchIncomplete
 
 PROGRAM = "python cli.py"
 
@@ -27,9 +28,11 @@ HINTS: dict[type, Callable[[Any], str]] = {
     NoStudy: lambda e: "" if e.known else f" (run `{PROGRAM} search`)",
     NoCompleteTrial: lambda e: f": run `{PROGRAM} search` first",
     NoFinalRun: lambda e: f": run `{PROGRAM} train --from-study {e.study}` first",
+    NoManifest: lambda e: f" (`{PROGRAM} train` makes one)",
     NoStore: lambda e: (f": run `{PROGRAM} search --regime scratch ...` and `... --regime transfer ...` first, "
                         "or pass --storage URL"),
     NoStudies: lambda e: f": run `{PROGRAM} search --regime scratch ...` and `{PROGRAM} search --regime transfer ...` first",
+    SearchIncomplete: lambda e: ": run the same command again to go on",
     MissingRegime: lambda e: (f": run `{PROGRAM} search --regime {e.missing} ...`, or pass --partial to report on "
                               f"{e.have} alone"),
 }

@@ -16,7 +16,7 @@ from rich.console import Console
 from command_line.options import config_options, config_values, storage_option
 from reports.console_tables import metrics_tables, run_summary
 from study import config as config_mod
-from study.config import TrainConfig
+from study.config import TrainConfig, check_weights_source
 from study.data import CLASSES, Dataset, load_dataset, training_share
 from study.runs import Run
 
@@ -65,6 +65,7 @@ def train_and_report(config: TrainConfig, data_path: str, run_dir: Path, *, stri
     """Load data, train with progress, evaluate on test, print a summary table."""
     from study.training import train as train_run  # deferred: TensorFlow
 
+    check_weights_source(config.weights)  # before the data is read
     dataset = load_dataset(data_path, val_fraction=config.val_fraction, subset=config.subset, strict=strict)
     _describe_start(config, dataset, run_dir)
     result = train_run(config, dataset, run_dir, evaluate_test=True)

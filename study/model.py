@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from study.config import TrainConfig
+from study.config import TrainConfig, check_weights_file
 from study.errors import ConfigError, ModelError
 
 BACKBONE_LAYER = "backbone"
@@ -258,13 +258,15 @@ def resolve_weights(weights: str, backbone: str) -> WeightsSource:
         if backbone_spec(backbone).imagenet_file is None:
             raise ModelError(f"{backbone} has no ImageNet weights; use «weights» FILE or a run's model.keras")
         return WeightsSource("imagenet")
+    check_weights_file(weights)  # a run and a search check it at their start too; build_backbone takes any string
     path = Path(weights).expanduser()
     if path.is_dir():
         if not (path / "model.keras").is_file():
             raise ModelError(f"run directory {path} holds no model.keras; {WEIGHTS_HELP}")
         return WeightsSource("model", path / "model.keras")
     if not path.is_file():
-        raise ModelError(f"weights {weights!r} is not imagenet, none, or an existing file; {WEIGHTS_HELP}")
+        raise ModelError(f"«weights» {path} does not exist (it is not imagenet, none, or an existing file); "
+                         f"{WEIGHTS_HELP}")
     if path.suffix == ".keras":
         return WeightsSource("model", path)
     if path.suffix in (".h5", ".hdf5"):

@@ -3,14 +3,18 @@
 MODEL is a run directory, a ``model.keras`` file, or the name of a study: then the study's best
 final run, the one of ``user_attrs["final_runs"]`` with the highest validation accuracy
 (validation, not test: choosing by test accuracy would make the test score optimistic).
-A model of another shape is refused before any input is read, so no input is half-processed.
+A model of another shape is refused before any input is read, so no input is half-processed, and
+so is one that no training run describes: its run directory (``manifest.json`` and the files beside
+it) is what says which classes it gives and which preprocessing it applies to raw pixels; a 48x48
+model with 7 outputs and nothing beside it could have been trained on anything.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from study.config import file_format_problem
 from study.data import CLASSES, IMAGE_SIZE
-from study.errors import ModelError, UserError
+from study.errors import ConfigError, ModelError, UserError
 from study.runs import Run
 from study.store import NoStore, load_existing, open_storage
 
@@ -62,17 +66,22 @@ def best_final_run(study_name: str, storage: str) -> Path:
 
 
 def load_model(path: Path):
-    """The Keras model at ``path``, checked for the toolkit's input and output shapes."""
+    """The Keras model at ``path``, checked for the toolkit's input and output shapes and against the run
+    directory that describes it (``check_run``)."""
     import keras  # deferred: TensorFlow, seconds of start-up that resolving a path does not need
 
     import study.model  # noqa: F401  deferred (TensorFlow): registers the layers model.keras files reference
 
+    problem = file_format_problem(path)  # keras says "File not found" for a file that is not a zip
+    if problem:
+        raise ModelError(f"cannot load {path} as a Keras model ({problem}): {MODEL_HELP}")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # a zip, a JSON or a layer error, depending on what the file is
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelError(f"cannot load {path} as a Keras model ({reason}): {MODEL_HELP}") from None
     check_shapes(model, path)
+    check_run(model, path)
     return model
 
 
@@ -91,6 +100,61 @@ def check_shapes(model, path: Path) -> None:
             f"model {path} outputs {shapes}, not {len(CLASSES)} class probabilities ({', '.join(CLASSES)}): "
             "use a model trained by this toolkit"
         )
+
+
+class NoManifest(ModelError):
+    """MODEL is a Keras file that no training run describes: nothing says what it was trained on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"model {path} has no manifest.json beside it, so nothing says which classes, input and "
+                         "preprocessing it was trained with: use the model.keras of a training run, in its run "
+                         "directory")
+        self.path = path
+
+
+def check_run(model, path: Path) -> None:
+    """The run directory around ``path`` must describe this model as what inference assumes: raw 0..255
+    grayscale faces in (preprocessed inside the model as its backbone needs), the toolkit's classes out."""
+    run_dir = path.parent
+    if not (run_dir / "manifest.json").is_file():
+        raise NoManifest(path)
+    if path.name != "model.keras":
+        raise ModelError(f"model {path} is not the model.keras that the manifest.json beside it describes: "
+                         f"{MODEL_HELP}")
+    problems = run_differences(model, Run.load(run_dir))
+    if problems:
+        raise ModelError(f"model {path} cannot be used ({'; '.join(problems)}): use a model that training "
+                         "wrote, in its run directory as training left it")
+
+
+def run_differences(model, run: Run) -> list[str]:
+    """How the run that holds ``model`` differs from what inference assumes, in words; training records
+    the classes in predictions.npz and the backbone (hence the preprocessing) in config.json."""
+    problems = []
+    classes = [str(name) for name in run.predictions.get("class_names", ())]
+    if classes != list(CLASSES):
+        problems.append(f"it was trained for the classes {', '.join(classes) or '(none recorded)'}, "
+                        f"not {', '.join(CLASSES)}")
+    backbone = run.config.backbone
+    if model.name != f"fer_{backbone}":
+        problems.append(f"its run says {backbone} but the model is {model.name}")
+    return problems + _preprocessing_problems(model, backbone)
+
+
+def _preprocessing_problems(model, backbone: str) -> list[str]:
+    """Inference hands the model raw pixels: its own first layer must turn them into what its backbone needs."""
+    from study.model import GrayscalePreprocessing, backbone_spec  # deferred: TensorFlow
+
+    try:
+        expected = backbone_spec(backbone).preprocessing
+    except ConfigError:
+        return [f"its run names an unknown backbone {backbone!r}"]
+    layer = next((layer for layer in model.layers if isinstance(layer, GrayscalePreprocessing)), None)
+    if layer is None:
+        return ["it has no layer that preprocesses raw 0..255 pixels, so it expects other input than raw faces"]
+    if layer.mode != expected:
+        return [f"it preprocesses raw pixels as {layer.mode!r}, not as {backbone} needs ({expected!r})"]
+    return []
 
 
 def load(model: str, storage: str):

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from search_spaces import space_for
 from study import config as config_mod
 from study.config import TrainConfig
-from study.errors import ConfigError, NoDataset, setting
+from study.errors import ConfigError, NoDataset, UserError, setting
 from study.store import DEFAULT_STORAGE, OBJECTIVES
 from study.tuning.keras_tuner_backend import DEFAULT_TUNER, TUNERS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
@@ -51,6 +51,7 @@ class SearchRequest:
     heartbeat: int = 60  # optuna backend: seconds between a running trial's heartbeats
     grace: int = 180  # seconds without a heartbeat after which a trial's worker counts as dead
     default_trial: bool = True  # optuna backend: a new study's first trial is the defaults (the paper's config)
+    max_failures: int = 3  # failed trials in a row after which the search stops short (failed ones never count)
 
     @property
     def study_name(self) -> str:
@@ -100,6 +101,7 @@ def validate(request: SearchRequest) -> None:
     check(request.timeout is None or request.timeout > 0, f"«timeout» must be positive, got {request.timeout}")
     check(request.max_epochs is None or request.max_epochs >= 1,
           f"«max_epochs» must be at least 1, got {request.max_epochs}")
+    check(request.max_failures >= 1, f"«max_failures» must be at least 1, got {request.max_failures}")
     check(request.heartbeat >= 1, f"«heartbeat» must be at least 1 second, got {request.heartbeat}")
     check(request.grace > request.heartbeat,
           f"«grace» ({request.grace} s) must exceed «heartbeat» ({request.heartbeat} s), or live trials would be failed")
@@ -109,7 +111,7 @@ def validate(request: SearchRequest) -> None:
     optuna_only = [setting(o) for o in ("sampler", "pruner") if getattr(request, o) is not None]
     check(request.backend == "optuna" or not optuna_only, f"{'/'.join(optuna_only)} apply to «backend» optuna only")
     check(request.backend == "keras-tuner" or request.tuner is None, "«tuner» applies to «backend» keras-tuner only")
-    request.config  # noqa: B018 - the base's keys, types and ranges, checked by TrainConfig
+    config_mod.check_weights_source(request.config.weights)  # also the base's keys, types and ranges
 
 
 def check_data(request: SearchRequest, *, any_path: bool = False) -> None:
@@ -125,6 +127,15 @@ def base_config(request: SearchRequest) -> dict[str, Any]:
     config = request.config
     given = (k for k in request.base if k not in BASE_KEYS and k != "regime")
     return {key: getattr(config, key) for key in (*BASE_KEYS, *given)}
+
+
+class SearchIncomplete(UserError):
+    """A search stopped before its study held «trials» finished trials: how many it holds, and why."""
+
+    def __init__(self, study: str, finished: int, total: int, reason: str) -> None:
+        super().__init__(f"search stopped short: study {study} holds {finished} of {total} finished trials "
+                         f"({reason})")
+        self.study, self.finished, self.total, self.reason = study, finished, total, reason
 
 
 def to_json(request: SearchRequest) -> str:
