@@ -16,6 +16,7 @@ from rich.console import Console
 from command_line import data, demo, inference, report, search, train
 from command_line.errors import word
 from study.errors import TrialFailed, UserError
+from study.store.urls import mask_text
 
 err_console = Console(stderr=True)
 
@@ -27,7 +28,8 @@ class Cli(click.Group):
         try:
             return super().invoke(ctx)
         except (UserError, TrialFailed) as exc:
-            err_console.print("error:", word(exc), style="bold red", markup=False, highlight=False, soft_wrap=True)
+            # masked once more here: no error, whatever built it, shows a password
+            err_console.print("error:", mask_text(word(exc)), style="bold red", markup=False, highlight=False, soft_wrap=True)
             sys.exit(2)
 
 

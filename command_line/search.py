@@ -27,6 +27,7 @@ from study.errors import ConfigError
 from study.store import (
     DEFAULT_STORAGE,
     OBJECTIVES,
+    NoStore,
     STORAGE_ENV,
     load_existing,
     mask_text,
@@ -38,7 +39,7 @@ from study.store import (
 from study.tuning.keras_tuner_backend import TUNERS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 from study.tuning.pool import REQUEST_ENV, run_pool
-from study.tuning.request import BACKENDS, DEFAULT_DATA, SearchRequest, from_json, validate
+from study.tuning.request import BACKENDS, DEFAULT_DATA, SearchIncomplete, SearchRequest, from_json, validate
 from study.tuning.views import best_table, space_table, studies_table, trials_table
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"  # beside this package, in a checkout or an install
@@ -77,6 +78,9 @@ SEARCH_SHORTCUTS = ("backbone", "weights", "seed", "subset", "precision", "jit",
               help="A running trial's heartbeat interval (optuna backend).")
 @click.option("--grace", type=click.IntRange(min=1), default=180, show_default=True, metavar="SECONDS",
               help="A trial without a heartbeat for this long is failed (its worker died) and re-queued once.")
+@click.option("--max-failures", type=click.IntRange(min=1), default=3, show_default=True, metavar="N",
+              help="Stop after N failed trials in a row (a failed trial never counts toward --trials; the next "
+                   "one samples anew).")
 @click.option("--default-trial/--no-default-trial", default=True, show_default=True,
               help="Optuna backend: a new study's first trial trains the defaults (the paper's configuration), "
                    "so the study shows what the search bought.")
@@ -117,6 +121,10 @@ def _searching(run: Any, request: SearchRequest) -> None:
         study = run(console)
     except KeyboardInterrupt as exc:
         _interrupted(console, exc)
+    except SearchIncomplete:
+        _summarize(console, load_existing(request.study_name, open_storage(request.storage)), request.storage)
+        console.print(f"complete it with: {resume_command()}", highlight=False, soft_wrap=True)
+        raise
     _summarize(console, study, request.storage)
 
 
@@ -148,7 +156,10 @@ def _summarize(console: Console, study: optuna.Study, storage: str) -> None:
 @storage_option
 def studies(storage: str) -> None:
     """The studies in the store: regime, backend, trials complete/pruned/failed, best value."""
-    rows = study_rows(open_storage(storage))
+    try:
+        rows = study_rows(open_storage(storage, read_only=True))
+    except NoStore:
+        rows = []  # nothing searched into it yet; a read creates no file
     empty = "no studies yet: run `python cli.py search --regime scratch --trials 10`"
     table_console().print(studies_table(rows) if rows else empty)
 
@@ -158,7 +169,7 @@ def studies(storage: str) -> None:
 @storage_option
 def show(study_name: str, storage: str) -> None:
     """One study's trials (state, value, epochs, run dir or error) and its best parameters."""
-    study = load_existing(study_name, open_storage(storage))
+    study = load_existing(study_name, open_storage(storage, read_only=True))
     console = table_console()
     console.print(trials_table(study))
     if study_row(study)["best"] is not None:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import importlib.util
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -35,6 +36,7 @@ from study.training import RunResult
 import study.store as storage_mod
 from study.tuning.request import SearchRequest, from_json, to_json
 from study.store import STORAGE_ENV, mask_text, mask_url
+from study.store.studies import failure_reason
 from study.tuning.optuna_backend import SURPLUS, within_budget
 from study.tuning.pool import REQUEST_ENV, gpu_ids
 
@@ -271,7 +273,7 @@ WORKER_SCRIPT = textwrap.dedent("""
         return trial.suggest_float("x", 0, 1)
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    run_worker(study, objective, attempts=total, total=total, timeout=None)
+    run_worker(study, objective, total=total, timeout=None)
 """)
 
 
@@ -308,6 +310,62 @@ def test_a_trial_beyond_the_budget_does_not_run():
         study.add_trial(optuna.create_trial(state=state, value=0.0 if state == TrialState.COMPLETE else None))
     assert within_budget(study, 3, total=3)  # trial 1 failed: 0, 2 and 3 fit in 3
     assert not within_budget(study, 3, total=2)
+
+
+# ------------------------------------------------------------------ faults: a seeded kill loop
+FAULT_SEARCH = ROOT / "tests" / "fault_search.py"  # cli.py with a fake training of random length
+KILLS, KILL_TRIALS = 10, 6
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+
+
+def fault_search(url: str, tmp: Path, data: Path, seed: int) -> subprocess.Popen:
+    args = ["search", "--regime", "scratch", "--trials", str(KILL_TRIALS), "--data", str(data), "--storage", url,
+            "--runs-dir", str(tmp / "runs"), "--study", "kills", "--heartbeat", "1", "--grace", "10"]
+    return subprocess.Popen([sys.executable, str(FAULT_SEARCH), str(seed), *args], cwd=tmp,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def kill_mid_trial(process: subprocess.Popen, url: str, rng: random.Random) -> int:
+    """Wait until this process runs a trial (its own: a killed one's stays RUNNING until the next
+    start fails it) after ``skip`` finished ones, then signal it at a random moment."""
+    finished_before = sum(t.state in FINISHED for t in trials(url, "kills"))
+    skip = rng.choice((0, 0, 1)) if finished_before < KILL_TRIALS // 2 else 0  # the kills must leave work to do
+
+    def running() -> bool:
+        now = trials(url, "kills")
+        return (sum(t.state in FINISHED for t in now) >= finished_before + skip
+                and any(t.state == TrialState.RUNNING and f":{process.pid}:" in t.user_attrs.get("worker", "")
+                        for t in now))
+
+    wait_until(lambda: running() or process.poll() is not None, 120, "a running trial")
+    assert process.poll() is None, f"the search ended before kill: {process.stderr.read()[-2000:]}"
+    time.sleep(rng.uniform(0, 1.0))  # a trial trains for 1.2-2.4 s
+    sent = rng.choice(SIGNALS)
+    process.send_signal(sent)
+    return sent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for(backend, request, sample_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'kills.db'}" if backend == "sqlite" else request.getfixturevalue("database")
+    rng = random.Random(13)
+    for k in range(KILLS):
+        process = fault_search(url, tmp_path, sample_dir, seed=k)
+        sent = kill_mid_trial(process, url, rng)
+        code = process.wait(timeout=120)
+        assert code == (-sent if sent == signal.SIGKILL else 128 + sent), (sent, code, process.stderr.read()[-2000:])
+    assert sum(t.state in FINISHED for t in trials(url, "kills")) < KILL_TRIALS  # the kills left work to do
+    last = fault_search(url, tmp_path, sample_dir, seed=KILLS)
+    assert last.wait(timeout=300) == 0, last.stderr.read()[-3000:]
+    done = trials(url, "kills")
+    finished = [t for t in done if t.state in FINISHED]
+    assert len(finished) == KILL_TRIALS and not [t for t in done if t.state == TrialState.RUNNING]
+    runs = [t.user_attrs["run_dir"] for t in finished if t.state == TrialState.COMPLETE]
+    assert len(set(runs)) == len(runs) and all(Path(r).is_dir() for r in runs)  # no trial counted twice
+    assert not list((tmp_path / "runs" / "kills").glob(".*partial"))
+    study = optuna.load_study(study_name="kills", storage=store(url))
+    assert all(failure_reason(study, t) for t in done if t.state == TrialState.FAIL)  # every failure says why
 
 
 # ---------------------------------------------------------------------------------- bad stores
@@ -420,6 +478,26 @@ def test_urls_are_masked_wherever_shown():
     assert mask_url("sqlite:///studies/studies.db") == "sqlite:///studies/studies.db"
 
 
+# Every shape of a storage value that holds a password: well-formed, with an unencoded "@" in the
+# password, a missing or a single slash, an option written with "=".
+MALFORMED = [f"{USER}:{PASSWORD}@db.example:5433/fer", f"postgresql+psycopg2:/{USER}:{PASSWORD}@db.example/fer",
+             f"postgresql+psycopg2://{USER}:x@{PASSWORD}@db.example/fer",
+             f"postgresql+psycopg2://{USER}:{PASSWORD}@db.example:port/fer",
+             f"postgresql+psycopg2://{USER}:{PASSWORD}@db.example:5433/fer?sslmode=bogus", f"{USER}:{PASSWORD}@db"]
+
+
+@pytest.mark.parametrize("url", MALFORMED)
+def test_no_shape_of_a_storage_value_shows_its_password(tmp_path, url):
+    assert PASSWORD not in mask_text(f"python cli.py search --storage={url} --trials 3")
+    assert PASSWORD not in mask_url(url) and PASSWORD not in mask_text(f"got '{url}'")
+    for args in (["studies"], ["show", "s"], ["report", "--out", str(tmp_path / "r")], ["train", "--from-study", "s"],
+                 ["search", "--regime", "scratch", "--trials", "1", "--data", str(tmp_path / "none")]):
+        result = run_cli(*args, "--storage", url)
+        assert result.exit_code == 2 and PASSWORD not in result.output + result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "did you mean 'postgresql+psycopg2://'" in run_cli("studies", "--storage", MALFORMED[1]).stderr
+
+
 def test_interrupted_search_masks_the_password_in_its_resume_command(monkeypatch):
     from command_line.search import resume_command
 
@@ -432,7 +510,37 @@ def test_storage_defaults_to_the_environment(tmp_path):
     url = f"sqlite:///{tmp_path / 'from-env.db'}"
     listed = run_cli("studies", **{STORAGE_ENV: url})
     assert listed.exit_code == 0 and "no studies yet" in listed.output
-    assert (tmp_path / "from-env.db").is_file()
+    assert not (tmp_path / "from-env.db").exists()  # a read creates no store
+
+
+def test_commands_that_need_a_study_create_no_store_and_a_read_only_one_says_so(tmp_path):
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    for args in (["train", "--from-study", "nosuch"], ["show", "nosuch"], ["studies"]):
+        result = run_cli(*args, "--storage", missing)
+        assert result.exit_code == (0 if args == ["studies"] else 2), result.output
+        assert not (tmp_path / "none.db").exists(), args
+    assert "no study store at" in run_cli("train", "--from-study", "nosuch", "--storage", missing).stderr
+    port = run_cli("studies", "--storage", "postgresql+psycopg2://fer@localhost:abc/fer")
+    one_line_error(port, "the port in the URL is not a number ('abc')")
+
+
+def test_a_read_only_sqlite_store_says_how_to_fix_it(tmp_path, sample_dir):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("needs a read-only mount (mount -t tmpfs, as root)")
+    try:
+        url = f"sqlite:///{folder / 's.db'}"
+        writer = storage_mod.open_storage(url)
+        optuna.create_study(study_name="s", storage=writer)
+        writer.engine.dispose()  # a file held open would keep the mount busy
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        result = run_cli("search", "--regime", "scratch", "--trials", "1", "--data", str(sample_dir), "--study", "s",
+                         "--storage", url)
+        one_line_error(result, "cannot write to the study storage", "is read-only", "pass the copy as --storage")
+        assert run_cli("studies", "--storage", url).exit_code == 0  # reading it still works
+    finally:  # lazily: this process may still hold the file open
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def test_keras_tuner_refuses_workers(tmp_path):

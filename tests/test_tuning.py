@@ -32,7 +32,7 @@ from study.tuning.callbacks import pruning_callback
 from study.tuning.final import best_config, train_from_study
 from study.tuning.objective import Objective
 from study.tuning.optuna_backend import make_pruner, make_sampler
-from study.store import load_existing
+from study.store import load_existing, open_storage, trials_frame
 from study.store.liveness import worker_id, worker_is_dead
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"
@@ -313,7 +313,7 @@ def test_a_study_saved_before_the_precision_keys_existed_still_resumes(tmp_path,
 
 # -------------------------------------------------------------------------- failures, pruning
 def test_failed_trials_are_recorded_and_the_search_goes_on(monkeypatch, tmp_path, sample_dir, calls):
-    """A failed trial uses this run's budget but never counts toward the study's --trials."""
+    """A failed trial never counts toward the study's --trials: the search goes on until it has them."""
     import tensorflow as tf
 
     errors = {1: TrialFailed("the training loss became nan in epoch 1"),
@@ -329,12 +329,67 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(monkeypatch, tmp_path
     monkeypatch.setattr(objective_mod, "train", flaky)
     assert search(tmp_path, sample_dir, trials=4).exit_code == 0
     trials = trials_of(tmp_path, "scratch-optuna")
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    C, F = TrialState.COMPLETE, TrialState.FAIL
+    assert [t.state for t in trials] == [C, F, F, C, C, C]
     assert trials[1].user_attrs["error"] == "the training loss became nan in epoch 1"
     assert trials[2].user_attrs["error"] == "ResourceExhaustedError: OOM when allocating tensor"
     assert "run_dir" not in trials[1].user_attrs
-    assert search(tmp_path, sample_dir, trials=4).exit_code == 0  # the rerun fills the study up
-    assert sum(t.state == TrialState.COMPLETE for t in trials_of(tmp_path, "scratch-optuna")) == 4
+
+
+def test_a_heartbeat_failed_trial_says_why_and_any_worker_removes_its_staging_folder(tmp_path, sample_dir, calls):
+    beats = ("--heartbeat", "1", "--grace", "2")
+    assert search(tmp_path, sample_dir, *beats, trials=1).exit_code == 0
+    storage = open_storage(storage_url(tmp_path), heartbeat=1, grace=2)
+    study = optuna.load_study(study_name="scratch-optuna", storage=storage)
+    lost = study.ask()  # a worker on another machine that stops sending heartbeats mid-trial
+    lost.set_user_attr("worker", "elsewhere:4242:1")
+    storage.record_heartbeat(lost._trial_id)
+    stage = tmp_path / "runs" / "scratch-optuna" / f".trial-{lost.number}.partial"
+    stage.mkdir(parents=True)
+    time.sleep(3)
+    assert search(tmp_path, sample_dir, *beats, trials=2).exit_code == 0
+    frame = trials_frame(load_existing("scratch-optuna", storage_url(tmp_path))).set_index("number")
+    assert frame.loc[lost.number, "state"] == "FAIL"
+    assert frame.loc[lost.number, "error"].startswith("no heartbeat from its worker (elsewhere:4242:1) for 2 s")
+    assert not stage.exists()  # failed, so its writer can never finish it
+
+
+def test_a_trial_failed_by_its_config_says_why(monkeypatch, tmp_path, sample_dir, calls):
+    def refused(*args, **kwargs):
+        raise ConfigError("«learning_rate» must be positive, got 0")
+
+    monkeypatch.setattr(objective_mod, "to_config", refused)
+    result = search(tmp_path, sample_dir, "--no-default-trial", trials=1)
+    assert result.exit_code == 2 and "--learning-rate must be positive" in result.stderr
+    (trial,) = trials_of(tmp_path, "scratch-optuna")
+    assert trial.state == TrialState.FAIL and trial.user_attrs["error"] == "learning_rate must be positive, got 0"
+
+
+@pytest.mark.parametrize("backend", ["optuna", "keras-tuner"])
+def test_a_search_that_stops_short_says_so_and_how_to_complete_it(monkeypatch, tmp_path, sample_dir, calls, backend):
+    """Trials that keep failing stop the search: it says how many it holds, why, and what completes it."""
+    attempts = iter(range(100))
+
+    def failing(config, data, run_dir, **kwargs):
+        if next(attempts) >= 1:
+            raise TrialFailed("the training loss became nan in epoch 1")
+        return fake_train(calls)(config, data, run_dir, **kwargs)
+
+    monkeypatch.setattr(objective_mod, "train", failing)
+    monkeypatch.setattr(sys, "argv", ["cli.py", "search", "--regime", "scratch", "--trials", "3"])
+    result = search(tmp_path, sample_dir, "--backend", backend, "--max-failures", "2")
+    assert result.exit_code == 2, result.output
+    states = [t.state for t in trials_of(tmp_path, f"scratch-{backend}")]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert result.stderr.strip() == (
+        f"error: search stopped short: study scratch-{backend} holds 1 of 3 finished trials (2 trials failed in "
+        "a row, the last: the training loss became nan in epoch 1): run the same command again to go on")
+    assert "complete it with: python cli.py search --regime scratch --trials 3" in result.stdout
+    assert "1 complete, 0 pruned, 2 failed" in result.stdout
+
+    monkeypatch.setattr(objective_mod, "train", fake_train(calls))
+    assert search(tmp_path, sample_dir, "--backend", backend).exit_code == 0
+    assert sum(t.state == TrialState.COMPLETE for t in trials_of(tmp_path, f"scratch-{backend}")) == 3
 
 
 @pytest.mark.parametrize("backend", ["optuna", "keras-tuner"])

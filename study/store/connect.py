@@ -22,6 +22,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 from study.errors import UserError, setting
+from study.store.liveness import StaleTrialFailed
 from study.store.urls import STORAGE_ENV, mask_text, mask_url
 
 DEFAULT_STORAGE = "sqlite:///studies/studies.db"
@@ -51,18 +52,22 @@ def sqlite_path(url: str) -> str | None:
 
 # ------------------------------------------------------------------------------------- storage
 def open_storage(url: str, *, heartbeat: int | None = None, grace: int | None = None,
-                 read_only: bool = False) -> optuna.storages.RDBStorage:
+                 read_only: bool = False, create: bool = True) -> optuna.storages.RDBStorage:
     """An RDB storage for ``url``; a bad URL, a missing driver or an unreachable server is one line.
+
+    ``read_only``: for commands that only read (a SQLite file opened ``mode=ro``). ``create=False``:
+    a missing SQLite file is ``NoStore``, not a new empty database (a command that writes only to
+    studies that exist, such as final training from a study).
 
     ``heartbeat``: a running trial records a heartbeat every that many seconds, and a trial silent
     for ``grace`` seconds (its worker was killed, or its machine lost) is failed by the next worker
     that starts a trial, which re-queues its parameters once (optuna's retry callback).
     """
     if "://" not in url:
-        raise StorageError(
-            f"{setting('storage')} must be a database URL such as {DEFAULT_STORAGE} or postgresql+psycopg2://user@host/db, "
-            f"got {mask_text(url)!r}"
-        )
+        raise StorageError(f"{setting('storage')} must be a database URL such as {DEFAULT_STORAGE} or "
+                           f"postgresql+psycopg2://user@host/db; {_refused(url)}")
+    if not (create or read_only) and sqlite_path(url) is not None and not Path(sqlite_path(url)).is_file():
+        raise NoStore(url)
     target = _read_only(url) if read_only else _make_sqlite_folder(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
@@ -89,8 +94,22 @@ def _rdb_storage(target: str, url: str, heartbeat: dict[str, Any], attempts: int
 def _heartbeat_kwargs(heartbeat: int | None, grace: int | None) -> dict[str, Any]:
     if heartbeat is None:
         return {}
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+    retry = StaleTrialFailed(optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1), grace)
     return {"heartbeat_interval": heartbeat, "grace_period": grace, "heartbeat_stale_trial_callback": retry}
+
+
+_SLASHES = {"sqlite": ":///"}  # sqlite:///relative/file.db
+_DIALECTS = ("postgresql", "postgres", "sqlite", "mysql", "mariadb", "oracle", "mssql")
+
+
+def _refused(url: str) -> str:
+    """What was wrong with a value that is not a URL, without echoing it: it may hold a password."""
+    scheme = re.match(r"([a-z][a-z0-9+.\-]*):/?(?!/)", url, re.IGNORECASE)
+    if scheme and scheme.group(1).split("+")[0].lower() in _DIALECTS:
+        return f"the value given starts with {scheme.group(0)!r}: did you mean {scheme.group(1) + _SLASHES.get(scheme.group(1).lower(), '://')!r}? (not shown: it may hold a password)"
+    if "@" in url or ":" in url:
+        return "the value given has no '://' (not shown: it may hold a password)"
+    return f"got {url!r}"
 
 
 def _make_sqlite_folder(url: str) -> str:
@@ -137,7 +156,9 @@ def storage_errors(url: str) -> Iterator[None]:
         cause = database_cause(exc)
         if cause is None:
             raise
-        raise StorageError(f"lost the study storage {mask_url(url)}: {describe(cause, url)}") from None
+        what = describe(cause, url)
+        header = "cannot write to" if "is read-only" in what else "lost"
+        raise StorageError(f"{header} the study storage {mask_url(url)}: {what}") from None
     finally:
         threading.excepthook = previous
 
@@ -168,7 +189,7 @@ def describe(exc: BaseException, url: str) -> str:
     text = mask_text(_driver_message(exc), url)
     for needles, advice in _ADVICE:
         if any(needle in text for needle in needles):
-            return advice(text, url)
+            return mask_text(advice(text, url), url)
     if isinstance(exc, sqlalchemy.exc.NoSuchModuleError):
         return _unknown_driver(url)
     if isinstance(exc, ImportError):
@@ -184,7 +205,8 @@ def _driver_message(exc: BaseException) -> str:
 
 def _where(url: str) -> str:
     parsed = make_url(url)
-    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    host = (parsed.host or "localhost").rsplit("@", 1)[-1]  # an unencoded "@" in a password ends up in the host
+    return f"{host}:{parsed.port or 5432}"
 
 
 def _sqlite_file(url: str) -> str:
@@ -211,6 +233,12 @@ _ADVICE: tuple[tuple[tuple[str, ...], Callable[[str, str], str]], ...] = (
     (("file is not a database", "database disk image is malformed"),
      lambda text, url: f"{_sqlite_file(url)} is not a readable SQLite database (corrupt, or another kind of file): "
                        "move it away or pass another «storage»"),
+    (("attempt to write a readonly database", "readonly database"),
+     lambda text, url: f"the SQLite file {_sqlite_file(url)} is read-only (the file, its folder or its disk cannot be "
+                       "written): make it writable, or copy it somewhere writable and pass the copy as «storage»"),
+    (("invalid literal for int()",),
+     lambda text, url: f"the port in the URL is not a number ({text.rsplit(': ', 1)[-1]}): write host:5432, or "
+                       "leave the port out"),
     (("unable to open database file",),
      lambda text, url: f"cannot create or open the SQLite file {_sqlite_file(url)}: check that its folder is "
                        "writable"),

@@ -11,7 +11,7 @@ by the storage's own retry callback, as the heartbeat would.
 from __future__ import annotations
 
 import socket
-from typing import Mapping
+from typing import Callable, Mapping
 
 import optuna
 import psutil
@@ -72,3 +72,24 @@ def mark_failed(study: optuna.Study, storage: optuna.storages.BaseStorage, trial
         return storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
+
+
+def failure_key(number: int) -> str:
+    """The study attribute that holds why trial ``number`` failed, when the trial itself could not be
+    told: optuna fails a heartbeat-stale trial before any callback runs, and a finished trial's own
+    attributes are read-only."""
+    return f"failure:{number}"
+
+
+class StaleTrialFailed:
+    """The storage's heartbeat callback: records why the trial failed (on the study), then re-queues it
+    (``retry``, optuna's retry callback)."""
+
+    def __init__(self, retry: Callable[[optuna.Study, FrozenTrial], None], grace: int) -> None:
+        self.retry, self.grace = retry, grace
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        worker = trial.user_attrs.get("worker", "unknown")
+        study.set_user_attr(failure_key(trial.number), f"no heartbeat from its worker ({worker}) for {self.grace} s: "
+                                                       f"killed, or its machine lost; failed by {worker_id()}")
+        self.retry(study, trial)

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import from_dict, space_for
 from study.config import TrainConfig, default_source
 from study.store.connect import StorageError, open_storage
+from study.store.liveness import failure_key
 
 OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "loss": "minimize", "macro_f1": "maximize"}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -200,8 +201,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     frame["seconds"] = pd.to_timedelta(frame["duration"]).dt.total_seconds()
     frame["last_value"] = [_last_reported(t) for t in trials]
     frame["epochs"] = [t.user_attrs.get("epochs", len(t.intermediate_values)) for t in trials]
-    for column in ("run_dir", "error"):
-        frame[column] = frame[column].fillna("") if column in frame else ""
+    frame["run_dir"] = frame["run_dir"].fillna("") if "run_dir" in frame else ""
+    frame["error"] = [failure_reason(study, t) for t in trials]
     params = {c: "param." + c.removeprefix("params_") for c in frame.columns if c.startswith("params_")}
     return frame.rename(columns=params)[[*columns, *params.values()]]
 
@@ -229,3 +230,16 @@ def best_param_rows(study: optuna.Study) -> list[dict[str, Any]]:
     used = from_dict(space, {k: v for k, v in best.params.items() if k in space.names})
     return [{"name": p.name, "best": used.get(p.name), "paper": p.default, "source": default_source(p.name)}
             for p in space.params]
+
+
+def last_failure(study: optuna.Study) -> str:
+    """The reason recorded on the study's last failed trial."""
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return (failure_reason(study, failed[-1]) or "no reason recorded") if failed else "no trial failed"
+
+
+def failure_reason(study: optuna.Study, trial: FrozenTrial) -> str:
+    """Why ``trial`` failed: its own record, else the study's (a heartbeat failure); "" when not failed."""
+    if trial.state != TrialState.FAIL:
+        return ""
+    return trial.user_attrs.get("error") or study.user_attrs.get(failure_key(trial.number), "")

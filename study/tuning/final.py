@@ -45,7 +45,7 @@ def train_from_study(
     ``seeds``: a count N (the study's seed, +1, ... +N-1) or the seeds themselves. ``announce`` hears
     one line before each run (which seed, how much of the training split, where).
     """
-    study = load_existing(study_name, open_storage(storage))
+    study = load_existing(study_name, open_storage(storage, create=False))  # no empty store as a side effect
     best = required_best(study)
     config = best_config(study, best, {"subset": 1.0, **(overrides or {})})
     seed_list = _seeds(seeds, config.seed)

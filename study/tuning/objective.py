@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import gc
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 import keras
 import optuna
+from optuna.trial import TrialState
 
 from search_spaces import Space, from_optuna, pin, to_config
 from study.data import Dataset
 from study.errors import TrialFailed, UserError
+from study.runs import abandon
 from study.training import RunResult, train
 from study.tuning.callbacks import EpochEvents, pruning_callback
 from study.store.liveness import worker_id
@@ -62,10 +65,12 @@ class Objective:
 
     def evaluate(self, trial: optuna.trial.BaseTrial, epoch_cap: int | None = None) -> float:
         trial.set_user_attr("worker", worker_id())  # first, so a killed trial can be told from a live one
-        values = from_optuna(self.space, trial)
-        config = to_config(self.space.regime, values, self.base, max_epochs=_tighter(self.max_epochs, epoch_cap))
-        self.events.trial_started(trial.number, values)
-        result = self._train(trial, config)
+        remove_stale_staging(self.runs_dir / self.study_name, trial.study)
+        with _recorded_failure(trial):  # whatever fails, from the sampled values on, the trial says why
+            values = from_optuna(self.space, trial)
+            config = to_config(self.space.regime, values, self.base, max_epochs=_tighter(self.max_epochs, epoch_cap))
+            self.events.trial_started(trial.number, values)
+            result = self._train(trial, config)
         return self._record(trial, result)
 
     def run_dir(self, number: int) -> Path:
@@ -77,16 +82,6 @@ class Objective:
         try:
             return train(config, self.data, self.run_dir(trial.number), callbacks=callbacks,
                          evaluate_test=False, progress=False, extra_manifest=extra)
-        except optuna.TrialPruned:
-            raise
-        except UserError as exc:
-            trial.set_user_attr("error", str(exc))
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("error", "interrupted (Ctrl-C)")
-            raise
-        except Exception as exc:
-            raise _failed(trial, exc) from exc
         finally:
             release_memory()
 
@@ -101,6 +96,37 @@ class Objective:
         if result.metrics["stall"]["stalled"]:
             trial.set_user_attr("stalled", result.metrics["stall"])
         return value
+
+
+@contextmanager
+def _recorded_failure(trial: optuna.trial.BaseTrial) -> Iterator[None]:
+    """A UserError (bad config, model or data: it stops the search) and Ctrl-C are recorded and raised;
+    any other exception fails this trial only, as ``TrialFailed``; a pruned trial is no failure."""
+    try:
+        yield
+    except optuna.TrialPruned:
+        raise
+    except UserError as exc:
+        trial.set_user_attr("error", str(exc))
+        raise
+    except KeyboardInterrupt:
+        trial.set_user_attr("error", "interrupted (Ctrl-C)")
+        raise
+    except Exception as exc:
+        raise _failed(trial, exc) from exc
+
+
+def remove_stale_staging(folder: Path, study: optuna.Study) -> list[int]:
+    """Remove the staging folders (``.trial-N.partial``) of trials that are no longer running: failed
+    by a heartbeat or by a worker that died elsewhere, their writer is gone or will never finish."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    removed = []
+    for stage in folder.glob(".trial-*.partial"):
+        number = stage.name.removeprefix(".trial-").removesuffix(".partial")
+        if number.isdigit() and int(number) not in running:
+            abandon(stage)
+            removed.append(int(number))
+    return removed
 
 
 def _failed(trial: optuna.trial.BaseTrial, exc: Exception) -> TrialFailed:

@@ -40,7 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import Space, grid_space, grid_values
 from search_spaces.regimes import max_schedule_epochs
 from study.errors import ConfigError, TrialFailed
-from study.store import count_finished
+from study.store import count_finished, last_failure
 from study.store.liveness import worker_id
 from study.tuning.signals import SIGNAL_GATE
 
@@ -123,9 +123,10 @@ class Budgeted:
     total: int
     surplus: bool = False  # the last trial lost the race for the last slot
     returned: optuna.Trial | None = None  # the last trial, when its objective returned a value
+    last: int | None = None  # the number of the last trial
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.returned = None
+        self.returned, self.last = None, trial.number
         self.surplus = not within_budget(trial.study, trial.number, self.total)
         if self.surplus:
             trial.set_user_attr("error", SURPLUS)
@@ -156,16 +157,20 @@ def within_budget(study: optuna.Study, number: int, total: int) -> bool:
     return sum(t.number <= number for t in live) <= total
 
 
-def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, attempts: int, total: int,
-               timeout: float | None, callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> None:
-    """Run at most ``attempts`` trials here, each in a free slot, until the study holds ``total`` finished ones.
+def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, total: int,
+               timeout: float | None, max_failures: int = 3,
+               callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> str | None:
+    """Run trials here, each in a free slot, until the study holds ``total`` finished ones.
 
-    ``attempts`` bounds this process even when every trial fails (a failed trial does not count
-    toward ``total``, so the study would never fill); a rerun goes on from there.
+    A failed trial never counts toward ``total``: the next trial samples anew. After ``max_failures``
+    failed trials in a row this process stops (every trial failing would never fill the study).
+    Returns why it stopped short of a full study (None when full).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    budgeted = Budgeted(objective, total)
-    while attempts > 0 and wait_for_slot(study, total, deadline):
+    budgeted, in_a_row = Budgeted(objective, total), 0
+    while wait_for_slot(study, total, deadline):
+        if in_a_row >= max_failures:
+            return f"{in_a_row} trials failed in a row, the last: {last_failure(study)}"
         try:
             with SIGNAL_GATE.shut():  # SIGTERM raises inside the objective only (see SignalGate)
                 study.optimize(budgeted, n_trials=1, catch=(TrialFailed, Surplus), callbacks=list(callbacks))
@@ -175,7 +180,24 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 raise
             for callback in callbacks:  # this worker goes on with the next trial
                 callback(study, lost)
-        attempts -= 0 if budgeted.surplus else 1
+        if not budgeted.surplus and budgeted.last is not None:
+            in_a_row = in_a_row + 1 if _state(study, budgeted.last) == TrialState.FAIL else 0
+    if timeout is None or count_finished(study) >= total:
+        return None
+    return f"the timeout of {timeout:g} s was reached"
+
+
+def _state(study: optuna.Study, number: int) -> TrialState:
+    return study.get_trials(deepcopy=False)[number].state
+
+
+def _state(study: optuna.Study, number: int) -> TrialState:
+    return study.get_trials(deepcopy=False)[number].state
+
+
+def _last_error(study: optuna.Study) -> str:
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return failed[-1].user_attrs.get("error", "no reason recorded") if failed else "no reason recorded"
 
 
 def was_surplus(trial: FrozenTrial) -> bool:
@@ -218,10 +240,11 @@ def sync_progress(display: Any, study: optuna.Study, total: int) -> None:
     display.progress.update(display.task, completed=min(count_finished(study), total))
 
 
-def run(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, attempts: int, total: int,
-        timeout: float | None, display: Any) -> None:
+def run(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, total: int, timeout: float | None,
+        max_failures: int, display: Any) -> str | None:
     """The backend's entry: this process's trials, then the display set to the study's count (other
-    workers may have finished the last ones)."""
-    run_worker(study, objective, attempts=attempts, total=total, timeout=timeout,
-               callbacks=[progress_callback(display, total)])
+    workers may have finished the last ones). Returns why it stopped short, if it did."""
+    stopped = run_worker(study, objective, total=total, timeout=timeout, max_failures=max_failures,
+                         callbacks=[progress_callback(display, total)])
     sync_progress(display, study, total)
+    return stopped

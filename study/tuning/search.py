@@ -22,14 +22,13 @@ from rich.console import Console
 from search_spaces import Space, pin, space_for
 from search_spaces.regimes import max_phase_epochs
 from study.data import Dataset, load_dataset
-from study.runs import abandon, staging_dir
 from study.store import OBJECTIVES, StudySpec, count_finished, open_storage, storage_errors
 from study.store.liveness import fail_dead_trials
 from study.store.studies import open_study
 from study.tuning import optuna_backend
 from study.tuning.display import SearchDisplay
-from study.tuning.objective import Objective
-from study.tuning.request import SearchRequest, base_config, check_data, validate
+from study.tuning.objective import Objective, remove_stale_staging
+from study.tuning.request import SearchIncomplete, SearchRequest, base_config, check_data, validate
 from study.tuning.signals import sigterm_interrupts
 
 
@@ -67,8 +66,18 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
                           request.max_epochs)
     with _quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
         objective.events = display
-        _run_backend(request, study, objective, remaining, display)
+        stopped = _run_backend(request, study, objective, remaining, display)
+    remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # trials failed by the last heartbeats
+    if count_finished(study) < request.trials:
+        raise SearchIncomplete(study.study_name, count_finished(study), request.trials,
+                               stopped or _short(request))
     return study
+
+
+def _short(request: SearchRequest) -> str:
+    if request.timeout is not None:
+        return f"the timeout of {request.timeout:g} s was reached"
+    return "other workers' trials are still running"
 
 
 def trial_space(request: SearchRequest) -> Space:
@@ -94,7 +103,7 @@ def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: 
         study.enqueue_trial(space.defaults(), user_attrs={"default_config": True}, skip_if_exists=True)
     dead = fail_dead_trials(study, storage)
     _announce_dead(console, dead)
-    _remove_partial_runs(Path(request.runs_dir) / study.study_name, dead)
+    remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # the dead trials' and any other
     study.sampler = _sampler(request, space, seed=_sampler_seed(request, study))
     return study
 
@@ -105,18 +114,19 @@ def _sampler_seed(request: SearchRequest, study: optuna.Study) -> int:
 
 
 def _run_backend(request: SearchRequest, study: optuna.Study, objective: Objective, remaining: int,
-                 display: SearchDisplay) -> None:
+                 display: SearchDisplay) -> str | None:
+    """Run the trials; returns why the backend stopped short of a full study (None when full)."""
     if request.backend == "optuna":
-        optuna_backend.run(study, objective, attempts=remaining, total=request.trials, timeout=request.timeout,
-                           display=display)
-        return
+        return optuna_backend.run(study, objective, total=request.trials, timeout=request.timeout,
+                                  max_failures=request.max_failures, display=display)
     from study.tuning.keras_tuner_backend import tuner  # deferred: keras_tuner loads TensorFlow's tuner stack
 
     oracle = tuner.make_oracle(request.tuner_name, request.objective, OBJECTIVES[request.objective],
                                max_epochs=max_phase_epochs(objective.space, request.max_epochs),
-                               seed=request.seed + len(study.get_trials(deepcopy=False)), failures=request.trials + 1)
-    tuner.run(study, objective, oracle, tuner_name=request.tuner_name, trials=remaining, total=request.trials,
-              timeout=request.timeout, display=display)
+                               seed=request.seed + len(study.get_trials(deepcopy=False)),
+                               failures=request.max_failures)
+    return tuner.run(study, objective, oracle, tuner_name=request.tuner_name, trials=remaining, total=request.trials,
+                     timeout=request.timeout, display=display)
 
 
 def _sampler(request: SearchRequest, space: Space, seed: int) -> optuna.samplers.BaseSampler:
@@ -136,12 +146,6 @@ def _announce_dead(console: Console, numbers: list[int]) -> None:
     if numbers:
         listed = ", ".join(str(n) for n in numbers)
         console.print(f"[yellow]marked failed: trial(s) {listed}, left running by a process that died[/]")
-
-
-def _remove_partial_runs(folder: Path, numbers: list[int]) -> None:
-    """A killed trial's half-written run (its staging directory) is no use to anyone."""
-    for number in numbers:
-        abandon(staging_dir(folder / f"trial-{number}"))
 
 
 @contextmanager

@@ -30,10 +30,11 @@ from typing import Any
 import keras_tuner as kt
 import optuna
 from keras_tuner.engine.base_tuner import BaseTuner
+from keras_tuner.src import config as kt_config
 
 from search_spaces import Space, distributions, from_keras_tuner
 from study.errors import ConfigError, TrialFailed, UserError
-from study.store import FINISHED
+from study.store import FINISHED, last_failure
 from study.tuning.display import SearchDisplay
 from study.tuning.keras_tuner_backend import TUNERS
 from study.tuning.objective import Objective
@@ -126,8 +127,7 @@ class TrainTuner(BaseTuner):
 
 def make_oracle(name: str, metric: str, direction: str, *, max_epochs: int, seed: int | None,
                 failures: int) -> kt.Oracle:
-    """``failures``: consecutive failed trials tolerated; set above the search's trials, as the optuna
-    backend goes on."""
+    """``failures``: failed trials in a row after which the search stops, as the optuna backend does."""
     if name not in TUNERS:
         raise ConfigError(f"«tuner» must be one of {', '.join(TUNERS)}, got {name!r}")
     objective = kt.Objective(f"val_{metric}", "max" if direction == "maximize" else "min")
@@ -139,8 +139,10 @@ def make_oracle(name: str, metric: str, direction: str, *, max_epochs: int, seed
 
 
 def run(study: optuna.Study, objective: Objective, oracle: kt.Oracle, *, tuner_name: str, trials: int,
-        total: int, timeout: float | None, display: SearchDisplay) -> None:
-    """Run up to ``trials`` keras-tuner trials, resuming keras-tuner's own project when there is one."""
+        total: int, timeout: float | None, display: SearchDisplay) -> str | None:
+    """Run keras-tuner trials until ``trials`` more have finished, resuming keras-tuner's own project
+    when there is one; returns why it stopped short (None when the study is full)."""
+    kt_config.DEBUG = False  # else every failed trial prints its traceback; the study records it (error, traceback)
     hypermodel = SpaceHyperModel(objective.space, study, objective, display)
     deadline = None if timeout is None else time.monotonic() + timeout
     directory = str(Path(objective.runs_dir) / study.study_name / "keras_tuner")
@@ -150,10 +152,16 @@ def run(study: optuna.Study, objective: Objective, oracle: kt.Oracle, *, tuner_n
     # A trial a dead or interrupted process left behind is already FAIL in the study; keras-tuner
     # would re-run it on reload, one trial more than the search asks for.
     tuner.oracle._retry_queue.clear()
-    tuner.oracle.max_trials = len(tuner.oracle.trials) + trials
+    # Failed trials do not count: each finished one may follow up to max_consecutive_failed_trials - 1
+    # failed ones; pre_create_trial stops at the study's total.
+    tuner.oracle.max_trials = len(tuner.oracle.trials) + trials * oracle.max_consecutive_failed_trials
     try:
         tuner.search(verbose=0)
     except _Done:
         pass
+    except RuntimeError as exc:  # the oracle's "Number of consecutive failures exceeded the limit"
+        if "consecutive failures" not in str(exc):
+            raise
+        return f"{oracle.max_consecutive_failed_trials} trials failed in a row, the last: {last_failure(study)}"
     except _UserErrorStop as stop:
         raise stop.error from None
