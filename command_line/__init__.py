@@ -8,6 +8,7 @@ stderr and exit status 2, never a traceback.
 """
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -15,10 +16,11 @@ from rich.console import Console
 
 from command_line import data, demo, inference, report, search, train
 from command_line.errors import word
-from study.errors import TrialFailed, UserError
+from study.errors import TrialFailed, UserError, WriteFailed
 from study.store.urls import mask_text
 
 err_console = Console(stderr=True)
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)
 
 
 class Cli(click.Group):
@@ -27,6 +29,13 @@ class Cli(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRORS or exc.filename is None:
+                raise
+            # a write no typed error covers (an --annotate copy, a figure of evaluate): still one line
+            err_console.print("error:", str(WriteFailed.of(exc.filename, exc)), style="bold red", markup=False,
+                              highlight=False, soft_wrap=True)
+            sys.exit(2)
         except (UserError, TrialFailed) as exc:
             # masked once more here: no error, whatever built it, shows a password
             err_console.print("error:", mask_text(word(exc)), style="bold red", markup=False, highlight=False, soft_wrap=True)

@@ -98,9 +98,11 @@ def export(model: str, fmt: str, out: str, quantize: bool, data_path: str | None
     The export takes float32 (N, 48, 48, 1) raw 0..255 grayscale and returns the 7 class
     probabilities (angry, disgust, fear, happy, neutral, sad, surprise).
     """
-    path, check = export_named(model, storage, fmt, out, quantize, data_path)
-    Console().print(f"{fmt}{' (quantized)' if quantize else ''} export: {path}\nchecked {check.describe()}",
-                    highlight=False)
+    console = Console()
+    path, check = export_named(model, storage, fmt, out, quantize, data_path,
+                               announce=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
+    console.print(f"{fmt}{' (quantized)' if quantize else ''} export: {path}\nchecked {check.describe()}",
+                  highlight=False)
 
 
 COMMANDS: list[click.Command] = [predict, export]

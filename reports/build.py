@@ -8,7 +8,6 @@ Each step is a function of plain data, usable without the CLI:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -47,7 +46,7 @@ from reports.verdict import no_verdict, verdict
 from study.data import CLASSES
 from study.errors import UserError
 from study.evaluation import compute_metrics, curves
-from study.runs import Run
+from study.runs import Run, atomic, write_text, writing
 from study.store import DEFAULT_STORAGE
 
 FORMATS = ("md", "pdf")
@@ -166,8 +165,12 @@ def draw_figures(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
 
 
 def _figure(out: Path, name: str, caption: str, draw) -> FigureBlock:
+    """Draw one PNG under a temporary name and rename it: a full disk leaves no half-drawn figure."""
     relative = Path("figures") / f"{name}.png"
-    draw(out / relative)
+    with writing(out / relative):
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
+    with atomic(out / relative) as tmp:
+        draw(tmp)
     return FigureBlock(relative, caption)
 
 
@@ -290,13 +293,13 @@ def parallel_axes(search: SearchSummary) -> list:
 
 # -------------------------------------------------------------------------------------- write
 def write(document: Document, out: Path, formats: Sequence[str]) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Each document whole or not at all (``study.runs.atomic``); a failed write is one ``WriteFailed`` line."""
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     if "md" in formats:
         path = out / "report.md"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(md.render(document), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, md.render(document))
         written["md"] = path
     if "pdf" in formats:
         written["pdf"] = pdf.render(document, out / "report.pdf", base=out)

@@ -6,7 +6,7 @@ report needs (≈, −, ², χ).
 """
 from __future__ import annotations
 
-import os
+import io
 import re
 from dataclasses import dataclass
 from functools import lru_cache, singledispatch
@@ -26,6 +26,7 @@ from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Tabl
 
 from reports import document as doc
 from reports.tables import ReportTable, cells
+from study import runs
 
 MARGIN = 16 * mm
 FRAME_WIDTH = A4[0] - 2 * MARGIN
@@ -41,12 +42,12 @@ def render(document: doc.Document, path: str | Path, base: str | Path) -> Path:
     story += [Paragraph(_text(document.title), styles["title"])]
     for block in document.blocks:
         story += _flowables(block, styles, base)
-    tmp = path.with_name(path.name + ".tmp")
-    template = _Template(str(tmp), footer=_footer(document.title, styles["body"].fontName), pagesize=A4,
+    pages = io.BytesIO()  # in memory first: a full disk's message then knows the size, and no half PDF is left
+    template = _Template(pages, footer=_footer(document.title, styles["body"].fontName), pagesize=A4,
                          leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN, bottomMargin=MARGIN + 4 * mm,
                          title=document.title, author="fer-study")
     template.build(story)
-    os.replace(tmp, path)
+    runs.write_bytes(path, pages.getvalue())
     return path
 
 
@@ -134,7 +135,7 @@ def _table_style(n_rows: int) -> TableStyle:
 class _Template(SimpleDocTemplate):
     """Draws the footer after each page's content, so a page's text starts with its content, not the footer."""
 
-    def __init__(self, filename: str, footer, **kwargs) -> None:
+    def __init__(self, filename: str | io.BytesIO, footer, **kwargs) -> None:
         self.footer = footer
         super().__init__(filename, **kwargs)
 

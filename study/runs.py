@@ -3,22 +3,30 @@
 A run is built in a hidden staging directory beside its final place and renamed into place only
 when every artifact is written, so an interrupted run never leaves a directory that a report or a
 tuner would trust. ``Run.load`` checks every file and names the one that is missing or corrupt.
+
+Every file (of a run, and of reports, exports and predictions, which write through ``atomic`` too)
+is written to a temporary name beside it and renamed, so it is whole or absent; an ``OSError`` (a
+full disk, a read-only one) becomes one ``WriteFailed`` line naming the file, its size and the free
+space, never a library's traceback, and the temporary file is removed.
 """
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import shutil
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from study import config as config_mod
 from study.config import TrainConfig
-from study.errors import UserError
+from study.errors import UserError, WriteFailed
 
 ARTIFACTS = ("config.json", "history.csv", "metrics.json", "predictions.npz", "model.keras", "manifest.json")
 
@@ -38,12 +46,14 @@ def start(run_dir: str | Path) -> Path:
         raise RunError(f"run directory {run_dir} already exists; choose another «out» or remove it")
     stage = staging_dir(run_dir)
     shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    with writing(run_dir):
+        stage.mkdir(parents=True)
     return stage
 
 
 def finish(stage: Path, run_dir: Path) -> Path:
-    os.replace(stage, run_dir)
+    with writing(run_dir):
+        os.replace(stage, run_dir)
     return run_dir
 
 
@@ -52,23 +62,66 @@ def abandon(stage: Path) -> None:
 
 
 def write_json(path: Path, value: Any) -> None:
-    _atomic_text(path, json.dumps(value, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    write_text(path, json.dumps(value, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    _atomic_text(path, frame.to_csv(index=False))
+    write_text(path, frame.to_csv(index=False))
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()  # compressed in memory first: its size is then known if the disk is full
+    np.savez_compressed(buffer, **arrays)
+    write_bytes(path, buffer.getvalue())
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with atomic(path, needed=len(data)) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextmanager
+def atomic(path: Path, needed: int | None = None) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix, for writers that read it) for the block to write;
+    renamed onto ``path`` when the block succeeds and removed when it fails, so ``path`` is whole or
+    untouched. An ``OSError`` becomes ``WriteFailed`` (``needed``: the bytes being written, if known)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    try:
+        with writing(path, needed):
+            yield tmp
+            os.replace(tmp, path)
+    finally:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def writing(path: Path, needed: int | None = None) -> Iterator[None]:
+    """An ``OSError`` in the block becomes one ``WriteFailed`` line naming ``path``: a file staged in a
+    run's ``.NAME.partial`` folder is named at its final place, the one the user asked for."""
+    try:
+        yield
+    except OSError as exc:
+        raise WriteFailed.of(final_path(Path(path)), exc, needed) from exc
+
+
+def final_path(path: Path) -> Path:
+    """Where a file of a staging directory ends up once its run is finished (other paths unchanged)."""
+    stage = path.parent.name
+    if stage.startswith(".") and stage.endswith(".partial"):
+        return path.parent.with_name(stage[1:-len(".partial")]) / path.name
+    return path
+
+
+def variables_bytes(variables: Iterable[Any]) -> int:
+    """What ``variables`` (Keras's, anything with a shape and a dtype) take: about the size of a saved
+    model, whose file is mostly its weights."""
+    return sum(math.prod(v.shape) * np.dtype(str(v.dtype)).itemsize for v in variables)
 
 
 def _jsonable(value: Any) -> Any:

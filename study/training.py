@@ -46,7 +46,7 @@ from study import config as config_mod
 from study import runs
 from study.config import TrainConfig
 from study.data import CLASSES, Dataset, Split
-from study.errors import TrialFailed
+from study.errors import TrialFailed, WriteFailed
 from study.evaluation import compute_metrics
 from study.features import (
     FrozenFeatures,
@@ -119,6 +119,10 @@ def train(
     try:
         with releasing_traced_graphs():
             result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest)
+        runs.finish(stage, run_dir)
+    except WriteFailed as exc:  # a full disk: the trained model lives only in this process, and it is gone
+        runs.abandon(stage)
+        raise exc.consequence("the trained model was not kept: free some space and run it again") from exc
     except BaseException:
         runs.abandon(stage)
         raise
@@ -126,7 +130,6 @@ def train(
         keras.mixed_precision.set_dtype_policy("float32")
         keras.backend.clear_session()
         gc.collect()
-    runs.finish(stage, run_dir)
     result.run_dir = run_dir
     return result
 
@@ -364,8 +367,15 @@ def _write_artifacts(stage, model, config, data, history, metrics, predictions, 
         arrays[f"{name}_labels"] = getattr(data, name).y
         arrays[f"{name}_probs"] = probs
     runs.write_npz(stage / "predictions.npz", **arrays)
-    model.save(stage / "model.keras")
+    with runs.atomic(stage / "model.keras", needed=_saved_bytes(model)) as tmp:
+        model.save(tmp)
     runs.write_json(stage / "manifest.json", manifest(config, data, timings, extra))
+
+
+def _saved_bytes(model: keras.Model) -> int:
+    """About what model.keras takes, for a full disk's message: the weights and the optimizer's state."""
+    optimizer = getattr(model, "optimizer", None)
+    return runs.variables_bytes([*model.weights, *(optimizer.variables if optimizer is not None else [])])
 
 
 def _summary(history: pd.DataFrame, metrics: dict[str, Any]) -> dict[str, Any]:

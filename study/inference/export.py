@@ -7,7 +7,10 @@ Every export keeps the model's contract: float32 (N, 48, 48, 1) raw 0..255 grays
 probabilities of ``study.data.CLASSES`` out, since the preprocessing is a layer inside the model.
 
 An export is written beside its destination, run on sample faces, compared with the Keras
-model's probabilities, and only then moved into place; one outside the tolerance is deleted.
+model's probabilities, and only then moved into place; one outside the tolerance is deleted. Missing
+folders of the destination are created (and said so); a write that fails (a full or read-only
+disk, whether Python or TensorFlow writes) is one ``WriteFailed`` line, and the export leaves
+nothing behind, not even the folders it created.
 
 Tolerances (probabilities in [0, 1]):
 * float exports: max |p_export - p_keras| <= 1e-4. The same float32 graph run by another
@@ -19,6 +22,7 @@ Tolerances (probabilities in [0, 1]):
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import shutil
@@ -30,7 +34,8 @@ from typing import Callable
 
 import numpy as np
 
-from study.errors import UserError
+from study import runs
+from study.errors import UserError, WriteFailed
 from study.inference import models
 from study.inference.samples import generated_faces, labelled_faces
 
@@ -80,34 +85,86 @@ def compare(reference: np.ndarray, exported: np.ndarray, tolerance: Tolerance) -
     return ExportCheck(len(reference), diff, agreement, tolerance)
 
 
-def export_model(model, fmt: str, out: str | Path, faces: np.ndarray,
-                 quantize: bool = False) -> tuple[Path, ExportCheck]:
-    """Write ``model`` as ``fmt`` to ``out``, checked on ``faces`` ((N, 48, 48) uint8)."""
+def export_model(model, fmt: str, out: str | Path, faces: np.ndarray, quantize: bool = False,
+                 announce: Callable[[str], None] | None = None) -> tuple[Path, ExportCheck]:
+    """Write ``model`` as ``fmt`` to ``out``, checked on ``faces`` ((N, 48, 48) uint8); ``announce``
+    hears of a folder it had to create for ``out``."""
     out = Path(out).expanduser()
     _check_request(fmt, out, quantize)
+    created = _make_folder(out.parent)
+    try:
+        check = _export(model, fmt, out, faces, quantize)
+    except BaseException:
+        _remove_empty(out.parent, created)
+        raise
+    if created is not None and announce is not None:
+        announce(f"created the folder {out.parent}")
+    return out, check
+
+
+def _export(model, fmt: str, out: Path, faces: np.ndarray, quantize: bool) -> ExportCheck:
     staging = out.with_name(f".{out.name}.partial")
     _remove(staging)
     try:
         x = np.asarray(faces, np.float32).reshape(-1, *model.inputs[0].shape[1:])
         reference = np.asarray(model.predict_on_batch(x))  # first: the ONNX exporter needs a model that has run
-        _write(fmt, model, staging, quantize)
+        _write(fmt, model, staging, quantize, out)
         check = compare(reference, RUNNERS[fmt](staging, x), QUANTIZED_TOLERANCE if quantize else FLOAT_TOLERANCE)
         if not check.ok:
             raise ExportError(f"the {fmt} export disagrees with the Keras model {check.describe()}: it was not kept")
-        _remove(out)
-        os.replace(staging, out)
+        with runs.writing(out):
+            _remove(out)
+            os.replace(staging, out)
     finally:
         _remove(staging)
-    return out, check
+    return check
 
 
-def _write(fmt: str, model, path: Path, quantize: bool) -> None:
-    """Converter failures come as any exception type, often with pages of graph dump: keep one line."""
+def _write(fmt: str, model, path: Path, quantize: bool, out: Path) -> None:
+    """Converter failures come as any exception type, often with pages of graph dump: keep one line.
+    A failed write is named at ``out`` with about the export's size (its weights; a quarter, quantized)."""
     try:
         WRITERS[fmt](model, path, quantize)
     except Exception as exc:
+        disk = _os_error(exc)
+        if disk is not None:
+            needed = runs.variables_bytes(model.weights) // (4 if quantize else 1)
+            raise WriteFailed.of(out, disk, needed) from exc
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ExportError(f"the {fmt} conversion failed ({reason}): try another «format»") from exc
+
+
+def _os_error(exc: Exception) -> OSError | None:
+    """The failed write behind ``exc``: Python's own OSError, or TensorFlow's error (a
+    ResourceExhaustedError, not an OSError) whose text says the disk is full."""
+    if isinstance(exc, OSError):
+        return exc
+    if "No space left on device" in str(exc):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return None
+
+
+def _make_folder(folder: Path) -> Path | None:
+    """Create ``folder`` and its missing parents; the topmost one created, or None if it existed."""
+    missing = [f for f in (folder, *folder.parents) if not f.exists()]
+    if not missing:
+        return None
+    with runs.writing(folder):
+        folder.mkdir(parents=True)
+    return missing[-1]
+
+
+def _remove_empty(folder: Path, top: Path | None) -> None:
+    """Remove the folders ``_make_folder`` created (``folder`` up to ``top``) that are still empty."""
+    if top is None:
+        return
+    for created in (folder, *folder.parents):
+        try:
+            created.rmdir()
+        except OSError:
+            return
+        if created == top:
+            return
 
 
 def _check_request(fmt: str, out: Path, quantize: bool) -> None:
@@ -205,9 +262,10 @@ RUNNERS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {
 
 # ---------------------------------------------------------------------------------- by its name
 def export_named(model: str, storage: str, fmt: str, out: str | Path, quantize: bool = False,
-                 data: str | None = None, seed: int = 0) -> tuple[Path, ExportCheck]:
+                 data: str | None = None, seed: int = 0,
+                 announce: Callable[[str], None] | None = None) -> tuple[Path, ExportCheck]:
     """MODEL as the command line names it, checked on test faces of ``data`` or on generated faces."""
     _check_request(fmt, Path(out).expanduser(), quantize)  # before the slow model load
     _, keras_model = models.load(model, storage)
     faces = labelled_faces(data, CHECK_FACES, seed).x if data else generated_faces(CHECK_FACES, seed)
-    return export_model(keras_model, fmt, out, faces, quantize)
+    return export_model(keras_model, fmt, out, faces, quantize, announce)

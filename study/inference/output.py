@@ -12,8 +12,8 @@ from typing import Sequence
 import pandas as pd
 from rich.table import Table
 
+from study import runs
 from study.data import CLASSES
-from study.inference.errors import InputError
 from study.inference.predictor import ROW_FIELDS, FaceRecord
 from study.inference.sources import Failure
 from study.inference.video import VideoReport
@@ -61,9 +61,9 @@ def write_csv(path: Path, faces: Sequence[FaceRecord]) -> Path:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    try:
+    """Whole or not at all: a full or read-only disk is one ``WriteFailed`` line naming ``path``."""
+    path = Path(path)
+    with runs.writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError as exc:
-        raise InputError(f"cannot write {path} ({exc.strerror}): choose a writable path") from None
+    runs.write_text(path, text)
     return path
