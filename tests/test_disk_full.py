@@ -13,6 +13,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -40,39 +41,39 @@ FILLER = "filler"
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _mount(point: Path, options: str) -> None:
+@contextmanager
+def _mounted(point: Path, options: str) -> Iterator[Path]:
+    """A tmpfs of its own at ``point``, unmounted (lazily: a file may still be open) afterwards."""
     point.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB disk of its own (tmpfs), unmounted afterwards; fill it with ``fill``."""
-    point = tmp_path / "disk"
-    _mount(point, "size=1m")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=False)
+    """A real 1 MiB disk of its own (tmpfs); fill it with ``fill``."""
+    with _mounted(tmp_path / "disk", "size=1m") as point:
+        yield point
 
 
 @pytest.fixture
 def big_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs: room for a whole report's figures."""
-    point = tmp_path / "big-disk"
-    _mount(point, "size=16m")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=False)
+    with _mounted(tmp_path / "big-disk", "size=16m") as point:
+        yield point
 
 
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
-    point = tmp_path / "ro"
-    _mount(point, "ro,size=64k")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=False)
+    with _mounted(tmp_path / "ro", "ro,size=64k") as point:
+        yield point
 
 
 def fill(disk: Path, leave: int = 0) -> Path:
