@@ -65,7 +65,8 @@ class Objective:
 
     def evaluate(self, trial: optuna.trial.BaseTrial, epoch_cap: int | None = None) -> float:
         trial.set_user_attr("worker", worker_id())  # first, so a killed trial can be told from a live one
-        remove_stale_staging(self.runs_dir / self.study_name, trial.study)
+        if isinstance(trial, optuna.Trial):  # a FixedTrial (a single evaluation) belongs to no study
+            remove_stale_staging(Path(self.runs_dir) / self.study_name, trial.study)
         with _recorded_failure(trial):  # whatever fails, from the sampled values on, the trial says why
             values = from_optuna(self.space, trial)
             config = to_config(self.space.regime, values, self.base, max_epochs=_tighter(self.max_epochs, epoch_cap))

@@ -191,15 +191,6 @@ def _state(study: optuna.Study, number: int) -> TrialState:
     return study.get_trials(deepcopy=False)[number].state
 
 
-def _state(study: optuna.Study, number: int) -> TrialState:
-    return study.get_trials(deepcopy=False)[number].state
-
-
-def _last_error(study: optuna.Study) -> str:
-    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    return failed[-1].user_attrs.get("error", "no reason recorded") if failed else "no reason recorded"
-
-
 def was_surplus(trial: FrozenTrial) -> bool:
     return trial.user_attrs.get("error") == SURPLUS
 
