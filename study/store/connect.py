@@ -106,7 +106,8 @@ def _refused(url: str) -> str:
     """What was wrong with a value that is not a URL, without echoing it: it may hold a password."""
     scheme = re.match(r"([a-z][a-z0-9+.\-]*):/?(?!/)", url, re.IGNORECASE)
     if scheme and scheme.group(1).split("+")[0].lower() in _DIALECTS:
-        return f"the value given starts with {scheme.group(0)!r}: did you mean {scheme.group(1) + _SLASHES.get(scheme.group(1).lower(), '://')!r}? (not shown: it may hold a password)"
+        meant = scheme.group(1) + _SLASHES.get(scheme.group(1).lower(), "://")
+        return f"the value given starts with {scheme.group(0)!r}: did you mean {meant!r}? (not shown: it may hold a password)"
     if "@" in url or ":" in url:
         return "the value given has no '://' (not shown: it may hold a password)"
     return f"got {url!r}"
