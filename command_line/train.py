@@ -16,7 +16,8 @@ from rich.console import Console
 from command_line.options import config_options, config_values, storage_option
 from reports.console_tables import metrics_tables, run_summary
 from study import config as config_mod
-from study.config import TrainConfig, check_weights_source
+from study.config import TrainConfig
+from study.model_files import check_weights_source
 from study.data import CLASSES, Dataset, load_dataset, training_share
 from study.runs import Run
 

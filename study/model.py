@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from study.config import TrainConfig, check_weights_file
+from study.config import TrainConfig
+from study.model_files import check_weights_file
 from study.errors import ConfigError, ModelError
 
 BACKBONE_LAYER = "backbone"

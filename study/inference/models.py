@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from study.config import file_format_problem
+from study.model_files import file_format_problem
 from study.data import CLASSES, IMAGE_SIZE
 from study.errors import ConfigError, ModelError, UserError
 from study.runs import Run

@@ -18,6 +18,7 @@ from search_spaces import space_for
 from study import config as config_mod
 from study.config import TrainConfig
 from study.errors import ConfigError, NoDataset, UserError, setting
+from study.model_files import check_weights_source
 from study.store import DEFAULT_STORAGE, OBJECTIVES
 from study.tuning.keras_tuner_backend import DEFAULT_TUNER, TUNERS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
@@ -111,7 +112,7 @@ def validate(request: SearchRequest) -> None:
     optuna_only = [setting(o) for o in ("sampler", "pruner") if getattr(request, o) is not None]
     check(request.backend == "optuna" or not optuna_only, f"{'/'.join(optuna_only)} apply to «backend» optuna only")
     check(request.backend == "keras-tuner" or request.tuner is None, "«tuner» applies to «backend» keras-tuner only")
-    config_mod.check_weights_source(request.config.weights)  # also the base's keys, types and ranges
+    check_weights_source(request.config.weights)  # also the base's keys, types and ranges
 
 
 def check_data(request: SearchRequest, *, any_path: bool = False) -> None:
