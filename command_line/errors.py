@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from reports.collect import MissingRegime, NoStudies
+from reports.collect import MissingRegime, NoFinalRuns, NoStudies
 from study.errors import NoDataset, TrialFailed, UserError
 from study.inference.models import NoFinalRun, NoManifest
 from study.store import NoCompleteTrial, NoStore, NoStudy
@@ -28,6 +28,7 @@ HINTS: dict[type, Callable[[Any], str]] = {
     NoStudy: lambda e: "" if e.known else f" (run `{PROGRAM} search`)",
     NoCompleteTrial: lambda e: f": run `{PROGRAM} search` first",
     NoFinalRun: lambda e: f": run `{PROGRAM} train --from-study {e.study}` first",
+    NoFinalRuns: lambda e: f" (`{PROGRAM} train --from-study {e.study} --seeds 3` trains them)",
     NoManifest: lambda e: f" (`{PROGRAM} train` makes one)",
     NoStore: lambda e: (f": run `{PROGRAM} search --regime scratch ...` and `... --regime transfer ...` first, "
                         "or pass --storage URL"),

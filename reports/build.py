@@ -22,6 +22,7 @@ from reports.collect import DataView, Evidence, RegimeEvidence, SearchSummary
 from reports.compose import compose
 from reports.content import ReportContent
 from reports.document import Document, FigureBlock
+from reports.setup import budget_differences, regime_setup
 from reports.stats import Comparison, PairingError, check_same_images, compare
 from reports.tables import (
     SPLIT_NAMES,
@@ -52,7 +53,7 @@ from study.store import DEFAULT_STORAGE
 FORMATS = ("md", "pdf")
 FACE_GRID_SEED = 0  # which test faces the grid shows; the same faces for both regimes
 FACE_GRID_SIZE = 9  # the paper's Fig. 14/15 show 3 x 3 faces
-SEED_METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("loss", "loss"))
+SEED_METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("loss", "cross-entropy"))
 BOUNDED = ("accuracy", "macro_f1")  # fractions: their axis never needs to leave [0, 1]
 PARALLEL_AXES = 6  # parameters in the parallel-coordinate plot, most important first (more are unreadable on A4)
 IMPORTANCE_BARS = 10  # parameters in the importance chart; the table lists them all
@@ -95,6 +96,7 @@ def compute(evidence: Evidence, partial: bool = False) -> ReportContent:
     lacks = (*evidence.lacks, *pairing_lacks)
     views = data_views(evidence, split)
     tables = _tables(evidence, frame, regimes, split, comparison, views)
+    setups = {regime: regime_setup(e) for regime, e in evidence.regimes.items()}
     if comparison is None:
         sentences = no_verdict(list(lacks) or ["a second regime"])
     else:
@@ -102,8 +104,12 @@ def compute(evidence: Evidence, partial: bool = False) -> ReportContent:
         learned = {r: (int(frame.loc[frame["regime"] == r, "learned"].sum()), int((frame["regime"] == r).sum()))
                    for r in regimes}
         sentences = verdict(comparison, accuracy, synthetic=any(v.synthetic for v in views), learned=learned,
-                            majority=float(frame["majority_rate"].iloc[0]))
-    return ReportContent(evidence, split, frame, tables, comparison, sentences, views, lacks)
+                            majority=float(frame["majority_rate"].iloc[0]),
+                            stratified=float(frame["stratified_rate"].iloc[0]),
+                            macro_f1={r: estimate(frame, r, "macro_f1") for r in regimes},
+                            majority_macro_f1=float(frame["majority_macro_f1"].iloc[0]),
+                            differences=budget_differences(setups))
+    return ReportContent(evidence, split, frame, tables, comparison, sentences, views, lacks, setups)
 
 
 def paired(evidence: Evidence, split: str, partial: bool) -> tuple[Comparison | None, list[str]]:
@@ -160,17 +166,20 @@ def draw_figures(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
         drawn.update(_regime_figures(regime, evidence, content, out, split_name))
     drawn.update(_seed_figure(content, out, split_name))
     for evidence in content.evidence.regimes.values():
-        drawn.update(_search_figures(evidence.search, out))
+        drawn.update(_search_figures(evidence.search, out, synthetic=any(v.synthetic for v in content.data)))
     return drawn
 
 
-def _figure(out: Path, name: str, caption: str, draw) -> FigureBlock:
-    """Draw one PNG under a temporary name and rename it: a full disk leaves no half-drawn figure."""
+def _figure(out: Path, name: str, caption: str, draw, synthetic: bool = False) -> FigureBlock:
+    """Draw one PNG under a temporary name and rename it: a full disk leaves no half-drawn figure.
+
+    ``draw(path, mark)``; a figure of synthetic data gets ``figures.SYNTHETIC`` stamped on the image itself.
+    """
     relative = Path("figures") / f"{name}.png"
     with writing(out / relative):
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
     with atomic(out / relative) as tmp:
-        draw(tmp)
+        draw(tmp, figures.SYNTHETIC if synthetic else "")
     return FigureBlock(relative, caption)
 
 
@@ -178,8 +187,8 @@ def _data_figures(view: DataView, out: Path) -> dict[str, FigureBlock]:
     title = "Images per class" + (" (SYNTHETIC SAMPLE)" if view.synthetic else "")
     name = f"class_distribution_{view.fingerprint}"
     caption = f"Images per class and split (paper Fig. 1); data {view.fingerprint}."
-    return {f"data:{view.fingerprint}": _figure(out, name, caption,
-                                                 lambda p: figures.class_distribution(view.counts, p, title=title))}
+    return {f"data:{view.fingerprint}": _figure(out, name, caption, lambda p, mark: figures.class_distribution(
+        view.counts, p, title=title, mark=mark), synthetic=view.synthetic)}
 
 
 def _regime_figures(regime: str, evidence: RegimeEvidence, content: ReportContent, out: Path,
@@ -194,18 +203,20 @@ def _regime_figures(regime: str, evidence: RegimeEvidence, content: ReportConten
                 if figures.phase_boundaries(run.history) else "")
     specs = {
         "training": (f"Accuracy and loss per epoch, {regime} (seed {seed}){unfreeze} (paper Figs. 4, 5, 9, 10).",
-                     lambda p: figures.training_curves(run.history, p,
-                                                       title=f"{regime}: training history (seed {seed})")),
+                     lambda p, mark: figures.training_curves(run.history, p, mark=mark,
+                                                             title=f"{regime}: training history (seed {seed})")),
         "confusion": (f"Confusion matrix, counts and row-normalized ({where}; paper Figs. 6, 11).",
-                      lambda p: figures.confusion_matrix(metrics["confusion_matrix"], CLASSES, p,
-                                                         title=f"{regime}: confusion matrix ({short})")),
+                      lambda p, mark: figures.confusion_matrix(metrics["confusion_matrix"], CLASSES, p, mark=mark,
+                                                               title=f"{regime}: confusion matrix ({short})")),
         "roc": (f"ROC curves per class and micro-average ({where}; paper Figs. 7, 12).",
-                lambda p: figures.roc_curves(lines["roc"], metrics["roc_auc"], p, title=f"{regime}: ROC ({short})")),
+                lambda p, mark: figures.roc_curves(lines["roc"], metrics["roc_auc"], p, mark=mark,
+                                                   title=f"{regime}: ROC ({short})")),
         "pr": (f"Precision-recall curves per class and micro-average ({where}; paper Figs. 8, 13).",
-               lambda p: figures.pr_curves(lines["pr"], metrics["average_precision"], p,
-                                           title=f"{regime}: precision-recall ({short})")),
+               lambda p, mark: figures.pr_curves(lines["pr"], metrics["average_precision"], p, mark=mark,
+                                                 title=f"{regime}: precision-recall ({short})")),
     }
-    drawn = {f"{kind}:{regime}": _figure(out, f"{kind}_{regime}", caption, draw)
+    synthetic = any(v.synthetic for v in content.data if regime in v.regimes)
+    drawn = {f"{kind}:{regime}": _figure(out, f"{kind}_{regime}", caption, draw, synthetic=synthetic)
              for kind, (caption, draw) in specs.items()}
     faces = _faces(regime, run, content, out, split_name)
     if faces is not None:
@@ -222,9 +233,10 @@ def _faces(regime: str, run: Run, content: ReportContent, out: Path, split_name:
     predicted = probs[picked].argmax(axis=1)
     caption = (f"{len(picked)} {split_name} faces with true and predicted labels, {regime} (seed {run.config.seed}); "
                "green = correct, red = wrong, in brackets the predicted class's probability (paper Figs. 14, 15).")
-    return _figure(out, f"faces_{regime}", caption, lambda p: figures.face_grid(
+    return _figure(out, f"faces_{regime}", caption, lambda p, mark: figures.face_grid(
         view.images[picked], [CLASSES[i] for i in labels[picked]], [CLASSES[i] for i in predicted],
-        probs[picked].max(axis=1), p, title=f"{regime}: predictions on {split_name} faces"))
+        probs[picked].max(axis=1), p, title=f"{regime}: predictions on {split_name} faces", mark=mark),
+        synthetic=view.synthetic)
 
 
 def face_indices(n: int) -> np.ndarray:
@@ -240,19 +252,22 @@ def _seed_figure(content: ReportContent, out: Path, split_name: str) -> dict[str
     metrics = [(column, f"{split_name} {label}") for column, label in SEED_METRICS]
     cut = [c for c in BOUNDED if any(low is not None and (low < 0 or high > 1) for _, low, high in summary[c].values())]
     caption = (f"{split_name.capitalize()} accuracy, macro-F1 and loss of every run: dots are seeds (s0 = "
-               "seed 0), the bar is the mean, whiskers the 95% t-interval over seeds (none with one seed).")
+               "seed 0), the bar is the mean, whiskers the 95% t-interval over seeds from 3 seeds on, the range of the "
+               "two with 2, none with one.")
     if cut:
         caption += " Whiskers reaching past 0 or 1 are cut at the axis; the tables give the full intervals."
     limits = {c: (-0.02, 1.02) for c in cut}
     return {"seeds": _figure(out, "seeds", caption,
-                             lambda p: figures.seed_comparison(frame, metrics, summary, p, limits=limits))}
+                             lambda p, mark: figures.seed_comparison(frame, metrics, summary, p, limits=limits,
+                                                                     mark=mark),
+                             synthetic=any(v.synthetic for v in content.data))}
 
 
 def _bounds(e) -> tuple[float, float | None, float | None]:
     return e.mean, e.low, e.high
 
 
-def _search_figures(search: SearchSummary, out: Path) -> dict[str, FigureBlock]:
+def _search_figures(search: SearchSummary, out: Path, synthetic: bool = False) -> dict[str, FigureBlock]:
     slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in search.name)
     trials = search.trials
     drawn: dict[str, FigureBlock] = {}
@@ -261,8 +276,9 @@ def _search_figures(search: SearchSummary, out: Path) -> dict[str, FigureBlock]:
         drawn[f"history:{search.name}"] = _figure(
             out, f"search_{slug}_history", f"Optimization history of study {search.name}: validation "
             f"{search.objective} per trial and the best so far; pruned trials at their last reported value.",
-            lambda p: figures.optimization_history(trials, search.direction, search.objective, p,
-                                                   title=f"{search.name}: optimization history"))
+            lambda p, mark: figures.optimization_history(trials, search.direction, search.objective, p, mark=mark,
+                                                         title=f"{search.name}: optimization history"),
+            synthetic=synthetic)
     if search.importances:
         top = dict(list(search.importances.items())[:IMPORTANCE_BARS])
         total = len(search.importances)
@@ -270,7 +286,8 @@ def _search_figures(search: SearchSummary, out: Path) -> dict[str, FigureBlock]:
         drawn[f"importance:{search.name}"] = _figure(
             out, f"search_{slug}_importance", f"Hyperparameter importances of study {search.name} (fANOVA), {shown} "
             "parameters; the table above lists every one.",
-            lambda p: figures.param_importances(top, p, title=f"{search.name}: importances"))
+            lambda p, mark: figures.param_importances(top, p, title=f"{search.name}: importances", mark=mark),
+            synthetic=synthetic)
     if states.get("COMPLETE", 0) >= 2:
         axes = parallel_axes(search)
         shown = (f"the {len(axes)} most important of its {len(search.axes)} parameters" if len(axes) < len(search.axes)
@@ -278,8 +295,9 @@ def _search_figures(search: SearchSummary, out: Path) -> dict[str, FigureBlock]:
         drawn[f"parallel:{search.name}"] = _figure(
             out, f"search_{slug}_parallel", f"Parallel coordinates of the complete trials of study {search.name} over "
             f"{shown}; the thickest line is the best trial.",
-            lambda p: figures.parallel_coordinates(trials, axes, search.objective, search.direction, p,
-                                                   title=f"{search.name}: complete trials"))
+            lambda p, mark: figures.parallel_coordinates(trials, axes, search.objective, search.direction, p,
+                                                         title=f"{search.name}: complete trials", mark=mark),
+            synthetic=synthetic)
     return drawn
 
 

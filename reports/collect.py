@@ -47,6 +47,18 @@ class NoStudies(ReportError):
         self.url = url
 
 
+class NoFinalRuns(ReportError):
+    """A study has no final runs: its numbers would have to come from validation images, which the search
+    chose its best trial on. A report says so at its top, so only a partial one may."""
+
+    def __init__(self, study: str) -> None:
+        super().__init__(f"study {study} has no final runs, so the report would show its best trial's run on "
+                         "validation images (which the search chose it on) instead of final runs on test images; "
+                         "train its final runs, or pass «partial» for a report on validation that says so on its "
+                         "first line")
+        self.study = study
+
+
 class MissingRegime(ReportError):
     """A regime has no study, and the report is not partial: ``missing`` (the first regime missing)
     would need a search, or the report could cover ``have`` alone."""
@@ -87,6 +99,7 @@ class SearchSummary:
     importances: dict[str, float] | None
     importance_note: str
     final_runs: tuple[str, ...]
+    max_epochs: int | None = None  # the search's cap on each phase's epochs
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,6 +142,7 @@ class DataView:
     images: np.ndarray | None
     problem: str = ""
     regimes: tuple[str, ...] = ()
+    subset: float = 1.0  # the share of the training split the runs trained on
 
 
 # ---------------------------------------------------------------------------------------- gather
@@ -216,6 +230,10 @@ def regime_evidence(study: optuna.Study, partial: bool) -> tuple[RegimeEvidence 
     runs, lacks = _load_all(search.final_runs, study.study_name, partial)
     if runs:
         return RegimeEvidence(search.regime, search, tuple(sorted(runs, key=lambda r: r.config.seed)), "final"), lacks
+    if not partial and not search.final_runs:
+        raise NoFinalRuns(study.study_name)
+    lacks.append(f"final runs of study {study.study_name} (its best trial's run stands in, so every table is on "
+                 "VALIDATION images, which the search chose it on)")
     best = best_trial(study)
     if best is None or not best.user_attrs.get("run_dir"):
         problem = (f"study {study.study_name} has no final runs and no complete trial with a run directory "
@@ -289,6 +307,7 @@ def summarize_search(study: optuna.Study) -> SearchSummary:
         importances=importances,
         importance_note=note,
         final_runs=tuple(attrs.get("final_runs", [])),
+        max_epochs=attrs.get("max_epochs"),
     )
 
 
@@ -341,7 +360,7 @@ def data_view(runs: Sequence[Run], split: str, regimes: Sequence[str]) -> DataVi
         source=str(info.get("source", "?")), layout=str(info.get("layout", "?")),
         fingerprint=str(info.get("fingerprint", "?")), synthetic=bool(info.get("synthetic", False)),
         sizes={k: int(v) for k, v in info.get("sizes", {}).items()}, counts=counts, images=images,
-        problem=problem, regimes=tuple(regimes),
+        problem=problem, regimes=tuple(regimes), subset=float(info.get("subset", first.config.subset)),
     )
 
 

@@ -10,6 +10,7 @@ from importlib import metadata
 
 from reports.collect import DataView, RegimeEvidence, SearchSummary
 from reports.content import ReportContent
+from reports.setup import setup_sentence
 from reports.document import Block, Document, FigureBlock, Heading, Paragraph, TableBlock
 from reports.stats import ALPHA, BOOTSTRAP_SEED, EXACT_BELOW, RESAMPLES
 from reports.tables import SPLIT_NAMES
@@ -17,6 +18,10 @@ from reports.tables import SPLIT_NAMES
 TITLE = "Scratch vs transfer learning for facial emotion recognition"
 SYNTHETIC_BANNER = ("SYNTHETIC SAMPLE: these runs were trained and evaluated on generated drawings of faces, not on "
                     "FER2013. No number in this report says anything about real faces or about the paper's results.")
+PAPER_SETUP = ("The paper's values beside ours come from DenseNet169 with ImageNet weights at 48x48 input, scratch "
+               "trained 20 epochs and transfer frozen for up to 30 epochs then fine-tuned for 20, on FER2013; where "
+               "our backbone, weights, schedule or data differ (above), the two columns do not measure the same "
+               "thing.")
 REPORT_TOOLS = ("pandas", "numpy", "matplotlib", "optuna", "scikit-learn", "scipy", "statsmodels", "reportlab")
 
 
@@ -47,7 +52,10 @@ def _verdict(content: ReportContent, figures: dict[str, FigureBlock]) -> list[Bl
 
 def _evaluated(content: ReportContent, figures: dict[str, FigureBlock]) -> list[Block]:
     blocks: list[Block] = [Heading("What was evaluated")]
-    blocks += [Paragraph(_regime_sentence(regime, e, content.split)) for regime, e in content.evidence.regimes.items()]
+    for regime, e in content.evidence.regimes.items():
+        blocks.append(Paragraph(_regime_sentence(regime, e, content.split)))
+        blocks.append(Paragraph(setup_sentence(content.setups[regime])))
+    blocks.append(Paragraph(PAPER_SETUP))
     if content.split == "val":
         blocks.append(Paragraph("Because not every regime has final runs with test predictions, every table and figure "
                                 "below that the paper computes on test images shows VALIDATION images instead, for "
@@ -102,11 +110,14 @@ def _dataset(content: ReportContent, figures: dict[str, FigureBlock]) -> list[Bl
 
 
 def _card(view: DataView, content: ReportContent, figures: dict[str, FigureBlock]) -> list[Block]:
-    sizes = ", ".join(f"{name} {n}" for name, n in view.sizes.items())
+    sizes = ", ".join(f"{name} {n:,}" for name, n in view.sizes.items())
     blocks: list[Block] = [Paragraph(SYNTHETIC_BANNER, strong=True)] if view.synthetic else []
+    subset = (f" The runs trained on a stratified {view.subset:.0%} subset of the training split, so \"train\" "
+              f"counts the images they trained on ({view.sizes.get('train', 0):,}), while validation and test are "
+              "whole." if view.subset < 1 else "")
     blocks.append(Paragraph(f"Used by {', '.join(view.regimes)}. Source {view.source} ({view.layout} layout), data "
                             f"fingerprint {view.fingerprint}; images per split as recorded by the runs: {sizes}. "
-                            "Validation is a seeded, stratified share of the training images."))
+                            f"Validation is a seeded, stratified share of the training images.{subset}"))
     return blocks + [TableBlock(content.tables[f"data-{view.fingerprint}"]), figures[f"data:{view.fingerprint}"]]
 
 

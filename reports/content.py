@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from reports.collect import DataView, Evidence
+from reports.setup import Setup
 from reports.stats import Comparison
 from reports.tables import ReportTable
 
@@ -22,3 +23,4 @@ class ReportContent:
     verdict: list[str]
     data: list[DataView]
     lacks: tuple[str, ...]  # what a partial report lacks; empty for a complete one
+    setups: dict[str, Setup]  # per regime: what was compared (model, source, schedule, budget)

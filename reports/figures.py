@@ -12,9 +12,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+SYNTHETIC = "SYNTHETIC SAMPLE"  # the mark reports/build.py puts on every figure drawn from synthetic data
+MARK_COLOR = "#ff0000"  # pure red: no figure draws data in it (tab:red is #d62728), so the mark stands apart
+MARK_ALPHA = 0.17  # of the diagonal watermark: legible, and the data underneath stays readable
+
+
+def _save(fig: plt.Figure, path: str | Path, mark: str = "") -> Path:
     path = Path(path)
     try:
+        if mark:
+            _mark(fig, mark)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
     finally:
@@ -22,7 +29,34 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def class_distribution(counts: pd.DataFrame, path: str | Path, title: str = "Class distribution") -> Path:
+def _mark(fig: plt.Figure, mark: str) -> None:
+    """Stamp ``mark`` on the image itself, where cropping a title or caption does not remove it.
+
+    A red label in a strip of its own above the top-left corner (it covers nothing), and the same words
+    large, faint and diagonal across the whole drawing (no crop that keeps the data loses them).
+    """
+    fig.draw_without_rendering()  # runs the layout engine: the extents below are the ones saved
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.get_size_inches()
+    drawn = fig.get_tightbbox(renderer)  # inches: what bbox_inches="tight" saves
+    fig.text(drawn.x0 / width, (drawn.y1 + 0.06) / height, mark, ha="left", va="bottom", fontsize=11,
+             fontweight="bold", color=MARK_COLOR, gid="mark-label")
+    drawn = fig.get_tightbbox(renderer)
+    diagonal = fig.text((drawn.x0 + drawn.x1) / 2 / width, (drawn.y0 + drawn.y1) / 2 / height, mark,
+                        ha="center", va="center", rotation_mode="anchor", fontsize=100, fontweight="bold",
+                        color=MARK_COLOR, alpha=MARK_ALPHA, zorder=10, gid="mark-diagonal")
+    diagonal.set_in_layout(False)  # neither moves the drawing nor grows the saved area
+    extent = diagonal.get_window_extent(renderer)  # unrotated, at 100 pt
+    text_w, text_h = extent.width / fig.dpi, extent.height / fig.dpi
+    theta = np.arctan2(drawn.height, drawn.width)  # corner to corner
+    span_w = text_w * np.cos(theta) + text_h * np.sin(theta)
+    span_h = text_w * np.sin(theta) + text_h * np.cos(theta)
+    diagonal.set_rotation(np.degrees(theta))
+    diagonal.set_fontsize(100 * 0.9 * min(drawn.width / span_w, drawn.height / span_h))
+
+
+def class_distribution(counts: pd.DataFrame, path: str | Path, title: str = "Class distribution", *,
+                       mark: str = "") -> Path:
     """The paper's Fig. 1: images per class, one bar per split."""
     fig, ax = plt.subplots(figsize=(8, 4))
     counts.plot.bar(ax=ax, width=0.8)
@@ -32,36 +66,34 @@ def class_distribution(counts: pd.DataFrame, path: str | Path, title: str = "Cla
     ax.tick_params(axis="x", rotation=0)
     for container in ax.containers:
         ax.bar_label(container, fontsize=7)
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
-def training_curves(history: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+def training_curves(history: pd.DataFrame, path: str | Path, title: str = "", *, mark: str = "") -> Path:
     """Accuracy and loss vs epoch, train and validation, with the frozen / fine-tune boundary marked.
 
-    The loss panel shows cross-entropy (comparable with evaluated losses) when the history has it,
-    and Keras's objective, which adds the head's L2 penalty, as faint dotted lines.
+    The loss panel shows both losses on one axis (both are nats): cross-entropy, solid, comparable
+    with the evaluated losses; and Keras's loss, which adds the head's L2 penalty, dotted in the same
+    colours, so the gap between a pair of lines is the penalty.
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     loss = "cross_entropy" if "cross_entropy" in history else "loss"
+    names = {"accuracy": "accuracy", "cross_entropy": "cross-entropy", "loss": "loss incl. L2 (Keras)"}
     for ax, metric in zip(axes, ("accuracy", loss)):
-        label = metric.replace("_", "-")
-        ax.plot(history["epoch"], history[metric], marker=".", label=f"train {label}")
-        ax.plot(history["epoch"], history[f"val_{metric}"], marker=".", label=f"validation {label}")
+        for prefix, split, color in (("", "train", "C0"), ("val_", "validation", "C1")):
+            ax.plot(history["epoch"], history[f"{prefix}{metric}"], marker=".", color=color,
+                    label=f"{split} {names[metric]}")
+            if metric == "cross_entropy":
+                ax.plot(history["epoch"], history[f"{prefix}loss"], ":", color=color,
+                        label=f"{split} loss incl. L2 (Keras)")
         _mark_phases(ax, history)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel("loss (nats)" if metric != "accuracy" else "accuracy")
         ax.grid(alpha=0.3)
-    if loss != "loss":
-        penalty = axes[1].twinx()
-        penalty.plot(history["epoch"], history["loss"], ":", color="grey", label="train loss + L2 penalty")
-        penalty.plot(history["epoch"], history["val_loss"], ":", color="black", label="validation loss + L2 penalty")
-        penalty.set_ylabel("loss + L2 penalty (dotted)", color="grey")
-        penalty.legend(loc="center right", fontsize=7)
-    for ax in axes:
-        ax.legend(loc="upper left" if ax is axes[0] else "lower left", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     fig.suptitle(title or "Training history")
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
 def _mark_phases(ax: plt.Axes, history: pd.DataFrame) -> None:
@@ -78,12 +110,14 @@ def phase_boundaries(history: pd.DataFrame) -> list[float]:
     return [epochs[i] + 0.5 for i in range(len(phases) - 1) if phases[i] != phases[i + 1]]
 
 
-def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path, title: str = "") -> Path:
+def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: str | Path, title: str = "", *,
+                     mark: str = "") -> Path:
     """Counts and row-normalized (recall per true class) side by side."""
     cm = np.asarray(cm)
     rows = cm.sum(axis=1, keepdims=True)
     normalized = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    # constrained: the right panel's "true" and class names clear the left colour bar's ticks
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.5), layout="constrained")
     for ax, values, fmt, label in ((axes[0], cm, "d", "counts"), (axes[1], normalized, ".2f", "row-normalized")):
         image = ax.imshow(values, cmap="Blues")
         fig.colorbar(image, ax=ax, fraction=0.046)
@@ -97,13 +131,13 @@ def confusion_matrix(cm: Sequence[Sequence[int]], classes: Sequence[str], path: 
         ax.set_ylabel("true")
         ax.set_title(label)
     fig.suptitle(title or "Confusion matrix")
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
 def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str, float | None], path: str | Path,
-               title: str = "") -> Path:
-    """Per-class and micro-average ROC (the paper's Fig. 10 and 11)."""
-    fig, ax = plt.subplots(figsize=(6.5, 6))
+               title: str = "", *, mark: str = "") -> Path:
+    """Per-class and micro-average ROC (the paper's Fig. 10 and 11), the legend beside the axes."""
+    fig, ax = plt.subplots(figsize=(8.3, 5.6), layout="constrained")
     for name, (fpr, tpr) in curves.items():
         style = {"linestyle": ":", "linewidth": 3, "color": "black"} if name == "micro" else {}
         ax.plot(fpr, tpr, label=f"{name} (AUC {_fmt(aucs.get(name))})", **style)
@@ -111,15 +145,15 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], aucs: dict[str,
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(title or "ROC curves")
-    ax.legend(loc="lower right", fontsize=8)
+    _legend_beside(ax)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
 def pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], aps: dict[str, float | None], path: str | Path,
-              title: str = "") -> Path:
-    """Per-class and micro-average precision-recall (the paper's Fig. 12 and 13)."""
-    fig, ax = plt.subplots(figsize=(6.5, 6))
+              title: str = "", *, mark: str = "") -> Path:
+    """Per-class and micro-average precision-recall (the paper's Fig. 12 and 13), the legend beside the axes."""
+    fig, ax = plt.subplots(figsize=(8.3, 5.6), layout="constrained")
     for name, (recall, precision) in curves.items():
         style = {"linestyle": ":", "linewidth": 3, "color": "black"} if name == "micro" else {}
         ax.step(recall, precision, where="post", label=f"{name} (AP {_fmt(aps.get(name))})", **style)
@@ -128,9 +162,14 @@ def pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], aps: dict[str, f
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_title(title or "Precision-recall curves")
-    ax.legend(loc="lower left", fontsize=8)
+    _legend_beside(ax)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, mark)
+
+
+def _legend_beside(ax: plt.Axes) -> None:
+    """Outside the axes, to the right: eight curves leave no corner of a ROC or PR plot free for sure."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
 
 
 def _fmt(value: float | None) -> str:
@@ -151,7 +190,7 @@ REGIME_COLORS = {"scratch": "tab:blue", "transfer": "tab:orange"}
 
 
 def optimization_history(trials: pd.DataFrame, direction: str, objective: str, path: str | Path,
-                         title: str = "") -> Path:
+                         title: str = "", *, mark: str = "") -> Path:
     """Objective per trial, the best so far, pruned trials at their last reported value, failed ones marked."""
     fig, ax = plt.subplots(figsize=(7.5, 4))
     done = trials[trials["state"] == "COMPLETE"].sort_values("number")
@@ -174,10 +213,11 @@ def optimization_history(trials: pd.DataFrame, direction: str, objective: str, p
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
-def param_importances(importances: Mapping[str, float], path: str | Path, title: str = "") -> Path:
+def param_importances(importances: Mapping[str, float], path: str | Path, title: str = "", *,
+                      mark: str = "") -> Path:
     """Horizontal bars, most important on top, each labelled with its value."""
     names = list(importances)[::-1]
     values = [importances[n] for n in names]
@@ -188,11 +228,11 @@ def param_importances(importances: Mapping[str, float], path: str | Path, title:
     ax.set_xlabel("importance (fANOVA, sums to 1)")
     ax.set_title(title or "Hyperparameter importances")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
 def parallel_coordinates(trials: pd.DataFrame, axes: Sequence[Any], objective: str, direction: str,
-                         path: str | Path, title: str = "") -> Path:
+                         path: str | Path, title: str = "", *, mark: str = "") -> Path:
     """Complete trials as lines across the objective and each searched parameter (``axes``: collect.ParamAxis).
 
     Numeric axes span the searched range (log-scaled where the search was); categorical axes space their
@@ -224,7 +264,7 @@ def parallel_coordinates(trials: pd.DataFrame, axes: Sequence[Any], objective: s
     fig.colorbar(_cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.03, pad=0.02,
                  label=f"validation {objective}")
     ax.set_title(title or "Parallel coordinates of complete trials")
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
 def _objective_column(values: pd.Series, objective: str) -> tuple[str, np.ndarray, list[tuple[float, str]]]:
@@ -252,7 +292,7 @@ def _scaled(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def face_grid(images: np.ndarray, true_names: Sequence[str], pred_names: Sequence[str],
-              confidences: Sequence[float], path: str | Path, title: str = "") -> Path:
+              confidences: Sequence[float], path: str | Path, title: str = "", *, mark: str = "") -> Path:
     """The paper's Fig. 14/15: up to nine faces with true and predicted labels (green right, red wrong)."""
     fig, axes = plt.subplots(3, 3, figsize=(6.3, 7.3))
     for ax in axes.flat:
@@ -263,12 +303,13 @@ def face_grid(images: np.ndarray, true_names: Sequence[str], pred_names: Sequenc
                      color="tab:green" if true == pred else "tab:red")
     fig.suptitle(title or "Predictions on test faces")
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
 def seed_comparison(points: pd.DataFrame, metrics: Sequence[tuple[str, str]],
                     summary: Mapping[str, Mapping[str, tuple[float, float | None, float | None]]],
-                    path: str | Path, title: str = "", limits: Mapping[str, tuple[float, float]] | None = None) -> Path:
+                    path: str | Path, title: str = "", limits: Mapping[str, tuple[float, float]] | None = None, *,
+                    mark: str = "") -> Path:
     """Per-seed values of each metric per regime (dots, seed numbers beside), mean bar and 95% t-interval.
 
     ``summary[column][regime]`` is (mean, low, high); low/high None when there is one seed. ``limits``
@@ -287,9 +328,9 @@ def seed_comparison(points: pd.DataFrame, metrics: Sequence[tuple[str, str]],
             ax.set_ylim(*limits[column])
         ax.set_title(label, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(title or "Per-seed results: dots = seeds, bar = mean, whiskers = 95% t-interval")
+    fig.suptitle(title or "Per-seed results: dots = seeds, bar = mean, whiskers = 95% t-interval (2 seeds: range)")
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, mark)
 
 
 def _seed_dots(ax: plt.Axes, x: int, rows: pd.DataFrame, column: str, color: str,

@@ -38,36 +38,77 @@ class PairingError(UserError):
 
 
 # ------------------------------------------------------------------------------------ over seeds
+MIN_T_SEEDS = 3  # below this, the seeds' range instead of a t-interval (with 2 seeds t is 12.7: ±9 sd wide)
+NATURAL_BOUNDS = {"metric": (0.0, 1.0), "count": (0.0, None), "loss": (0.0, None)}
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """Mean over seeds with the half-width of its t-interval (None with fewer than two values).
+    """Mean over seeds and its spread: the half-width of a 95% t-interval from ``MIN_T_SEEDS`` values
+    on, the seeds' range (``minimum``..``maximum``) with two, nothing with one.
 
-    ``kind`` says how to show it: "metric" (a fraction or loss) or "count" (true positives).
+    ``kind`` says what the values are and so where an interval must stop: "metric" (a fraction in
+    [0, 1]), "loss" (at least 0) or "count" (true positives, at least 0). ``low``/``high`` are cut at
+    those bounds; a t-interval reaching past them says only that the seeds are too few.
     """
 
     mean: float | None
     half_width: float | None
     n: int
     kind: str = "metric"
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def spread(self) -> str:
+        """"t" (a t-interval), "range" (two seeds) or "" (none)."""
+        if self.half_width is not None:
+            return "t"
+        return "range" if self.minimum is not None and self.n >= 2 else ""
 
     @property
     def low(self) -> float | None:
-        return None if self.mean is None or self.half_width is None else self.mean - self.half_width
+        if self.mean is None:
+            return None
+        if self.spread == "range":
+            return self.minimum
+        return None if self.half_width is None else self._clip(self.mean - self.half_width)
 
     @property
     def high(self) -> float | None:
-        return None if self.mean is None or self.half_width is None else self.mean + self.half_width
+        if self.mean is None:
+            return None
+        if self.spread == "range":
+            return self.maximum
+        return None if self.half_width is None else self._clip(self.mean + self.half_width)
+
+    @property
+    def clipped(self) -> bool:
+        """The t-interval reaches past a natural bound (a count below 0, a fraction above 1)."""
+        if self.half_width is None or self.mean is None:
+            return False
+        return self._clip(self.mean - self.half_width) != self.mean - self.half_width or \
+            self._clip(self.mean + self.half_width) != self.mean + self.half_width
+
+    def _clip(self, value: float) -> float:
+        low, high = NATURAL_BOUNDS.get(self.kind, (None, None))
+        value = value if low is None else max(low, value)
+        return value if high is None else min(high, value)
 
 
 def t_interval(values: Sequence[float | None], kind: str = "metric", confidence: float = CONFIDENCE) -> Estimate:
-    """Student-t interval of the mean; missing values (a class absent from the labels) are skipped."""
+    """Student-t interval of the mean (from ``MIN_T_SEEDS`` values; the range with two); missing values
+    (a class absent from the labels) are skipped."""
     clean = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if not clean:
         return Estimate(None, None, 0, kind)
     if len(clean) < 2:
         return Estimate(clean[0], None, 1, kind)
+    if len(clean) < MIN_T_SEEDS:
+        return Estimate(fmean(clean), None, len(clean), kind, min(clean), max(clean))
     quantile = scipy_stats.t.ppf((1.0 + confidence) / 2.0, len(clean) - 1)
-    return Estimate(fmean(clean), float(quantile * stdev(clean) / math.sqrt(len(clean))), len(clean), kind)
+    return Estimate(fmean(clean), float(quantile * stdev(clean) / math.sqrt(len(clean))), len(clean), kind,
+                    min(clean), max(clean))
 
 
 # ----------------------------------------------------------------------------------- one pair

@@ -17,7 +17,7 @@ import pandas as pd
 from reports import paper
 from reports.collect import DataView, Evidence, SearchSummary
 from reports.paper import PaperValue
-from reports.stats import Comparison, Estimate, t_interval
+from reports.stats import MIN_T_SEEDS, Comparison, Estimate, t_interval
 from study.data import CLASSES
 from study.evaluation import compute_metrics
 from study.runs import Run
@@ -80,11 +80,17 @@ def format_value(value: Any) -> str:
 
 
 def _estimate(e: Estimate) -> str:
+    """"m ± h" (a t-interval), "m [lo, hi]" (one cut at a natural bound), "m (range lo–hi)" (two seeds)."""
     if e.mean is None:
         return "n/a"
-    if e.kind == "count":
-        return f"{e.mean:.0f}" if e.half_width is None else f"{e.mean:.1f} ± {e.half_width:.1f}"
-    return f"{e.mean:.{DIGITS}f}" if e.half_width is None else f"{e.mean:.{DIGITS}f} ± {e.half_width:.{DIGITS}f}"
+    digits = 1 if e.kind == "count" else DIGITS
+    if e.spread == "":
+        return f"{e.mean:.0f}" if e.kind == "count" else f"{e.mean:.{DIGITS}f}"
+    if e.spread == "range":
+        return f"{e.mean:.{digits}f} (range {e.low:.{digits}f}–{e.high:.{digits}f})"
+    if e.clipped:
+        return f"{e.mean:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
+    return f"{e.mean:.{digits}f} ± {e.half_width:.{digits}f}"
 
 
 def _duration(d: Duration) -> str:
@@ -132,18 +138,27 @@ def run_numbers(run: Run, split: str) -> dict[str, Any]:
         "seed": run.config.seed,
         "epochs": int(len(run.history)),
         "train_accuracy": _get(last, "accuracy"),
-        # the data term alone, comparable with the evaluated losses (history's "loss" adds the L2 penalty)
+        # Two losses, named apart everywhere: cross-entropy (the data term, what the evaluated losses are)
+        # and Keras's objective, which adds the head's L2 penalty (what the paper's Keras loss reports).
         "train_loss": _get(last, "cross_entropy"),
+        "train_loss_l2": _get(last, "loss"),
+        "val_loss_l2": _get(last, "val_loss"),
         "val_accuracy": val["accuracy"],
         "val_loss": val["loss"],
+        "val_majority_rate": val["baseline"]["majority_rate"],
+        "val_stratified_rate": val["baseline"]["stratified_rate"],
         "test_accuracy": evaluated["accuracy"] if split == "test" else None,
         "test_loss": evaluated["loss"] if split == "test" else None,
+        "test_majority_rate": evaluated["baseline"]["majority_rate"] if split == "test" else None,
+        "test_stratified_rate": evaluated["baseline"]["stratified_rate"] if split == "test" else None,
         "accuracy": evaluated["accuracy"],
         "loss": evaluated["loss"],
         "macro_f1": evaluated["macro_f1"],
         "n_images": evaluated["n"],
         "majority_rate": evaluated["baseline"]["majority_rate"],
         "stratified_rate": evaluated["baseline"]["stratified_rate"],
+        "majority_macro_f1": evaluated["baseline"]["majority_macro_f1"],
+        "stratified_macro_f1": evaluated["baseline"]["stratified_macro_f1"],
         "top_answer_share": evaluated["top_answer_share"],
         "learned": evaluated["learned"],
         "stalled": bool(run.metrics.get("stall", {}).get("stalled", False)),
@@ -165,15 +180,40 @@ def runs_frame(evidence: Evidence, split: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Columns that depend only on the evaluated images, so they are the same for every seed: shown as a value.
+BASELINE_COLUMNS = ("majority_rate", "stratified_rate", "majority_macro_f1", "stratified_macro_f1",
+                    "val_majority_rate", "val_stratified_rate", "test_majority_rate", "test_stratified_rate")
+
+
+def cell_value(frame: pd.DataFrame, regime: str, column: str, kind: str = "metric") -> Estimate | float | None:
+    """A baseline's value (the same for every seed), else the ``estimate`` over seeds."""
+    if column in BASELINE_COLUMNS:
+        values = frame.loc[frame["regime"] == regime, column].dropna() if column in frame else []
+        return float(values.iloc[0]) if len(values) else None
+    return estimate(frame, regime, column, kind)
+
+
 def estimate(frame: pd.DataFrame, regime: str, column: str, kind: str = "metric") -> Estimate:
+    """Over the regime's seeds; a loss column is bounded below only (``kind`` "loss")."""
+    if kind == "metric" and ("loss" in column or "cross_entropy" in column):
+        kind = "loss"
     values = frame.loc[frame["regime"] == regime, column] if column in frame else []
     return t_interval([None if pd.isna(v) else float(v) for v in values], kind)
 
 
 def estimates_note(frame: pd.DataFrame, regimes: Iterable[str]) -> str:
-    counts = ", ".join(f"{r}: n={int((frame['regime'] == r).sum())}" for r in regimes)
-    return (f"ours: mean ± half-width of the 95% t-interval over seeds ({counts}); with n=1 the single run's "
-            "value, no interval.")
+    counts = {r: int((frame["regime"] == r).sum()) for r in regimes}
+    listed = ", ".join(f"{r}: n={n}" for r, n in counts.items())
+    parts = [f"ours: mean over seeds ({listed})"]
+    if any(n >= MIN_T_SEEDS for n in counts.values()):
+        parts.append(f"± the half-width of the 95% t-interval (from {MIN_T_SEEDS} seeds on), shown as [low, high] "
+                     "where it would pass 0 or 1 and is cut there")
+    if any(n == 2 for n in counts.values()):
+        parts.append("with 2 seeds the range of the two, not an interval: a 95% t-interval from 2 runs spans "
+                     "±12.7 standard errors and says nothing useful")
+    if any(n == 1 for n in counts.values()):
+        parts.append("with 1 seed the single run's value")
+    return "; ".join(parts) + "."
 
 
 # ------------------------------------------------------------------------------ paper tables
@@ -182,7 +222,7 @@ def _versus(frame: pd.DataFrame, regimes: Sequence[str], rows: Sequence[tuple[st
     """Ours beside the paper's, per regime; ``rows`` are (frame column, label, paper key or None)."""
     data: dict[str, list[Any]] = {}
     for regime in regimes:
-        data[f"{regime}: ours"] = [estimate(frame, regime, column, kind) for column, _, _ in rows]
+        data[f"{regime}: ours"] = [cell_value(frame, regime, column, kind) for column, _, _ in rows]
         data[f"{regime}: {paper.LABEL}"] = [published.get(key, {}).get(regime) if key else None for _, _, key in rows]
     return pd.DataFrame(data, index=pd.Index([label for _, label, _ in rows], name=index))
 
@@ -191,15 +231,30 @@ def table_i(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTa
     rows = [
         ("train_accuracy", "accuracy (train, last epoch)", "train_accuracy"),
         ("val_accuracy", "val accuracy (evaluated model)", "val_accuracy"),
-        ("train_loss", "loss (train, last epoch)", "train_loss"),
-        ("val_loss", "val loss (evaluated model)", "val_loss"),
+        ("val_majority_rate", "val majority-class rate (baseline)", None),
+        ("val_stratified_rate", "val stratified-random rate (baseline)", None),
+        ("train_loss_l2", "loss incl. L2 (train, last epoch, Keras)", "train_loss"),
+        ("val_loss_l2", "val loss incl. L2 (last epoch, Keras)", "val_loss"),
+        ("train_loss", "cross-entropy (train, last epoch)", None),
+        ("val_loss", "val cross-entropy (evaluated model)", None),
         ("test_accuracy", "test accuracy", None),
-        ("test_loss", "test loss", None),
+        ("test_majority_rate", "test majority-class rate (baseline)", None),
+        ("test_stratified_rate", "test stratified-random rate (baseline)", None),
+        ("test_loss", "test cross-entropy", None),
     ]
-    note = _join(estimates_note(frame, regimes), paper.APPROX_NOTE, paper.TABLE_I_NOTE,
+    note = _join(estimates_note(frame, regimes), paper.APPROX_NOTE, paper.TABLE_I_NOTE, LOSSES_NOTE, BASELINE_NOTE,
                  "The paper reports no test accuracy or loss.", _test_note(split))
     body = _versus(frame, regimes, rows, paper.TABLE_I, "metric", "metric")
     return ReportTable("table1", "Table I: accuracy and loss", body, note)
+
+
+LOSSES_NOTE = ("Two losses, never mixed: \"loss incl. L2\" is Keras's training objective (cross-entropy plus the "
+               "head's L2 penalty), as the history records it at the last epoch, and is what the paper's Keras loss "
+               "reports, so the paper's values sit beside it; \"cross-entropy\" is the data term alone, computed "
+               "from the stored probabilities, and is the only loss comparable between models with different L2.")
+BASELINE_NOTE = ("Baselines: the majority-class rate is what answering the split's most common class for every face "
+                 "scores, the stratified-random rate what answering at random in the class shares scores; a model "
+                 "at the majority rate has learned nothing.")
 
 
 def table_ii(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
@@ -210,16 +265,23 @@ def table_ii(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportT
                  f"scale with the number of images evaluated (ours: {sizes}; the paper's test set holds at least "
                  f"{paper_floor:.0f}, its largest total of true positives), so compare them with the paper's as "
                  "proportions.", _test_note(split))
-    return ReportTable("table2", f"Table II: true positives per class ({SPLIT_NAMES[split]})",
-                       _versus(frame, regimes, rows, paper.TABLE_II, "count", "class"), note)
+    body = _versus(frame, regimes, rows, paper.TABLE_II, "count", "class")
+    for regime in regimes:  # the share of each class's images, beside its count: what compares across test sets
+        shares = [estimate(frame, regime, f"recall.{c}") for c in CLASSES] + [estimate(frame, regime, "accuracy")]
+        body.insert(body.columns.get_loc(f"{regime}: ours") + 1, f"{regime}: ours, share of class", shares)
+    note = _join(note, "\"Share of class\": true positives / images of that class (recall; for the total, "
+                 "accuracy).")
+    return ReportTable("table2", f"Table II: true positives per class ({SPLIT_NAMES[split]})", body, note)
 
 
 def table_iii(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
-    rows = ([("roc_auc.micro", "micro-average", "micro")] + [(f"roc_auc.{c}", c, c) for c in CLASSES]
-            + [("roc_auc.macro", "macro-average", None)])
+    rows = ([("roc_auc.macro", "macro-average", None), ("roc_auc.micro", "micro-average", "micro")]
+            + [(f"roc_auc.{c}", c, c) for c in CLASSES])
     note = _join(estimates_note(frame, regimes), f"One-vs-rest ROC AUC on the {SPLIT_NAMES[split]} set; n/a for a "
-                 "class absent from the labels. The paper reports no macro-average.", paper.APPROX_NOTE,
-                 _test_note(split))
+                 "class absent from the labels. Macro-average first: it weighs every class alike, while the "
+                 "micro-average pools all (image, class) pairs, so the many easy negatives of the common classes "
+                 "dominate it and a model that only ranks by class share already scores well on it. The paper "
+                 "reports the micro-average only.", paper.APPROX_NOTE, _test_note(split))
     return ReportTable("table3", f"Table III: ROC AUC ({SPLIT_NAMES[split]})",
                        _versus(frame, regimes, rows, paper.TABLE_III, "metric", "class"), note)
 
@@ -245,20 +307,27 @@ def _test_note(split: str) -> str:
 
 # ----------------------------------------------------------------------------- beyond the paper
 def recall_table(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
-    rows = [("accuracy", "accuracy"), ("macro_f1", "macro-F1")] + [(f"recall.{c}", f"recall {c}") for c in CLASSES]
-    data = {regime: [estimate(frame, regime, column) for column, _ in rows] for regime in regimes}
+    rows = [("accuracy", "accuracy"), ("majority_rate", "accuracy: majority-class rate (baseline)"),
+            ("stratified_rate", "accuracy: stratified-random rate (baseline)"), ("macro_f1", "macro-F1"),
+            ("majority_macro_f1", "macro-F1: majority-class answer (baseline)"),
+            ("stratified_macro_f1", "macro-F1: stratified-random answers (baseline, expected)")]
+    rows += [(f"recall.{c}", f"recall {c}") for c in CLASSES]
+    data = {regime: [cell_value(frame, regime, column) for column, _ in rows] for regime in regimes}
     index = pd.Index([label for _, label in rows], name="metric")
     return ReportTable("recall", f"Macro-F1 and recall per class ({SPLIT_NAMES[split]})",
                        pd.DataFrame(data, index=index),
-                       estimates_note(frame, regimes) + " Recall = true positives / images of that class.")
+                       _join(estimates_note(frame, regimes), "Recall = true positives / images of that class.",
+                             BASELINE_NOTE, "Macro-F1 averages the F1 of all 7 classes, so the majority answer "
+                             "scores 2p/(1+p)/7 (p its share) and random answers in the class shares 1/7."))
 
 
 def seeds_table(frame: pd.DataFrame, split: str) -> ReportTable:
     name = SPLIT_NAMES[split]
     columns = {"epochs": "epochs", "train_accuracy": "train accuracy (last epoch)", "val_accuracy": "val accuracy"}
     if split == "test":
-        columns.update({"accuracy": f"{name} accuracy", "loss": f"{name} loss"})
-    columns.update({"macro_f1": f"{name} macro-F1", "majority_rate": f"{name} majority-class rate",
+        columns.update({"accuracy": f"{name} accuracy", "loss": f"{name} cross-entropy"})
+    columns.update({"majority_rate": f"{name} majority-class rate", "stratified_rate": f"{name} stratified rate",
+                    "macro_f1": f"{name} macro-F1", "majority_macro_f1": "macro-F1 of the majority answer",
                     "top_answer_share": "share of the top answer", "learned": "learned"})
     body = frame[list(columns)].rename(columns=columns).astype(object)
     body["learned"] = [("yes" if learned else "NO: at the majority rate") + (" (stalled early)" if stalled else "")
@@ -339,16 +408,23 @@ def search_table(searches: Sequence[SearchSummary]) -> ReportTable:
 
 def best_params_table(search: SearchSummary) -> ReportTable:
     rows = search.best_params
-    body = pd.DataFrame({"best": [Sig(r["best"]) if r["best"] is not None else "(not used)" for r in rows],
+    cap = next((r.get("cap") for r in rows if r.get("cap") is not None), None)
+    body = pd.DataFrame({"sampled": [Sig(r["best"]) if r["best"] is not None else "(not used)" for r in rows],
+                         "trained": [Sig(r.get("trained", r["best"])) if r["best"] is not None else "(not used)"
+                                     for r in rows],
                          "default": [Sig(r["paper"]) for r in rows],
                          "default from": [r.get("source", "") for r in rows],
                          "changed": [r["best"] is not None and r["best"] != r["paper"] for r in rows]},
                         index=pd.Index([r["name"] for r in rows], name="parameter")).astype(object)
+    capped = (f" The search capped every phase at {cap} epochs, so \"trained\" gives the epochs a trial trained "
+              "(at most; early stopping and pruning can end one sooner) where the sampled value was larger."
+              if cap is not None else "")
     return ReportTable(f"best-{search.name}", f"Study {search.name}: best trial {search.best_number}'s parameters",
-                       body, "Searched parameters of the best complete trial beside the search defaults: the paper's "
-                       "values where it states them (\"paper\"), else ours (\"ours (paper silent)\", chosen by "
-                       "measurement, docs/learning.md) or off. \"(not used)\": the best configuration has no use for "
-                       "the parameter (momentum under Adam, a missing Dense layer's width).")
+                       body, "Searched parameters of the best complete trial, as sampled and as trained, beside the "
+                       "search defaults: the paper's values where it states them (\"paper\"), else ours (\"ours "
+                       "(paper silent)\", chosen by measurement, docs/learning.md) or off. \"(not used)\": the best "
+                       "configuration has no use for the parameter (momentum under Adam, a missing Dense layer's "
+                       "width)." + capped)
 
 
 def importances_table(search: SearchSummary) -> ReportTable | None:

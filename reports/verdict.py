@@ -6,7 +6,7 @@ interval agree; otherwise the text says the evidence is mixed or shows no differ
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from reports.stats import ALPHA, Comparison, Estimate
 from reports.tables import SPLIT_NAMES, Interval, PValue, Signed, format_value
@@ -15,21 +15,53 @@ PAPER_CLAIM = "the paper's conclusion that transfer learning improves accuracy"
 
 
 def verdict(comparison: Comparison, accuracy: Mapping[str, Estimate], synthetic: bool,
-            learned: Mapping[str, tuple[int, int]] | None = None, majority: float | None = None) -> list[str]:
+            learned: Mapping[str, tuple[int, int]] | None = None, majority: float | None = None,
+            stratified: float | None = None, macro_f1: Mapping[str, Estimate] | None = None,
+            majority_macro_f1: float | None = None, differences: Sequence[str] = ()) -> list[str]:
     """Sentences for the report's verdict section, in order. ``learned``: per regime, (runs that beat the
     majority rate, runs); a regime with a run that did not is named for what it is, and no conclusion
-    is drawn from the comparison."""
+    is drawn from the comparison. ``majority``/``stratified``: the split's baseline accuracies, and
+    ``majority_macro_f1`` the majority answer's macro-F1, read beside every figure. ``differences``:
+    how the regimes' budgets differ (``reports.setup.budget_differences``), named so that the
+    difference is not credited to transfer alone."""
     split = SPLIT_NAMES[comparison.split]
+    budget = [budget_sentence(differences)] if differences else []
     failing = not_learned(learned or {}, majority, split)
     if failing:
-        return [_capitalized(s) for s in failing + caveats(comparison, accuracy, synthetic)]
+        return [_capitalized(s) for s in failing + budget + caveats(comparison, accuracy, synthetic)]
     sentences = [
         _lead(comparison, accuracy, split),
+        *_baselines(comparison, accuracy, macro_f1 or {}, majority, stratified, majority_macro_f1, split),
         _mcnemar(comparison, split),
         _bootstrap(comparison, split),
         _conclusion(comparison, split),
+        *budget,
     ]
     return [_capitalized(s) for s in sentences + caveats(comparison, accuracy, synthetic)]
+
+
+def _baselines(c: Comparison, accuracy: Mapping[str, Estimate], macro_f1: Mapping[str, Estimate],
+               majority: float | None, stratified: float | None, majority_f1: float | None, split: str) -> list[str]:
+    """The baselines beside the figures: what answering without looking scores on these images."""
+    if majority is None:
+        return []
+    names = (c.name_a, c.name_b)
+    above = ", ".join(f"{name} {format_value(Signed(accuracy[name].mean - majority))}" for name in names)
+    text = (f"Answering the most common class for every face scores {format_value(majority)} on these {split} "
+            f"images (the majority-class rate)")
+    if stratified is not None:
+        text += f" and answering at random in the class shares {format_value(stratified)}"
+    text += f"; mean accuracy above the majority rate: {above}"
+    if macro_f1 and majority_f1 is not None and all(name in macro_f1 for name in names):
+        f1 = " and ".join(f"{format_value(macro_f1[name].mean)} ({name})" for name in names)
+        text += f"; macro-F1 {f1} against {format_value(majority_f1)} for the majority answer"
+    return [text + "."]
+
+
+def budget_sentence(differences: Sequence[str]) -> str:
+    """The regimes' budgets differ: say how, so the gap is not credited to transfer alone."""
+    return ("What is compared is more than the starting weights: the regimes differ in " + "; ".join(differences)
+            + ". The measured difference includes all of these.")
 
 
 def not_learned(learned: Mapping[str, tuple[int, int]], majority: float | None, split: str) -> list[str]:

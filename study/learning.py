@@ -32,22 +32,28 @@ ANSWER_SHARE = "top_answer_share"  # the metric's name in Keras logs (val_top_an
 
 @dataclass(frozen=True)
 class Baseline:
-    """What answering without looking scores on a split."""
+    """What answering without looking scores on a split: accuracy and macro-F1 (over every class,
+    as ``study.evaluation`` computes it) of the majority answer and of stratified random answers."""
 
     majority_class: str
     majority_rate: float
     stratified_rate: float
+    majority_macro_f1: float = 0.0  # F1 2p/(1+p) on the majority class, 0 on the others
+    stratified_macro_f1: float = 0.0  # expected: each class's F1 is its share, so 1/classes
 
     def to_dict(self) -> dict[str, object]:
         return {"majority_class": self.majority_class, "majority_rate": self.majority_rate,
-                "stratified_rate": self.stratified_rate}
+                "stratified_rate": self.stratified_rate, "majority_macro_f1": self.majority_macro_f1,
+                "stratified_macro_f1": self.stratified_macro_f1}
 
 
 def baseline(labels: np.ndarray, classes: tuple[str, ...] = CLASSES) -> Baseline:
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes)).astype(np.float64)
     shares = counts / max(counts.sum(), 1.0)
     top = int(shares.argmax())
-    return Baseline(classes[top], float(shares[top]), float(np.sum(shares**2)))
+    p = float(shares[top])
+    return Baseline(classes[top], p, float(np.sum(shares**2)), majority_macro_f1=2 * p / (1 + p) / len(classes),
+                    stratified_macro_f1=float(shares.sum()) / len(classes))
 
 
 def learned_pvalue(correct: int, n: int, majority_rate: float) -> float:

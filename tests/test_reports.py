@@ -68,11 +68,13 @@ def one_answer(labels: np.ndarray) -> np.ndarray:
 
 
 def write_run(run_dir: Path, regime: str, seed: int, data: Dataset, accuracy: float | None, *, with_test: bool = True,
-              source: str | None = None, fingerprint: str | None = None, study: str = "") -> Path:
+              source: str | None = None, fingerprint: str | None = None, study: str = "", weights: str = "",
+              subset: float = 1.0, epochs: int = 20) -> Path:
     """A run directory as study.training writes it (model.keras empty: the report never loads it);
     ``accuracy=None`` writes a run that answers one class."""
     run_dir.mkdir(parents=True)
-    config = TrainConfig(regime=regime, seed=seed, backbone="mini_xception")
+    config = TrainConfig(regime=regime, seed=seed, backbone="mini_xception", weights=weights, subset=subset,
+                         epochs=epochs)
     splits = {"val": data.val.y, **({"test": data.test.y} if with_test else {})}
     probs = {name: one_answer(y) if accuracy is None else
              fake_probs(y, accuracy, seed * 10 + len(name) + (0 if regime == "scratch" else 5))
@@ -91,19 +93,22 @@ def write_run(run_dir: Path, regime: str, seed: int, data: Dataset, accuracy: fl
                      "scikit_learn": "1.5.2"},
         "device": "CPU (x86_64)", "precision": "float32", "seed": seed,
         "data": {"source": source or data.source, "layout": data.layout, "fingerprint": fingerprint or data.fingerprint,
-                 "synthetic": data.synthetic,
-                 "sizes": {name: int(len(getattr(data, name).y)) for name in ("train", "val", "test")}},
+                 "synthetic": data.synthetic, "subset": subset,
+                 "sizes": {name: int(len(getattr(data, name).y) * (subset if name == "train" else 1))
+                           for name in ("train", "val", "test")}},
         "timings_seconds": {"total": 12.5 + seed}, "created": "2025-01-01T00:00:00", "study": study,
     })
     return run_dir
 
 
 def make_study(url: str, name: str, regime: str, data: Dataset, runs_dir: Path, *, seeds: tuple[int, ...] = (0, 1),
-               accuracy: float = 0.5, trials: int = 4, **run_options) -> optuna.Study:
+               accuracy: float = 0.5, trials: int = 4, backend: str = "optuna", max_epochs: int | None = 2,
+               trial_epochs: int = 4, **run_options) -> optuna.Study:
     """A finished search (complete, pruned and failed trials) and, per seed, a final run."""
     study = optuna.create_study(storage=url, study_name=name, direction="maximize")
-    for key, value in {"regime": regime, "backend": "optuna", "objective": "accuracy", "direction": "maximize",
-                       "data": data.source, "fingerprint": data.fingerprint, "base": {}, "max_epochs": 2}.items():
+    for key, value in {"regime": regime, "backend": backend, "objective": "accuracy", "direction": "maximize",
+                       "data": data.source, "fingerprint": data.fingerprint, "base": {},
+                       "max_epochs": max_epochs}.items():
         study.set_user_attr(key, value)
     distributions = {"learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
                      "batch_size": CategoricalDistribution((32, 64, 128)), "momentum": FloatDistribution(0.0, 0.95)}
@@ -115,7 +120,7 @@ def make_study(url: str, name: str, regime: str, data: Dataset, runs_dir: Path, 
                   "momentum": 0.2 * number}
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions=distributions, value=0.25 if value is None else value,
-            user_attrs={"run_dir": str(trial_dir), "epochs": 4, "seconds": 3.0}))
+            user_attrs={"run_dir": str(trial_dir), "epochs": trial_epochs, "seconds": 3.0}))
     study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params=params, distributions=distributions,
                                               intermediate_values={0: 0.2, 1: 0.25}))
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params=params, distributions=distributions,
@@ -207,13 +212,28 @@ def test_table_i_reads_the_last_epoch_and_the_evaluated_model(full: dict) -> Non
     last = [pd.read_csv(d / "history.csv").iloc[-1] for d in runs]
     assert cell(table, "accuracy (train, last epoch)", "transfer: ours").mean == pytest.approx(
         np.mean([row["accuracy"] for row in last]))
-    # the train loss is the cross-entropy alone, not Keras's loss with the L2 penalty added
-    assert cell(table, "loss (train, last epoch)", "transfer: ours").mean == pytest.approx(
+    # two losses, named apart: the cross-entropy alone, and Keras's loss with the L2 penalty, which the paper's is
+    assert cell(table, "cross-entropy (train, last epoch)", "transfer: ours").mean == pytest.approx(
         np.mean([row["cross_entropy"] for row in last]))
+    assert cell(table, "loss incl. L2 (train, last epoch, Keras)", "transfer: ours").mean == pytest.approx(
+        np.mean([row["loss"] for row in last]))
+    assert cell(table, "val loss incl. L2 (last epoch, Keras)", "transfer: ours").mean == pytest.approx(
+        np.mean([row["val_loss"] for row in last]))
+    assert format_value(cell(table, "loss incl. L2 (train, last epoch, Keras)", "transfer: paper")) == "≈1.02"
+    assert cell(table, "cross-entropy (train, last epoch)", "transfer: paper") is None
+    assert "Two losses, never mixed" in table.note
     test_accuracy = [np.mean(y == p.argmax(1)) for y, p in map(predictions, runs)]
     estimate = cell(table, "test accuracy", "transfer: ours")
     assert estimate.mean == pytest.approx(np.mean(test_accuracy)) and estimate.n == 2
-    assert estimate.half_width == pytest.approx(12.706204736 * np.std(test_accuracy, ddof=1) / np.sqrt(2))
+    # two seeds: their range, not a t-interval 12.7 standard errors wide
+    assert estimate.half_width is None and (estimate.low, estimate.high) == pytest.approx(
+        (min(test_accuracy), max(test_accuracy)))
+    assert format_value(estimate) == (f"{np.mean(test_accuracy):.4f} (range {min(test_accuracy):.4f}–"
+                                      f"{max(test_accuracy):.4f})")
+    assert "with 2 seeds the range of the two, not an interval" in table.note
+    labels = predictions(runs[0])[0]
+    majority = np.bincount(labels, minlength=K).max() / len(labels)
+    assert cell(table, "test majority-class rate (baseline)", "transfer: ours") == pytest.approx(majority)
 
 
 def test_markdown_shows_the_formatted_cells(full: dict) -> None:
@@ -327,18 +347,30 @@ def test_default_study_is_the_one_with_most_final_runs_and_study_overrides(tmp_p
         gather(url, ["nope"])
 
 
-def test_without_final_runs_the_best_trial_is_shown_on_validation(tmp_path: Path, data: Dataset) -> None:
+def test_without_final_runs_a_report_is_refused_unless_partial_and_then_says_validation_at_the_top(
+        tmp_path: Path, data: Dataset) -> None:
     url = storage(tmp_path)
     make_study(url, "scratch-s", "scratch", data, tmp_path / "runs", seeds=())
     make_study(url, "transfer-s", "transfer", data, tmp_path / "runs", seeds=(0,), accuracy=0.9)
-    evidence = gather(url)
+    with pytest.raises(ReportError, match="study scratch-s has no final runs, so the report would show its best "
+                                          "trial's run on validation images"):
+        gather(url)
+    assert re.search(r"scratch-s has no final runs.*pass --partial .*\(`python cli.py train --from-study scratch-s "
+                     r"--seeds 3` trains them\)", report_error(url, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    evidence = gather(url, partial=True)
     assert evidence.regimes["scratch"].source == "trial" and evidence.regimes["scratch"].trial_number == 0
+    assert evidence.lacks == ("final runs of study scratch-s (its best trial's run stands in, so every table is on "
+                              "VALIDATION images, which the search chose it on)",)
     content = compute(evidence)
     assert content.split == "val" and content.comparison.split == "val"
     assert content.tables["table2"].title == "Table II: true positives per class (validation)"
     assert "These are validation values" in content.tables["table3"].note
     assert format_value(cell(content.tables["table1"], "test accuracy", "transfer: ours")) == "n/a"
     assert any("validation images" in s for s in content.verdict)
+    build_report(url, out=tmp_path / "out", formats="md", partial=True)
+    first = (tmp_path / "out" / "report.md").read_text().splitlines()[0]
+    assert first.startswith("**PARTIAL REPORT: it lacks final runs of study scratch-s") and "VALIDATION" in first
 
 
 # ------------------------------------------------------------------------------------ bad input
@@ -490,3 +522,121 @@ def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_
     pdf_text = " ".join(page.extract_text() for page in PdfReader(tmp_path / "out" / "report.pdf").pages)
     for value in cells(content.tables["table1"])[1][0][1:]:
         assert _squash(value) in _squash(pdf_text)
+
+
+# ------------------------------------------------------------------- what was compared, said
+def test_what_was_evaluated_names_model_input_source_schedule_and_cap(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    pretrain = write_run(tmp_path / "runs" / "pretrain", "scratch", 0, data, 0.7, epochs=4)
+    make_study(url, "scratch-e", "scratch", data, tmp_path / "runs", seeds=(0, 1, 2), max_epochs=3)
+    make_study(url, "transfer-e", "transfer", data, tmp_path / "runs", seeds=(0, 1, 2), max_epochs=3,
+               weights=str(pretrain / "model.keras"))
+    content = compute(gather(url))
+    evaluated = " ".join(content.setups and [s for s in map(str, _section(content, "What was evaluated"))])
+    assert "scratch: backbone mini_xception at 48x48 grayscale input; starting from random initialization" in evaluated
+    assert (f"transfer: backbone mini_xception at 48x48 grayscale input; starting from the backbone of a mini_xception "
+            f"pretrained here for 4 epochs on {len(data.train.y):,} training images of {data.source} (a SYNTHETIC "
+            "sample") in evaluated
+    assert "backbone frozen for up to 30 epochs (early stopping, patience 3), then fine-tuned for 20 epochs" in evaluated
+    assert "each trial capped at 3 epochs a phase" in evaluated
+    assert "DenseNet169 with ImageNet weights" in evaluated
+    # the budgets differ in the trial cap (3 vs 3+3), the final epochs (4 vs 5 in the fixtures' histories) and
+    # transfer's pretraining: the verdict names each
+    budget = next(s for s in content.verdict if s.startswith("What is compared is more than the starting weights"))
+    assert "most epochs a search trial could train (scratch 3, transfer 6)" in budget
+    assert "epochs per final run (scratch 4, transfer 5)" in budget
+    assert f"transfer's 4 epochs of pretraining on {len(data.train.y):,} other images" in budget
+    assert "search backend" not in budget and "finished search trials" not in budget
+
+
+def _section(content, heading: str) -> list[str]:
+    """The paragraphs under one heading of the composed document."""
+    from reports.compose import compose
+    from reports.document import Heading, Paragraph
+
+    blocks = compose(content, _NoFigures()).blocks
+    start = next(i for i, b in enumerate(blocks) if isinstance(b, Heading) and b.text == heading)
+    end = next((i for i, b in enumerate(blocks) if i > start and isinstance(b, Heading) and b.level == 1), len(blocks))
+    return [b.text for b in blocks[start + 1:end] if isinstance(b, Paragraph)]
+
+
+class _NoFigures(dict):
+    def __missing__(self, key: str):
+        from reports.document import FigureBlock
+
+        return FigureBlock(Path("figures") / f"{key}.png", key)
+
+
+def test_the_verdict_names_a_difference_in_backend_and_trials(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-b", "scratch", data, tmp_path / "runs", seeds=(0, 1, 2), trials=3, trial_epochs=6)
+    make_study(url, "transfer-b", "transfer", data, tmp_path / "runs", seeds=(0, 1, 2), trials=5, backend="keras-tuner",
+               trial_epochs=12)
+    budget = next(s for s in compute(gather(url)).verdict if s.startswith("What is compared"))
+    assert "search backend (scratch optuna, transfer keras-tuner)" in budget
+    assert "finished search trials (scratch 4, transfer 6)" in budget  # complete + the pruned one
+    assert "epochs trained by the search (scratch 20, transfer 62)" in budget  # the pruned trial reported 2
+    assert "transfer's ImageNet pretraining" in budget
+
+
+def test_baselines_sit_beside_accuracy_and_macro_f1_in_tables_and_verdict(full: dict) -> None:
+    content = full["content"]
+    labels = predictions(final_dirs(full["tmp"], "scratch")[0])[0]
+    shares = np.bincount(labels, minlength=K) / len(labels)
+    recall = content.tables["recall"]
+    assert cell(recall, "accuracy: majority-class rate (baseline)", "scratch") == pytest.approx(shares.max())
+    assert cell(recall, "accuracy: stratified-random rate (baseline)", "scratch") == pytest.approx(np.sum(shares ** 2))
+    majority_f1 = f1_score(labels, np.full_like(labels, shares.argmax()), labels=list(range(K)), average="macro",
+                           zero_division=0)
+    assert cell(recall, "macro-F1: majority-class answer (baseline)", "scratch") == pytest.approx(majority_f1)
+    assert cell(recall, "macro-F1: stratified-random answers (baseline, expected)", "scratch") == pytest.approx(1 / K)
+    baseline = next(s for s in content.verdict if s.startswith("Answering the most common class"))
+    assert f"scores {shares.max():.4f} on these test images (the majority-class rate)" in baseline
+    assert f"against {majority_f1:.4f} for the majority answer" in baseline
+    assert "| test majority-class rate (baseline) |" in full["md"]
+
+
+def test_table_ii_gives_shares_beside_counts_and_table_iii_leads_with_macro(full: dict) -> None:
+    tables = full["content"].tables
+    per_seed = [predictions(d) for d in final_dirs(full["tmp"], "transfer")]
+    recall_angry = [np.mean(p.argmax(1)[y == 0] == 0) for y, p in per_seed]
+    assert cell(tables["table2"], "angry", "transfer: ours, share of class").mean == pytest.approx(np.mean(recall_angry))
+    assert list(tables["table3"].frame.index[:2]) == ["macro-average", "micro-average"]
+    assert "Macro-average first" in tables["table3"].note
+
+
+def test_best_parameters_show_what_was_trained_beside_what_was_sampled(tmp_path: Path, data: Dataset) -> None:
+    from optuna.distributions import IntDistribution
+
+    from study.tuning.views import best_table
+
+    url = storage(tmp_path)
+    study = make_study(url, "scratch-cap", "scratch", data, tmp_path / "runs", seeds=(0,), trials=1, max_epochs=6)
+    run_dir = write_run(tmp_path / "runs" / "best", "scratch", 0, data, 0.9, with_test=False)
+    study.add_trial(optuna.trial.create_trial(params={"epochs": 60}, distributions={"epochs": IntDistribution(5, 60)},
+                                              value=0.99, user_attrs={"run_dir": str(run_dir), "epochs": 6}))
+    search = gather(url, ["scratch-cap"], partial=True).regimes["scratch"].search
+    from reports.tables import best_params_table
+
+    table = best_params_table(search)
+    assert format_value(cell(table, "epochs", "sampled")) == "60" and format_value(cell(table, "epochs", "trained")) == "6"
+    assert "capped every phase at 6 epochs" in table.note
+    assert cell(table, "l2", "default from") == "ours (paper silent)"
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(best_table(optuna.load_study(study_name="scratch-cap", storage=url)))
+    shown = console.export_text()
+    assert "epochs capped at 6 a phase" in shown and re.search(r"epochs\s+│ 60 \*\s+│ 6 \(cap\)", shown)
+
+
+def test_a_subset_is_said_in_what_was_evaluated_and_on_the_dataset_card(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-sub", "scratch", data, tmp_path / "runs", seeds=(0,), subset=0.25)
+    make_study(url, "transfer-sub", "transfer", data, tmp_path / "runs", seeds=(0,), subset=0.25)
+    content = compute(gather(url))
+    train = int(len(data.train.y) * 0.25)
+    assert f"each run trained on a stratified 25% subset of the training split ({train:,} images)" in \
+        " ".join(_section(content, "What was evaluated"))
+    assert f"The runs trained on a stratified 25% subset of the training split, so \"train\" counts the images they " \
+           f"trained on ({train:,})" in " ".join(_section(content, "Dataset card"))

@@ -41,11 +41,25 @@ def outcomes(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndar
 
 # -------------------------------------------------------------------------------- t-interval
 def test_t_interval_matches_scipy_and_a_hand_worked_case() -> None:
-    estimate = t_interval([1.0, 2.0, 3.0])
-    assert estimate.mean == 2.0 and estimate.n == 3
-    assert estimate.half_width == pytest.approx(4.302652729911275 / math.sqrt(3))  # t(0.975, 2) * sd 1 / sqrt 3
-    low, high = scipy_stats.t.interval(0.95, 2, loc=2.0, scale=scipy_stats.sem([1.0, 2.0, 3.0]))
+    estimate = t_interval([0.4, 0.5, 0.6])
+    assert estimate.mean == pytest.approx(0.5) and estimate.n == 3
+    assert estimate.half_width == pytest.approx(4.302652729911275 * 0.1 / math.sqrt(3))  # t(0.975, 2) * sd / sqrt 3
+    low, high = scipy_stats.t.interval(0.95, 2, loc=0.5, scale=scipy_stats.sem([0.4, 0.5, 0.6]))
     assert (estimate.low, estimate.high) == (pytest.approx(low), pytest.approx(high))
+    assert not estimate.clipped and estimate.spread == "t"
+
+
+def test_two_seeds_give_their_range_and_an_interval_stops_at_natural_bounds() -> None:
+    two = t_interval([0.52, 0.61])
+    assert two.half_width is None and two.spread == "range" and (two.low, two.high) == (0.52, 0.61)
+    assert format_value(two) == "0.5650 (range 0.5200–0.6100)"
+    counts = t_interval([0.0, 3.0, 12.0], kind="count")  # t-interval 5 ± 15.6: a count cannot be negative
+    assert counts.clipped and counts.low == 0.0 and counts.high == pytest.approx(5 + counts.half_width)
+    assert format_value(counts) == f"5.0 [0.0, {5 + counts.half_width:.1f}]"
+    share = t_interval([0.90, 0.99, 1.0])
+    assert share.high == 1.0 and format_value(share).endswith(", 1.0000]")
+    loss = t_interval([1.5, 2.5, 3.5], kind="loss")  # bounded below only
+    assert loss.high == pytest.approx(2.5 + loss.half_width) and not loss.clipped
 
 
 def test_one_seed_has_no_interval_and_missing_values_are_skipped() -> None:

@@ -17,6 +17,7 @@ from study.store.studies import (
     best_param_rows,
     best_trial,
     count_finished,
+    epoch_cap,
     last_failure,
     load_existing,
     open_study,
@@ -31,7 +32,7 @@ from study.store.urls import STORAGE_ENV, mask_text, mask_url
 
 __all__ = [
     "DEFAULT_STORAGE", "FINISHED", "OBJECTIVES", "STORAGE_ENV", "NoCompleteTrial", "NoStore", "NoStudy",
-    "StorageError", "StudySpec", "best_param_rows", "best_trial", "count_finished", "last_failure", "load_existing", "mask_text",
+    "StorageError", "StudySpec", "best_param_rows", "best_trial", "count_finished", "epoch_cap", "last_failure", "load_existing", "mask_text",
     "mask_url", "open_storage", "open_study", "required_best", "storage_errors", "study_names", "study_row", "study_rows",
     "trial_params", "trials_frame",
 ]

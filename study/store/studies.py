@@ -222,14 +222,32 @@ def trial_params(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def best_param_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """The best trial's value of every searched parameter beside the default (``None``: the best
-    configuration does not use it, e.g. momentum under Adam)."""
+    configuration does not use it, e.g. momentum under Adam). ``trained`` is what the trial trained:
+    the sampled value unless the study's epoch cap (``cap``) cut an epoch count."""
     best = best_trial(study)
     if best is None:
         return []
     space = space_for(study.user_attrs.get("regime", "scratch"))
     used = from_dict(space, {k: v for k, v in best.params.items() if k in space.names})
-    return [{"name": p.name, "best": used.get(p.name), "paper": p.default, "source": default_source(p.name)}
-            for p in space.params]
+    cap = epoch_cap(study, best)
+    rows = []
+    for p in space.params:
+        value = used.get(p.name)
+        trained = min(value, cap) if cap is not None and p.name in EPOCH_PARAMS and value is not None else value
+        rows.append({"name": p.name, "best": value, "trained": trained, "cap": cap if p.name in EPOCH_PARAMS else None,
+                     "paper": p.default, "source": default_source(p.name)})
+    return rows
+
+
+EPOCH_PARAMS = ("epochs", "frozen_epochs")  # what a search's epoch cap cuts (``search_spaces.hp.cap_epochs``)
+
+
+def epoch_cap(study: optuna.Study, trial: FrozenTrial) -> int | None:
+    """The most epochs a phase of ``trial`` trained: the study's cap and, for keras-tuner's Hyperband,
+    the trial's budget (the smaller); None when neither capped it."""
+    caps = [c for c in (study.user_attrs.get("max_epochs"), trial.user_attrs.get("keras_tuner", {}).get("tuner/epochs"))
+            if c]
+    return min(caps, default=None)
 
 
 def last_failure(study: optuna.Study) -> str:

@@ -59,15 +59,21 @@ def trials_table(study: optuna.Study) -> Table:
 
 
 def best_table(study: optuna.Study) -> Table:
+    """The best trial's parameters: as sampled, as trained (an epoch cap cuts epoch counts) and the
+    default with where it comes from (the paper, or ours where the paper is silent)."""
     best = best_trial(study)
-    table = Table(title=f"best trial {best.number}: val {study.user_attrs.get('objective')} {best.value:.4f}",
+    rows = best_param_rows(study)
+    cap = next((r["cap"] for r in rows if r["cap"] is not None), None)
+    capped = f"; epochs capped at {cap} a phase" if cap is not None else ""
+    table = Table(title=f"best trial {best.number}: val {study.user_attrs.get('objective')} {best.value:.4f}{capped}",
                   title_justify="left")
-    for column in ("parameter", "best", "paper"):
+    for column in ("parameter", "sampled", "trained", "default", "default from"):
         table.add_column(column)
-    for r in best_param_rows(study):
+    for r in rows:
         mark = "" if r["best"] in (None, r["paper"]) else " *"
         best_text = "(not used)" if r["best"] is None else f"{_show(r['best'])}{mark}"
-        table.add_row(r["name"], best_text, _show(r["paper"]))
+        trained = "" if r["trained"] == r["best"] else f"{_show(r['trained'])} (cap)"
+        table.add_row(r["name"], best_text, trained or best_text.rstrip(" *"), _show(r["paper"]), r["source"])
     return table
 
 

@@ -1,0 +1,188 @@
+"""The figures themselves: the SYNTHETIC mark on the image, legends off the data, panels that do not overlap.
+
+Drawn from small made-up data with matplotlib only (no TensorFlow): each test takes well under a second.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.transforms import Bbox
+
+from reports import figures
+
+CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+MARK = figures.SYNTHETIC
+
+
+# ------------------------------------------------------------------------------ made-up inputs
+def _curves(kind: str) -> tuple[dict, dict]:
+    """Eight curves (seven classes and micro) spread over the whole unit square, as real ones can be."""
+    lines, scores = {}, {}
+    grid = np.linspace(0, 1, 50)
+    for k, name in enumerate(CLASSES + ["micro"]):
+        power = 0.3 + 0.4 * k
+        if kind == "roc":
+            lines[name] = (grid, grid ** (1 / (1 + power)))
+        else:  # recall, precision: some fall to the bottom left corner, where the old legend sat
+            lines[name] = (grid, np.clip(1 - grid ** power * (0.2 + 0.1 * k), 0, 1))
+        scores[name] = 0.5 + 0.05 * k
+    return lines, scores
+
+
+def _trials() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 12
+    return pd.DataFrame({
+        "number": range(n), "state": ["COMPLETE"] * 8 + ["PRUNED"] * 3 + ["FAIL"],
+        "value": np.r_[rng.uniform(0.3, 0.6, 8), [np.nan] * 4],
+        "last_value": np.r_[[np.nan] * 8, rng.uniform(0.2, 0.4, 3), [np.nan]],
+        "param.lr": 10 ** rng.uniform(-5, -2, n), "param.opt": rng.choice(["adam", "sgd"], n),
+    })
+
+
+AXES = [SimpleNamespace(name="lr", kind="float", log=True, low=1e-5, high=1e-2, choices=()),
+        SimpleNamespace(name="opt", kind="categorical", log=False, low=None, high=None, choices=("adam", "sgd"))]
+
+
+def _history() -> pd.DataFrame:
+    epoch = np.arange(1, 9)
+    frame = pd.DataFrame({"epoch": epoch, "phase": ["frozen"] * 4 + ["finetune"] * 4,
+                          "accuracy": 0.2 + 0.05 * epoch, "val_accuracy": 0.18 + 0.04 * epoch,
+                          "cross_entropy": 2 - 0.1 * epoch, "val_cross_entropy": 2.1 - 0.08 * epoch})
+    frame["loss"], frame["val_loss"] = frame["cross_entropy"] + 0.1, frame["val_cross_entropy"] + 0.1
+    return frame
+
+
+def _seeds() -> tuple:
+    points = pd.DataFrame({"regime": ["scratch"] * 2 + ["transfer"] * 2, "seed": [0, 1] * 2,
+                           "accuracy": [0.4, 0.45, 0.55, 0.6], "loss": [1.6, 1.5, 1.2, 1.1]})
+    summary = {c: {r: (points[points.regime == r][c].mean(), None, None) for r in ("scratch", "transfer")}
+               for c in ("accuracy", "loss")}
+    return points, [("accuracy", "test accuracy"), ("loss", "test loss")], summary
+
+
+def _confusion() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 40, (7, 7)) + np.diag(rng.integers(100, 250, 7))
+
+
+# every public figure function, as (function, positional arguments before the path, keyword arguments)
+DRAWERS: dict[str, Callable[[], tuple[Callable, tuple, dict]]] = {
+    "class_distribution": lambda: (figures.class_distribution, (pd.DataFrame(
+        {"train": [300, 40, 200, 400, 250, 180, 260], "val": [30, 5, 20, 40, 25, 18, 26]}, index=CLASSES),), {}),
+    "training_curves": lambda: (figures.training_curves, (_history(),), {}),
+    "confusion_matrix": lambda: (figures.confusion_matrix, (_confusion(), CLASSES), {}),
+    "roc_curves": lambda: (figures.roc_curves, _curves("roc"), {}),
+    "pr_curves": lambda: (figures.pr_curves, _curves("pr"), {}),
+    "optimization_history": lambda: (figures.optimization_history, (_trials(), "maximize", "accuracy"), {}),
+    "param_importances": lambda: (figures.param_importances, ({"lr": 0.7, "opt": 0.3},), {}),
+    "parallel_coordinates": lambda: (figures.parallel_coordinates, (_trials(), AXES, "accuracy", "maximize"), {}),
+    "face_grid": lambda: (figures.face_grid, (np.random.default_rng(0).integers(0, 256, (9, 48, 48, 1)),
+                                              CLASSES[:3] * 3, CLASSES[:3] * 2 + CLASSES[3:6], [0.5] * 9), {}),
+    "seed_comparison": lambda: (figures.seed_comparison, _seeds(), {}),
+}
+
+
+def _png(name: str, path: Path, mark: str = "") -> np.ndarray:
+    function, args, kwargs = DRAWERS[name]()
+    written = function(*args, path, **kwargs, mark=mark) if mark else function(*args, path, **kwargs)
+    assert written == path and path.stat().st_size > 0
+    return matplotlib.image.imread(path)[..., :3]  # RGB floats in [0, 1]
+
+
+def _figure(name: str, monkeypatch: pytest.MonkeyPatch, mark: str = ""):
+    """The Figure as it would be saved (mark included), kept open instead of written."""
+    kept = []
+
+    def keep(fig, path, mark=""):
+        if mark:
+            figures._mark(fig, mark)
+        fig.draw_without_rendering()  # the layout engine places everything, as savefig would
+        kept.append(fig)
+        return Path(path)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    function, args, kwargs = DRAWERS[name]()
+    function(*args, "unused.png", **kwargs, mark=mark)
+    fig = kept[0]
+    return fig, fig.canvas.get_renderer()
+
+
+def _pure_red(rgb: np.ndarray) -> int:
+    """Pixels of the label's pure red (no figure draws data in it: tab:red is 214, 39, 40)."""
+    return int(((rgb[..., 0] >= 0.94) & (rgb[..., 1] <= 0.16) & (rgb[..., 2] <= 0.16)).sum())
+
+
+def _faint_red(rgb: np.ndarray) -> int:
+    """Pixels of the diagonal watermark over white paper: red at low opacity, so pink (255, 212, 212).
+
+    Not matched by the edges of tab:red text blending into white: where their red is this full, so is their green.
+    """
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int(((r >= 0.99) & (g >= 0.7) & (g <= 0.87) & (np.abs(g - b) <= 0.03)).sum())
+
+
+# ------------------------------------------------------------------------------------- the mark
+@pytest.mark.parametrize("name", sorted(DRAWERS))
+def test_a_marked_figure_carries_the_mark_in_red_and_an_unmarked_one_none(name: str, tmp_path: Path) -> None:
+    plain = _png(name, tmp_path / "plain.png")
+    marked = _png(name, tmp_path / "marked.png", mark=MARK)
+    assert _pure_red(plain) == 0 and _faint_red(plain) < 20
+    assert _pure_red(marked) > 100, "no red label"
+    assert _faint_red(marked) > 0.003 * marked.shape[0] * marked.shape[1], "no diagonal watermark"
+    assert marked.shape[0] > plain.shape[0] + 10  # the label's own strip on top
+    assert abs(marked.shape[1] - plain.shape[1]) <= 0.01 * plain.shape[1]  # and nothing else grew
+
+
+@pytest.mark.parametrize("name", sorted(DRAWERS))
+def test_the_label_covers_nothing_and_the_diagonal_spans_the_saved_drawing(name: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, renderer = _figure(name, monkeypatch, mark=MARK)
+    label, diagonal = (next(t for t in fig.texts if t.get_gid() == gid) for gid in ("mark-label", "mark-diagonal"))
+    assert label.get_text() == diagonal.get_text() == MARK
+    box = label.get_window_extent(renderer)
+    others = [ax.get_tightbbox(renderer) for ax in fig.axes] + [
+        t.get_window_extent(renderer) for t in fig.texts if t not in (label, diagonal) and t.get_text()]
+    assert not [o for o in others if box.overlaps(o)]
+    saved = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)  # inches -> pixels, as bbox_inches="tight"
+    spread = diagonal.get_window_extent(renderer)
+    assert Bbox.union([saved, spread]).bounds == pytest.approx(saved.bounds)  # not cut off by the crop
+    assert spread.width > 0.6 * saved.width and spread.height > 0.6 * saved.height  # across the whole drawing
+    assert 0 < diagonal.get_alpha() <= 0.3  # the data shows through
+
+
+def test_an_empty_mark_draws_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, _ = _figure("pr_curves", monkeypatch)
+    assert not [t for t in fig.texts if t.get_gid()]
+
+
+# ----------------------------------------------------------------------------------- the layout
+@pytest.mark.parametrize("name", ["pr_curves", "roc_curves"])
+def test_the_legend_stays_off_the_curves(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, renderer = _figure(name, monkeypatch)
+    (ax,) = fig.axes
+    legend = ax.get_legend()
+    assert legend is not None and len(legend.get_texts()) == 8
+    data_area = ax.get_window_extent(renderer)
+    assert not legend.get_window_extent(renderer).overlaps(data_area)
+    assert fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans).contains(*legend.get_window_extent(renderer).p1)
+
+
+def test_the_confusion_panels_and_their_colour_bars_do_not_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, renderer = _figure("confusion_matrix", monkeypatch)
+    left, right = (ax for ax in fig.axes if ax.images)
+    left_bar, right_bar = left.images[0].colorbar.ax, right.images[0].colorbar.ax
+    assert not right.yaxis.label.get_window_extent(renderer).overlaps(left_bar.get_tightbbox(renderer))
+    boxes = {"left": left, "left colour bar": left_bar, "right": right, "right colour bar": right_bar}
+    boxes = {k: ax.get_tightbbox(renderer) for k, ax in boxes.items()}  # with tick labels, axis labels, titles
+    names = list(boxes)
+    clashes = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if boxes[a].overlaps(boxes[b])]
+    assert not clashes
+    assert fig.get_suptitle() and not [ax for ax in (left, right)
+                                       if ax.get_tightbbox(renderer).overlaps(fig._suptitle.get_window_extent(renderer))]
