@@ -13,6 +13,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import: no C++ log noise
 
+from study import quiet_tf  # noqa: E402
+
+quiet_tf.install()  # the native lines TF_CPP_MIN_LOG_LEVEL cannot silence (oneDNN, CUDA) stay out of the tables
+
 # Run order of ``python -m benchmarks``: cheap and independent first, the searches last.
 BENCHMARKS = (
     "input_pipeline",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from importlib import metadata
 
 import click
 from rich.console import Console
@@ -21,6 +22,15 @@ from study.store.urls import mask_text
 
 err_console = Console(stderr=True)
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)
+DISTRIBUTION = "fer-study"  # setup.cfg's name: what `pip install -e .` installs
+
+
+def version() -> str:
+    """The installed distribution's version (setup.cfg); a checkout run without installing says so."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
 
 
 class Cli(click.Group):
@@ -43,6 +53,7 @@ class Cli(click.Group):
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(version(), "--version", prog_name=DISTRIBUTION, message="%(prog)s %(version)s")
 def cli() -> None:
     """Hyperparameter studies of scratch vs transfer learning for facial emotion recognition."""
 

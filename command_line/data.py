@@ -19,14 +19,18 @@ def data() -> None:
 
 @data.command("describe")
 @click.argument("path", type=click.Path())
-@click.option("--out", default="class_distribution.png", show_default=True, help="PNG of the class distribution.")
+@click.option("--out", metavar="PNG", type=click.Path(dir_okay=False),
+              help="Draw the class distribution (the paper's Fig. 1) into this PNG; without it nothing is written.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
-def data_describe(path: str, out: str, strict: bool) -> None:
-    """Class counts per split, conversions and skipped files, and the class-distribution chart."""
-    from reports import figures  # deferred: matplotlib
-
+def data_describe(path: str, out: str | None, strict: bool) -> None:
+    """Class counts per split, conversions and skipped files; with --out, the class-distribution chart."""
     dataset = load_dataset(path, strict=strict)
     console.print(console_tables.dataset_card(dataset))
+    if out is None:  # a read writes nothing unless told where
+        console.print("chart: not drawn; add --out class_distribution.png to draw it", highlight=False)
+        return
+    from reports import figures  # deferred: matplotlib
+
     title = "Class distribution" + (" (synthetic sample)" if dataset.synthetic else "")
     console.print(f"chart: {figures.class_distribution(dataset.counts(), out, title=title)}")
 

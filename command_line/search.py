@@ -149,7 +149,8 @@ def _summarize(console: Console, study: optuna.Study, storage: str) -> None:
     implied = storage in (DEFAULT_STORAGE, os.environ.get(STORAGE_ENV))  # the default, or FER_STUDY_STORAGE's
     where = "" if implied else f" --storage {shlex.quote(mask_url(storage))}"
     console.print(f"next: python cli.py show {study.study_name}{where}  |  "
-                  f"python cli.py train --from-study {study.study_name} --seeds 3{where}", highlight=False)
+                  f"python cli.py train --from-study {study.study_name} --seeds 3{where}", highlight=False,
+                  soft_wrap=True)  # one line, never broken inside a command to copy
 
 
 @click.command()

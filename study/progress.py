@@ -1,4 +1,9 @@
-"""A rich progress bar per epoch with live metrics, and one printed line per finished epoch."""
+"""A rich progress bar per epoch with live metrics, and one printed line per finished epoch.
+
+Keras's ``loss`` and ``val_loss`` are the training objective: the cross-entropy plus the head's L2
+penalty, so they are shown as ``loss+L2`` and ``val_loss+L2`` (the evaluated loss of a run's
+metrics is the cross-entropy alone).
+"""
 from __future__ import annotations
 
 import keras
@@ -59,4 +64,4 @@ def _format(logs: dict | None, keys: tuple[str, ...]) -> str:
     return "  ".join(f"{_SHORT.get(k, k)} {float(logs[k]):.3f}" for k in keys if k in logs)
 
 
-_SHORT = {"accuracy": "acc", "val_accuracy": "val_acc"}
+_SHORT = {"accuracy": "acc", "val_accuracy": "val_acc", "loss": "loss+L2", "val_loss": "val_loss+L2"}

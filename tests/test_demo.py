@@ -29,3 +29,7 @@ def test_the_demo_searches_beat_the_defaults_and_every_final_run_learns(tmp_path
     assert scratch["default_value"] is None or scratch["best_value"] > scratch["default_value"] + 0.02
     report = (tmp_path / "report" / "report.md").read_text()
     assert "did not learn" not in report  # the verdict compares two models that learned
+    # what was compared is said: the model, the transfer source and the baseline beside the scores
+    assert "transfer: backbone mini_xception at 48x48 grayscale input; starting from the backbone of a " \
+           "mini_xception pretrained here for 10 epochs" in report
+    assert "(the majority-class rate)" in report and "| test majority-class rate (baseline) |" in report

@@ -1,7 +1,17 @@
 """What a search shows while it runs: a progress bar over trials and a live table of the last ones.
 
-On a terminal, ``rich.live`` redraws both; elsewhere (CI logs, a pipe) one line is printed per
-finished trial and the table once at the end.
+On a terminal, ``rich.live`` redraws both (a running trial shows its epoch). Elsewhere (CI logs, a
+pipe) nothing is redrawn: one line is printed per finished epoch of a running trial and one per
+finished trial, each naming its metric, and the table once at the end::
+
+      trial 3 epoch 4/10  val_accuracy 0.4100  loss+L2 1.2345
+    trial 3 complete  val_accuracy 0.4417  [optimizer=sgd  lr=0.01]  best 0.4417 (#3)
+
+A trial's value is the study's objective on validation (``val_<objective>``, as the run's
+evaluation computes it). Keras's per-epoch ``loss`` and ``val_loss`` include the head's L2 penalty,
+so they are labelled ``loss+L2`` and ``val_loss+L2``. An epoch total is the most the trial may
+train (both phases for transfer, after the study's epoch cap); transfer's frozen phase may stop
+earlier.
 """
 from __future__ import annotations
 
@@ -16,6 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from search_spaces import to_config
+from study.errors import UserError
 from study.store import FINISHED
 
 # Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
@@ -38,12 +50,23 @@ def format_value(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+def metric_label(key: str) -> str:
+    """A Keras log key as shown: its loss terms include the L2 penalty (``loss+L2``, ``val_loss+L2``)."""
+    return f"{key}+L2" if key in ("loss", "val_loss") else key
+
+
 class SearchDisplay:
     """Receives trial events from either backend and renders them; also a rich renderable."""
+
+    metric = "value"  # what a trial's value is called: val_<objective> once the study names its objective
+    name: str | None = None  # the study's
 
     def __init__(self, console: Console, study: optuna.Study, total: int) -> None:
         self.console = console
         self.direction = study.direction
+        self.attrs = dict(study.user_attrs)  # regime, objective, base, max_epochs: what the study searches
+        if self.attrs.get("objective"):
+            self.metric = f"val_{self.attrs['objective']}"
         self.rows: dict[int, dict[str, Any]] = {}
         self.best: tuple[float, int] | None = None
         self.progress = Progress(
@@ -51,7 +74,9 @@ class SearchDisplay:
             console=console,
         )
         done = study.get_trials(deepcopy=False, states=FINISHED)
-        self.task = self.progress.add_task(f"study {study.study_name}", total=total, completed=len(done))
+        # The study's name heads the table, not the bar: a long one would cut the bar's counts ("…") at 80 columns.
+        self.name = study.study_name
+        self.task = self.progress.add_task("trials", total=total, completed=len(done))
         for trial in study.get_trials(deepcopy=False)[-_SHOWN_ROWS:]:
             self._record(trial)
         self.live = Live(self, console=console, refresh_per_second=2)
@@ -67,11 +92,17 @@ class SearchDisplay:
 
     # ------------------------------------------------------------------------------- events
     def trial_started(self, number: int, params: dict[str, Any]) -> None:
-        self.rows[number] = {"params": params, "state": "RUNNING", "value": None, "started": time.time(), "epoch": 0}
+        self.rows[number] = {"params": params, "state": "RUNNING", "value": None, "started": time.time(), "epoch": 0,
+                             "epoch_total": self._epoch_total(params)}
 
     def epoch_ended(self, number: int, epoch: int, logs: dict[str, Any]) -> None:
-        if number in self.rows:
-            self.rows[number]["epoch"] = epoch
+        """``epoch`` counts from 1 across a trial's phases; off a terminal, one line per epoch."""
+        row = self.rows.get(number)
+        if row is None:
+            return
+        row["epoch"] = epoch
+        if not self.console.is_terminal:
+            self.console.print(self._epoch_line(number, row, logs), markup=False, highlight=False, soft_wrap=True)
 
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """An optuna ``study.optimize`` callback; the keras-tuner backend calls it after ``tell``."""
@@ -79,7 +110,8 @@ class SearchDisplay:
         if trial.state in FINISHED:
             self.progress.advance(self.task)
         if not self.console.is_terminal:
-            self.console.print(self._line(trial), highlight=False)
+            # markup=False: "[optimizer=sgd ...]" is text, not a rich style tag to swallow
+            self.console.print(self._line(trial), markup=False, highlight=False, soft_wrap=True)
 
     def _record(self, trial: FrozenTrial) -> None:
         self.rows[trial.number] = {
@@ -93,6 +125,17 @@ class SearchDisplay:
         if trial.state == TrialState.COMPLETE and self._better(trial.value):
             self.best = (trial.value, trial.number)
 
+    def _epoch_total(self, params: dict[str, Any]) -> int | None:
+        """The most epochs the trial trains: its config as the objective builds it (capped), all phases."""
+        regime = self.attrs.get("regime")
+        if regime is None:
+            return None
+        try:
+            config = to_config(regime, params, self.attrs.get("base") or {}, max_epochs=self.attrs.get("max_epochs"))
+        except UserError:  # the trial itself reports what is wrong
+            return None
+        return config.epochs + (config.frozen_epochs if regime == "transfer" else 0)
+
     def _better(self, value: float | None) -> bool:
         if value is None or self.best is None:
             return value is not None
@@ -102,16 +145,31 @@ class SearchDisplay:
     def _line(self, trial: FrozenTrial) -> str:
         row = self.rows[trial.number]
         best = f"best {self.best[0]:.4f} (#{self.best[1]})" if self.best else "no best yet"
-        value = format_value(row["value"]) or row["error"]
-        return f"trial {trial.number} {row['state'].lower()} {value}  [{format_params(row['params'])}]  {best}"
+        if row["value"] is not None:
+            outcome = f"{self.metric} {format_value(row['value'])}"
+        elif trial.state == TrialState.PRUNED and trial.intermediate_values:
+            outcome = f"after epoch {max(trial.intermediate_values) + 1}"  # optuna's steps count epochs from 0
+        else:
+            outcome = row["error"]
+        head = f"trial {trial.number} {row['state'].lower()}" + (f"  {outcome}" if outcome else "")
+        return f"{head}  [{format_params(row['params'])}]  {best}"
+
+    def _epoch_line(self, number: int, row: dict[str, Any], logs: dict[str, Any]) -> str:
+        """The metric the pruner judges (Keras logs no per-epoch macro-F1: validation accuracy then), and the loss."""
+        judged = self.metric if self.metric in logs else "val_accuracy"
+        total = f"/{row['epoch_total']}" if row.get("epoch_total") else ""
+        metrics = "  ".join(f"{metric_label(k)} {float(logs[k]):.4f}" for k in dict.fromkeys((judged, "loss"))
+                            if k in logs)
+        return f"  trial {number} epoch {row['epoch']}{total}" + (f"  {metrics}" if metrics else "")
 
     def __rich__(self) -> Group:
         return Group(self.table(), self.progress)
 
     def table(self) -> Table:
         best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "no complete trial yet"
-        table = Table(title=best, title_justify="left", expand=False)
-        for column in ("trial", "key params", "epochs", "value", "state", "duration"):
+        title = f"study {self.name}: {best}" if self.name else best
+        table = Table(title=title, title_justify="left", expand=False)
+        for column in ("trial", "key params", "epochs", self.metric, "state", "duration"):
             table.add_column(column, justify="left" if column in ("key params", "state") else "right")
         for number in sorted(self.rows)[-_SHOWN_ROWS:]:
             table.add_row(*self._cells(number))
@@ -123,7 +181,8 @@ class SearchDisplay:
         seconds = row.get("seconds")
         if state == "RUNNING" and "started" in row:
             seconds = time.time() - row["started"]
-            state = f"RUNNING (epoch {row['epoch']})" if row["epoch"] else state
+            total = f"/{row['epoch_total']}" if row.get("epoch_total") else ""
+            state = f"RUNNING (epoch {row['epoch']}{total})" if row["epoch"] else state
         if row.get("error"):
             state = f"{state}: {row['error'][:60]}"
         duration = "" if seconds is None else f"{seconds:.0f}s"

@@ -56,8 +56,8 @@ def train_from_study(
     results = []
     for k, (seed, run_dir) in enumerate(zip(seed_list, run_dirs), start=1):
         if announce is not None:
-            announce(f"final run {k}/{len(seed_list)} of study {study_name} (trial {best.number}): seed {seed}, "
-                     f"{training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
+            announce(f"seed {k}/{len(seed_list)}: final run of study {study_name} (trial {best.number}) with seed "
+                     f"{seed}, {training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
         results.append(train(config.replace(seed=seed), dataset, run_dir, evaluate_test=True, progress=progress,
                              extra_manifest=extra))
         _link(study, run_dir, best.number)

@@ -56,7 +56,8 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
     space = trial_space(request)
     spec = StudySpec(request.study_name, request.regime, request.backend, request.objective, request.dataset,
                      data.fingerprint, base, request.max_epochs)
-    study = _resume(request, storage, spec, space, console)
+    with _quiet_optuna():  # optuna's "[I ...] A new study created in RDB" line: the display names the study
+        study = _resume(request, storage, spec, space, console)
     remaining = request.trials - count_finished(study)
     if remaining <= 0:
         console.print(f"study {study.study_name} already has {count_finished(study)} finished trials "
