@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from reports.collect import MissingRegime, NoFinalRuns, NoStudies
+from reports.errors import MissingRegime, NoFinalRuns, NoStudies
 from study.errors import NoDataset, TrialFailed, UserError
 from study.inference.models import NoFinalRun, NoManifest
 from study.store import NoCompleteTrial, NoStore, NoStudy

@@ -1,14 +1,16 @@
 """Rich tables for the terminal: a dataset card, a run summary, and the paper's metrics."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from study.data import CLASSES
+
+if TYPE_CHECKING:
+    import pandas as pd  # at run time imported where used: pandas alone takes ~0.4 s, and reads never need it
 
 
 def _num(value: Any, digits: int = 4) -> str:

@@ -19,13 +19,15 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from study.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd  # at run time imported where used: pandas alone takes ~0.4 s, and reads never need it
 
 Part = tuple[np.ndarray, np.ndarray]  # (images, labels)
 
@@ -93,6 +95,7 @@ class Dataset:
 
     def counts(self) -> pd.DataFrame:
         """Images per class and split, to show imbalance at a glance."""
+        import pandas as pd  # deferred: pandas
         columns = {
             name: np.bincount(split.y, minlength=len(CLASSES)).astype(np.int64)
             for name, split in (("train", self.train), ("val", self.val), ("test", self.test))
@@ -459,6 +462,7 @@ def _decode_csv(csv: Path) -> _Decoded:
 
 
 def _read_csv(csv: Path) -> pd.DataFrame:
+    import pandas as pd  # deferred: pandas
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:

@@ -19,14 +19,16 @@ import shutil
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
-import pandas as pd
 
 from study import config as config_mod
 from study.config import TrainConfig
 from study.errors import UserError, WriteFailed
+
+if TYPE_CHECKING:
+    import pandas as pd  # at run time imported where used: pandas alone takes ~0.4 s, and reads never need it
 
 ARTIFACTS = ("config.json", "history.csv", "metrics.json", "predictions.npz", "model.keras", "manifest.json")
 
@@ -163,6 +165,7 @@ class Run:
 
     @classmethod
     def load(cls, path: str | Path) -> "Run":
+        import pandas as pd  # deferred: pandas
         path = Path(path)
         if not path.is_dir():
             hint = " (an interrupted run; it was never finished)" if staging_dir(path).exists() else ""

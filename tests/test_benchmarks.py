@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks import BENCHMARKS
 from benchmarks.common import COLUMNS, Row, table
 
@@ -25,6 +27,7 @@ PREFIXES = {
 }
 
 
+@pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
 def test_every_benchmark_runs_quick_and_prints_its_rows(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     readme = tmp_path / "README.md"
@@ -63,6 +66,7 @@ def test_write_refuses_a_file_without_the_markers_before_running_anything(tmp_pa
     assert readme.read_text() == "# no markers\n" and "Machine:" not in result.stdout
 
 
+@pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
 def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     readme = tmp_path / "README.md"
@@ -77,6 +81,7 @@ def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
     assert "majority rate" in out and "generated sample" in out
 
 
+@pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
 def test_learning_benchmark_runs_quick_and_fills_each_experiments_markers(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     doc = tmp_path / "learning.md"

@@ -176,6 +176,7 @@ def test_shift_moves_the_face_and_photometric_changes_keep_pixels_in_range():
 
 
 # ----------------------------------------------------------------------------------- probe
+@pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
 def test_the_probe_reads_a_run_without_changing_it(tmp_path):
     data = tiny_dataset()
     config = TrainConfig(regime="scratch", epochs=1, stall_epochs=0, **FAST)
