@@ -120,7 +120,7 @@ def run(quick: bool, against: Path | None = None) -> list[Row]:
             rows.append(_row(label, mine, base, against, heavy_imports(ours_argv, env)))
         store = timed([wall([python, "-c", "import study.store"], env) for _ in range(repeats)])
         rows.append(Row("reference: python -c 'import study.store' (what studies and show must load: optuna, "
-                        "SQLAlchemy, pandas)", f"python -c pass {bare[0]:.2f} s", _seconds(store), None,
+                        "SQLAlchemy)", f"python -c pass {bare[0]:.2f} s", _seconds(store), None,
                         ratio_text=f"{store[0] / bare[0]:.0f}x the interpreter"))
     return rows
 

@@ -167,7 +167,9 @@ def _method(content: ReportContent, figures: dict[str, FigureBlock]) -> list[Blo
         "the trained model evaluated once on that split. All metrics are recomputed by scikit-learn from the stored "
         "probabilities (predictions.npz), so the tables, figures and tests read the same predictions.",
         "Over seeds: mean ± half-width of the 95% Student-t interval (t quantile with n−1 degrees of freedom × "
-        "standard deviation / √n); with one seed no interval is given. This covers training randomness only.",
+        "standard deviation / √n) from 3 seeds on, written [low, high] where it is cut at 0 or 1; with 2 seeds the "
+        "range of the two (a t-interval from 2 runs spans ±12.7 standard errors); with one seed no interval. This "
+        "covers training randomness only.",
         f"Paired tests, on the same images for both regimes: McNemar's test per seed pair (exact binomial test when "
         f"fewer than {EXACT_BELOW} images are classified correctly by exactly one model, else chi-square with "
         f"continuity correction), and a paired percentile bootstrap of the accuracy difference ({RESAMPLES} resamples "

@@ -54,7 +54,7 @@ def python(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 # ------------------------------------------------------------------------------ 1. start-up
-def test_read_only_commands_import_neither_tensorflow_nor_keras(tmp_path):
+def test_read_only_commands_import_neither_tensorflow_nor_keras_nor_pandas(tmp_path):
     url = tiny_store(tmp_path)
     script = textwrap.dedent(f"""
         import json, sys
@@ -67,7 +67,8 @@ def test_read_only_commands_import_neither_tensorflow_nor_keras(tmp_path):
                      ["space", "--regime", "transfer"], ["report", "--help"], ["train", "--help"]):
             codes[" ".join(args)] = CliRunner().invoke(cli, args).exit_code
         print(json.dumps({{"codes": codes,
-                           "heavy": sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")),
+                           "heavy": sorted(m for m in sys.modules
+                                           if m.split(".")[0] in ("tensorflow", "keras", "pandas", "matplotlib")),
                            "hooked": any(isinstance(f, quiet_tf.QuietImport) for f in sys.meta_path)}}))
     """)
     done = python("-c", script)
@@ -79,12 +80,12 @@ def test_read_only_commands_import_neither_tensorflow_nor_keras(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["studies", "--help"], ["space", "--regime", "scratch"]])
-def test_importtime_shows_no_tensorflow_for(args):
+def test_importtime_shows_no_tensorflow_and_no_pandas_for(args):
     done = python("-X", "importtime", "cli.py", *args)
     assert done.returncode == 0, done.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "command_line" in imported  # the output was read
-    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}
+    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "pandas")}
 
 
 def test_the_startup_benchmark_builds_its_store_and_lists_the_commands(tmp_path):

@@ -26,6 +26,7 @@ from study.store.studies import (
     study_row,
     study_rows,
     trial_params,
+    trial_records,
     trials_frame,
 )
 from study.store.urls import STORAGE_ENV, mask_text, mask_url
@@ -34,5 +35,5 @@ __all__ = [
     "DEFAULT_STORAGE", "FINISHED", "OBJECTIVES", "STORAGE_ENV", "NoCompleteTrial", "NoStore", "NoStudy",
     "StorageError", "StudySpec", "best_param_rows", "best_trial", "count_finished", "epoch_cap", "last_failure", "load_existing", "mask_text",
     "mask_url", "open_storage", "open_study", "required_best", "storage_errors", "study_names", "study_row", "study_rows",
-    "trial_params", "trials_frame",
+    "trial_params", "trial_records", "trials_frame",
 ]

@@ -4,7 +4,7 @@ Every trial, whichever backend ran it, is an optuna trial here. A study remember
 (regime, backend, objective, data fingerprint, base config) in its user attributes, so a second
 ``search`` with the same settings resumes it and one with different settings is refused.
 
-The readers (``study_rows``, ``best_trial``, ``trials_frame``, ``best_param_rows``) are what the
+The readers (``study_rows``, ``best_trial``, ``trial_records``, ``trials_frame``, ``best_param_rows``) are what the
 command line, reports and prediction show; none of them writes.
 """
 from __future__ import annotations
@@ -30,9 +30,6 @@ OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "loss": "minimize", "macro
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Study attributes that must match for a search to resume a study (the backend may differ).
 _MUST_MATCH = ("regime", "objective", "fingerprint", "base", "max_epochs")
-# What ``trials_frame`` reads from optuna's ``trials_dataframe`` (user attributes it renames).
-_FRAME_ATTRS = ("number", "state", "value", "duration", "params", "user_attrs")
-_USER_COLUMNS = {"user_attrs_epochs": "epochs", "user_attrs_run_dir": "run_dir", "user_attrs_error": "error"}
 
 
 class NoStudy(StorageError):
@@ -189,25 +186,37 @@ def study_row(study: optuna.Study) -> dict[str, Any]:
     }
 
 
+TRIAL_COLUMNS = ("number", "state", "value", "last_value", "epochs", "seconds", "run_dir", "error")
+
+
+def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
+    """One plain row per trial: number, state, value (complete trials only, else NaN), last_value (a
+    pruned or failed trial's last reported epoch), epochs (falling back to the epochs it reported),
+    seconds, run_dir, error, and a ``param.<name>`` entry per parameter it sampled. No pandas: ``show``
+    reads these directly, and a command that only reads answers within a second."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        complete = t.state == TrialState.COMPLETE
+        rows.append({
+            "number": t.number, "state": t.state.name,
+            "value": float(t.value) if complete and t.value is not None else math.nan,
+            "last_value": _last_reported(t),
+            "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
+            "seconds": t.duration.total_seconds() if t.duration is not None else math.nan,
+            "run_dir": t.user_attrs.get("run_dir") or "", "error": failure_reason(study, t),
+            **{f"param.{name}": value for name, value in sorted(t.params.items())},
+        })
+    return rows
+
+
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial, from optuna's ``trials_dataframe``: number, state, value (complete trials
-    only), last_value (a pruned or failed trial's last reported epoch), epochs (falling back to the
-    epochs it reported), seconds, run_dir, error, and a ``param.<name>`` column per parameter."""
+    """``trial_records`` as a DataFrame (the report's tables and figures read it); a parameter a
+    trial did not sample is NaN."""
     import pandas as pd  # deferred: pandas
-    trials = study.get_trials(deepcopy=False)
-    columns = ["number", "state", "value", "last_value", "epochs", "seconds", "run_dir", "error"]
-    if not trials:
-        return pd.DataFrame(columns=columns)
-    frame = study.trials_dataframe(attrs=_FRAME_ATTRS, multi_index=False).rename(columns=_USER_COLUMNS)
-    complete = frame["state"] == TrialState.COMPLETE.name
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").where(complete, math.nan)
-    frame["seconds"] = pd.to_timedelta(frame["duration"]).dt.total_seconds()
-    frame["last_value"] = [_last_reported(t) for t in trials]
-    frame["epochs"] = [t.user_attrs.get("epochs", len(t.intermediate_values)) for t in trials]
-    frame["run_dir"] = frame["run_dir"].fillna("") if "run_dir" in frame else ""
-    frame["error"] = [failure_reason(study, t) for t in trials]
-    params = {c: "param." + c.removeprefix("params_") for c in frame.columns if c.startswith("params_")}
-    return frame.rename(columns=params)[[*columns, *params.values()]]
+
+    records = trial_records(study)
+    params = sorted({k for r in records for k in r if k.startswith("param.")})
+    return pd.DataFrame(records, columns=[*TRIAL_COLUMNS, *params])
 
 
 def _last_reported(trial: FrozenTrial) -> float:
@@ -218,7 +227,7 @@ def _last_reported(trial: FrozenTrial) -> float:
 
 
 def trial_params(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``trials_frame`` row's parameters (the ones its trial sampled), by name."""
+    """A ``trial_records`` row's (or ``trials_frame`` row's) parameters (the ones its trial sampled), by name."""
     return {k.removeprefix("param."): v for k, v in row.items()
             if k.startswith("param.") and not (isinstance(v, float) and math.isnan(v))}
 

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from search_spaces import Space, describe
 from study.config import default_source, field_default
-from study.store import best_param_rows, best_trial, trial_params, trials_frame
+from study.store import best_param_rows, best_trial, trial_params, trial_records
 from study.tuning.display import format_params, format_value
 
 
@@ -50,7 +50,7 @@ def trials_table(study: optuna.Study) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("trial", "state", "value", "epochs", "duration", "key params", "run dir / error"):
         table.add_column(column, justify="right" if column in ("trial", "value", "epochs", "duration") else "left")
-    for r in trials_frame(study).to_dict("records"):
+    for r in trial_records(study):
         duration = "" if math.isnan(r["seconds"]) else f"{r['seconds']:.0f}s"
         value = None if math.isnan(r["value"]) else r["value"]
         table.add_row(str(r["number"]), r["state"], format_value(value), str(r["epochs"] or ""), duration,
