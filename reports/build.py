@@ -22,7 +22,7 @@ from reports.collect import DataView, Evidence, RegimeEvidence, SearchSummary
 from reports.compose import compose
 from reports.content import ReportContent
 from reports.document import Document, FigureBlock
-from reports.setup import budget_differences, regime_setup
+from reports.setup import budget_differences, pretraining_notes, regime_setup
 from reports.stats import Comparison, PairingError, check_same_images, compare
 from reports.tables import (
     SPLIT_NAMES,
@@ -108,7 +108,7 @@ def compute(evidence: Evidence, partial: bool = False) -> ReportContent:
                             stratified=float(frame["stratified_rate"].iloc[0]),
                             macro_f1={r: estimate(frame, r, "macro_f1") for r in regimes},
                             majority_macro_f1=float(frame["majority_macro_f1"].iloc[0]),
-                            differences=budget_differences(setups))
+                            differences=budget_differences(setups), pretraining=pretraining_notes(setups))
     return ReportContent(evidence, split, frame, tables, comparison, sentences, views, lacks, setups)
 
 

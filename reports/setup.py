@@ -98,7 +98,7 @@ def weights_words(setup: Setup) -> str:
     if pre is None or pre.problem:
         return f"weights from {setup.weights} ({pre.problem if pre else 'not described'})"
     data = "a SYNTHETIC sample" if pre.synthetic else "real faces"
-    return (f"the backbone of a {pre.backbone} pretrained here for {pre.epochs} epochs on {pre.images:,} training "
+    return (f"the backbone of a {pre.backbone} pretrained here for {pre.epochs} epochs on {_images(pre.images)} training "
             f"images of {pre.source} ({data}, not the data compared below), standing in for ImageNet, which cannot "
             f"be downloaded here ({setup.weights})")
 
@@ -122,7 +122,8 @@ def trial_epochs(setup: Setup) -> int | None:
 
 
 def budget_differences(setups: Mapping[str, Setup]) -> list[str]:
-    """Each way the regimes' budgets differ, as a phrase; empty when they match (or only one regime)."""
+    """Each way the regimes' budgets differ, as a phrase; empty when they match (or only one regime).
+    The starting weights are what is compared, so their cost is ``pretraining_notes``, not here."""
     if len(setups) < 2:
         return []
     items = list(setups.values())
@@ -148,14 +149,24 @@ def budget_differences(setups: Mapping[str, Setup]) -> list[str]:
                            + ")")
     if differ([s.subset for s in items]):
         differences.append("training subset (" + ", ".join(f"{s.regime} {s.subset:.0%}" for s in items) + ")")
-    for s in items:
-        pre = s.pretraining
-        if pre is not None and not pre.problem:
-            differences.append(f"{s.regime}'s {pre.epochs} epochs of pretraining on {pre.images:,} other images")
-        elif s.weights == "imagenet":
-            differences.append(f"{s.regime}'s ImageNet pretraining")
-        elif pre is not None:
-            differences.append(f"{s.regime}'s pretrained weights ({s.weights})")
     if differ([s.backbone for s in items]):
         differences.append("backbone (" + ", ".join(f"{s.regime} {s.backbone}" for s in items) + ")")
     return differences
+
+
+def pretraining_notes(setups: Mapping[str, Setup]) -> list[str]:
+    """What each regime's starting weights cost in training of their own, as a phrase."""
+    notes = []
+    for s in setups.values():
+        pre = s.pretraining
+        if pre is not None and not pre.problem:
+            notes.append(f"{s.regime}'s {pre.epochs} epochs of pretraining on {_images(pre.images)} other images")
+        elif s.weights == "imagenet":
+            notes.append(f"{s.regime}'s ImageNet pretraining")
+        elif pre is not None:
+            notes.append(f"{s.regime}'s pretrained weights ({s.weights})")
+    return notes
+
+
+def _images(n: int | None) -> str:
+    return "an unrecorded number of" if n is None else f"{n:,}"

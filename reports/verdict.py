@@ -17,15 +17,16 @@ PAPER_CLAIM = "the paper's conclusion that transfer learning improves accuracy"
 def verdict(comparison: Comparison, accuracy: Mapping[str, Estimate], synthetic: bool,
             learned: Mapping[str, tuple[int, int]] | None = None, majority: float | None = None,
             stratified: float | None = None, macro_f1: Mapping[str, Estimate] | None = None,
-            majority_macro_f1: float | None = None, differences: Sequence[str] = ()) -> list[str]:
+            majority_macro_f1: float | None = None, differences: Sequence[str] | None = None,
+            pretraining: Sequence[str] = ()) -> list[str]:
     """Sentences for the report's verdict section, in order. ``learned``: per regime, (runs that beat the
     majority rate, runs); a regime with a run that did not is named for what it is, and no conclusion
     is drawn from the comparison. ``majority``/``stratified``: the split's baseline accuracies, and
     ``majority_macro_f1`` the majority answer's macro-F1, read beside every figure. ``differences``:
     how the regimes' budgets differ (``reports.setup.budget_differences``), named so that the
-    difference is not credited to transfer alone."""
+    difference is not credited to transfer alone; ``pretraining``: what the starting weights cost."""
     split = SPLIT_NAMES[comparison.split]
-    budget = [budget_sentence(differences)] if differences else []
+    budget = [] if differences is None else budget_sentences(differences, pretraining)  # None: budgets unknown
     failing = not_learned(learned or {}, majority, split)
     if failing:
         return [_capitalized(s) for s in failing + budget + caveats(comparison, accuracy, synthetic)]
@@ -58,10 +59,19 @@ def _baselines(c: Comparison, accuracy: Mapping[str, Estimate], macro_f1: Mappin
     return [text + "."]
 
 
-def budget_sentence(differences: Sequence[str]) -> str:
-    """The regimes' budgets differ: say how, so the gap is not credited to transfer alone."""
-    return ("What is compared is more than the starting weights: the regimes differ in " + "; ".join(differences)
-            + ". The measured difference includes all of these.")
+def budget_sentences(differences: Sequence[str], pretraining: Sequence[str]) -> list[str]:
+    """How the regimes' budgets compare, so the gap is not credited to the starting weights alone, and
+    what those weights cost (training the other regime did not get)."""
+    if differences:
+        sentences = ["Besides the starting weights, the regimes' budgets differ: " + "; ".join(differences)
+                     + ". The measured difference includes all of these."]
+    else:
+        sentences = ["Both regimes had the same budget: the same search backend, trials and epochs a trial could "
+                     "train, as many epochs searched and per final run, on the same training images."]
+    if pretraining:
+        sentences.append("The starting weights cost training of their own, which the comparison does not count: "
+                         + "; ".join(pretraining) + ".")
+    return sentences
 
 
 def not_learned(learned: Mapping[str, tuple[int, int]], majority: float | None, split: str) -> list[str]:

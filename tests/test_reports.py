@@ -542,11 +542,12 @@ def test_what_was_evaluated_names_model_input_source_schedule_and_cap(tmp_path: 
     assert "DenseNet169 with ImageNet weights" in evaluated
     # the budgets differ in the trial cap (3 vs 3+3), the final epochs (4 vs 5 in the fixtures' histories) and
     # transfer's pretraining: the verdict names each
-    budget = next(s for s in content.verdict if s.startswith("What is compared is more than the starting weights"))
+    budget = next(s for s in content.verdict if s.startswith("Besides the starting weights, the regimes' budgets"))
     assert "most epochs a search trial could train (scratch 3, transfer 6)" in budget
     assert "epochs per final run (scratch 4, transfer 5)" in budget
-    assert f"transfer's 4 epochs of pretraining on {len(data.train.y):,} other images" in budget
     assert "search backend" not in budget and "finished search trials" not in budget
+    cost = next(s for s in content.verdict if s.startswith("The starting weights cost training of their own"))
+    assert f"transfer's 4 epochs of pretraining on {len(data.train.y):,} other images" in cost
 
 
 def _section(content, heading: str) -> list[str]:
@@ -572,11 +573,27 @@ def test_the_verdict_names_a_difference_in_backend_and_trials(tmp_path: Path, da
     make_study(url, "scratch-b", "scratch", data, tmp_path / "runs", seeds=(0, 1, 2), trials=3, trial_epochs=6)
     make_study(url, "transfer-b", "transfer", data, tmp_path / "runs", seeds=(0, 1, 2), trials=5, backend="keras-tuner",
                trial_epochs=12)
-    budget = next(s for s in compute(gather(url)).verdict if s.startswith("What is compared"))
+    verdict = compute(gather(url)).verdict
+    budget = next(s for s in verdict if s.startswith("Besides the starting weights"))
     assert "search backend (scratch optuna, transfer keras-tuner)" in budget
     assert "finished search trials (scratch 4, transfer 6)" in budget  # complete + the pruned one
     assert "epochs trained by the search (scratch 20, transfer 62)" in budget  # the pruned trial reported 2
-    assert "transfer's ImageNet pretraining" in budget
+    assert any("transfer's ImageNet pretraining" in s for s in verdict)
+
+
+def test_equal_budgets_are_said_to_be_equal() -> None:
+    from reports.setup import Setup, budget_differences, pretraining_notes
+    from reports.verdict import budget_sentences
+
+    common = dict(backbone="mini_xception", schedule="", epochs_trained=(12, 12), subset=1.0, train_images=1000,
+                  backend="optuna", trials=5, search_epochs=50)
+    setups = {"scratch": Setup("scratch", weights="none", pretraining=None, max_epochs=10, **common),
+              "transfer": Setup("transfer", weights="imagenet", pretraining=None, max_epochs=5, **common)}
+    assert budget_differences(setups) == []  # 10 epochs a trial each: one phase of 10, two of 5
+    sentences = budget_sentences(budget_differences(setups), pretraining_notes(setups))
+    assert sentences[0].startswith("Both regimes had the same budget")
+    assert sentences[1] == ("The starting weights cost training of their own, which the comparison does not "
+                            "count: transfer's ImageNet pretraining.")
 
 
 def test_baselines_sit_beside_accuracy_and_macro_f1_in_tables_and_verdict(full: dict) -> None:
