@@ -65,7 +65,9 @@ class QuietImport:
     def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 - the finder protocol
         if fullname != self.name:
             return None
-        spec = next((s for f in sys.meta_path if f is not self and hasattr(f, "find_spec")
+        # Every other finder but any QuietImport: two of them (installed by cli.py and by benchmarks, say)
+        # would otherwise ask each other forever.
+        spec = next((s for f in sys.meta_path if not isinstance(f, QuietImport) and hasattr(f, "find_spec")
                      for s in [f.find_spec(fullname, path, target)] if s is not None), None)
         if spec is not None and spec.loader is not None:
             spec.loader = _QuietLoader(spec.loader, self)
@@ -94,6 +96,9 @@ def install(name: str = "tensorflow", after: Callable[[object], None] | None = _
     (already imported, or ``TF_CPP_MIN_LOG_LEVEL=0`` asks for every line)."""
     if name in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() == "0":
         return None
+    installed = next((f for f in sys.meta_path if isinstance(f, QuietImport) and f.name == name), None)
+    if installed is not None:  # once per process, however many entry points install it
+        return installed
     finder = QuietImport(name, after, patterns)
     sys.meta_path.insert(0, finder)
     return finder

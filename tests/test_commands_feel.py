@@ -172,6 +172,25 @@ def test_the_quiet_import_drops_the_chatter_and_replays_everything_else(tmp_path
         assert any(kept in line for line in lines), (kept, lines)
 
 
+def test_two_entry_points_installing_the_quiet_import_share_one_finder(tmp_path):
+    """cli.py and benchmarks both install it; in one process (a test run) two finders asked each other
+    for the spec until the recursion limit, and every test module importing keras failed to collect."""
+    (tmp_path / "chatty_fake.py").write_text(FAKE)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from study import quiet_tf
+        first = quiet_tf.install("chatty_fake", after=None)
+        assert quiet_tf.install("chatty_fake", after=None) is first
+        sys.meta_path.insert(0, quiet_tf.QuietImport("chatty_fake"))  # a second one, however it got there
+        import chatty_fake
+        assert chatty_fake.VALUE == 42
+        print("imported")
+    """)
+    done = python("-c", script)
+    assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr[-2000:]
+
+
 def test_every_log_line_asked_for_installs_nothing(monkeypatch):
     from study import quiet_tf
 
