@@ -195,6 +195,7 @@ def test_a_report_onto_a_full_disk_names_the_figure_and_leaves_no_partial_file(r
     assert leftovers(disk) == []
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_a_report_pdf_that_no_longer_fits_is_named_and_not_half_written(report_store: str, tmp_path: Path,
                                                                         big_disk: Path) -> None:
     assert report(report_store, tmp_path / "sized", "--format", "md").exit_code == 0

@@ -97,6 +97,7 @@ def test_a_stalled_run_is_stopped_written_and_flagged(tmp_path):
     assert len(warned.history) == 3 and warned.metrics["stall"]["stalled"] and not warned.metrics["stall"]["stopped"]
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_a_learning_run_is_not_flagged(tmp_path):
     config = TrainConfig(regime="scratch", epochs=4, optimizer="adam", learning_rate=0.003, l2=0.0, **FAST)
     result = train(config, tiny_dataset(224), tmp_path / "learns", evaluate_test=True, progress=False)
@@ -146,6 +147,7 @@ def test_head_depth_keeps_the_first_dense_layers(depth):
     assert model.output_shape == (None, 7)
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_a_shallow_head_trains_on_cached_features(tmp_path):
     pre = train(TrainConfig(regime="scratch", epochs=1, stall_epochs=0, **FAST), tiny_dataset(), tmp_path / "pre",
                 progress=False)

@@ -130,6 +130,7 @@ def test_objective_calls_train_without_test_and_on_a_dataset_without_test(calls,
     assert [c["evaluate_test"] for c in calls] == [False, False]
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_keras_tuner_search_lands_in_the_same_store(tmp_path, sample_dir):
     result = search(tmp_path, sample_dir, *FAST, "--backend", "keras-tuner", "--tuner", "random")
     assert result.exit_code == 0, result.output
@@ -143,6 +144,7 @@ def test_keras_tuner_search_lands_in_the_same_store(tmp_path, sample_dir):
     assert (tmp_path / "runs" / "scratch-keras-tuner" / "keras_tuner" / "random" / "oracle.json").is_file()
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_transfer_search_from_a_scratch_runs_weights(tmp_path, sample_dir, scratch_study):
     weights = Path(trials_of(scratch_study, "scratch-optuna")[0].user_attrs["run_dir"], "model.keras")
     result = search(tmp_path, sample_dir, *FAST, "--weights", weights, "--pruner", "none", trials=2, regime="transfer")
@@ -153,6 +155,7 @@ def test_transfer_search_from_a_scratch_runs_weights(tmp_path, sample_dir, scrat
     assert list(history["phase"]) == ["frozen", "finetune"]
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_final_training_retrains_the_best_trial_per_seed_and_links_it(scratch_study, sample_dir):
     runs = scratch_study / "runs"
     results = train_from_study("scratch-optuna", storage_url(scratch_study), seeds=2, runs_dir=runs, progress=False)
@@ -501,6 +504,7 @@ def _rss_after_each_trial(objective: Objective, trials: int) -> dict[int, int]:
     return rss
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_the_search_layer_keeps_nothing_of_finished_trials(monkeypatch, tmp_path):
     """Each fake run holds 64 MiB (as a model would); none of it may outlive its trial."""
     def heavy(config, data, run_dir, **kwargs):
