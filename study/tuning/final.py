@@ -24,7 +24,7 @@ from study.config import TrainConfig
 from study.data import Dataset, load_dataset, training_share
 from study.errors import ConfigError, DataError
 from study.runs import RunError
-from study.store import DEFAULT_STORAGE, load_existing, open_storage, required_best
+from study.store import DEFAULT_STORAGE, epoch_cap, load_existing, open_storage, required_best
 from study.training import RunResult, train
 
 VALIDATION = "holdout"  # recorded with every final run: validation held out as in the search
@@ -69,8 +69,7 @@ def best_config(study: optuna.Study, trial: optuna.trial.FrozenTrial,
     """The configuration ``trial`` trained: its params over the study's base config, epochs capped
     by the study's epoch cap and, for keras-tuner's Hyperband, by the trial's budget."""
     attrs = study.user_attrs
-    caps = [c for c in (attrs.get("max_epochs"), trial.user_attrs.get("keras_tuner", {}).get("tuner/epochs")) if c]
-    config = to_config(attrs["regime"], trial.params, attrs.get("base", {}), max_epochs=min(caps, default=None))
+    config = to_config(attrs["regime"], trial.params, attrs.get("base", {}), max_epochs=epoch_cap(study, trial))
     return config.replace(**overrides) if overrides else config
 
 
