@@ -47,6 +47,7 @@ def _fails(args: list[str], *fragments: str) -> str:
     return message
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_train_then_evaluate_end_to_end(sample_dir: Path, tmp_path: Path):
     run_dir = tmp_path / "run"
     env_python = [sys.executable, str(ROOT / "cli.py")]
@@ -123,6 +124,7 @@ def test_weights_file_for_another_backbone(sample_dir: Path, tmp_path: Path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_nan_loss(sample_dir: Path, tmp_path: Path):
     _fails(["train", "--data", str(sample_dir), *TINY, "--set", "learning_rate=1e6", "--set", "l2=10",
             "--out", str(tmp_path / "r")], "loss became", "lower the learning rate")

@@ -86,6 +86,7 @@ def test_the_guard_leaves_a_run_that_starts_to_learn_and_only_warns_when_asked()
     assert "training goes on" in said[0]
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_a_stalled_run_is_stopped_written_and_flagged(tmp_path):
     config = TrainConfig(regime="scratch", epochs=6, learning_rate=1e-9, momentum=0.0, stall_epochs=2, **FAST)
     result = train(config, tiny_dataset(), tmp_path / "stalled", progress=False)

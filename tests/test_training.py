@@ -69,6 +69,7 @@ def test_scratch_run_writes_every_artifact(tmp_path):
         run.split("test")
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_evaluate_test_is_opt_in(tmp_path):
     result = train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), tmp_path / "r",
                    evaluate_test=True, progress=False)
@@ -110,6 +111,7 @@ class _WeightsLog(keras.callbacks.Callback):
             self.at_finetune = [w.copy() for w in self.model.get_layer("head_output").get_weights()]
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_early_stopping_restores_the_best_epoch(tmp_path, pretrained):
     # validation labels are shuffled: val_loss gets worse as the head fits train, so it stops early
     log = _WeightsLog()
@@ -134,6 +136,7 @@ def test_nan_loss_fails_the_run_and_leaves_nothing(tmp_path):
     assert not run_dir.exists() and not staging_dir(run_dir).exists()
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_interrupted_run_leaves_no_run_dir(tmp_path):
     class Boom(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -316,6 +316,7 @@ def test_a_study_saved_before_the_precision_keys_existed_still_resumes(tmp_path,
 
 
 # -------------------------------------------------------------------------- failures, pruning
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_failed_trials_are_recorded_and_the_search_goes_on(monkeypatch, tmp_path, sample_dir, calls):
     """A failed trial never counts toward the study's --trials: the search goes on until it has them."""
     import tensorflow as tf
@@ -425,6 +426,7 @@ def test_median_pruner_prunes_a_hopeless_trial():
     assert study.trials[6].state == TrialState.PRUNED and max(study.trials[6].intermediate_values) == 2
 
 
+@pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_pruned_search_counts_pruned_trials(monkeypatch, tmp_path, sample_dir, calls):
     monkeypatch.setattr(objective_mod, "train", fake_train(calls, lambda c: 0.1 if c.learning_rate < 1e-3 else 0.9))
     assert search(tmp_path, sample_dir, "--max-epochs", "4", "--pruner", "median", trials=10).exit_code == 0
