@@ -5,7 +5,8 @@ A trial is one ``study.training.train`` call (what the tuning objective runs, le
 step; "after" runs from the last step to the return (the last validation, predictions, metrics,
 artifacts). The baseline is a study's first trial (nothing yet done once per study), ours a later
 trial of the same study, which finds the decoded data, the input tensors and the frozen features
-already in memory.
+already in memory. A third trial writes no model.keras, as every trial outside a search's best
+``--keep-models`` does: its time after the last step and its disk, against the second trial's.
 """
 from __future__ import annotations
 
@@ -51,11 +52,16 @@ def shares(timeline: Timeline, start: float, end: float) -> dict[str, float]:
     return {"before": before, "between": between, "after": end - phases[-1][-1][1], "total": end - start}
 
 
-def timed_trial(config: TrainConfig, data: Dataset, name: str) -> dict[str, float]:
+def timed_trial(config: TrainConfig, data: Dataset, name: str, keep_model: bool = True) -> dict[str, float]:
+    """A trial's overhead shares, and the bytes its run directory takes; without ``keep_model`` it
+    writes no model.keras, as a search trial outside the best ``--keep-models`` does."""
     timeline = Timeline()
+    run_dir = scratch_dir() / "overhead" / name
     start = time.perf_counter()
-    train(config, data, scratch_dir() / "overhead" / name, callbacks=[timeline], progress=False)
-    return shares(timeline, start, time.perf_counter())
+    train(config, data, run_dir, callbacks=[timeline], progress=False,
+          model_dropped=None if keep_model else (lambda metrics: "not among the best trials"))
+    return {**shares(timeline, start, time.perf_counter()),
+            "bytes": sum(p.stat().st_size for p in run_dir.iterdir())}
 
 
 def run(quick: bool) -> list[Row]:
@@ -74,8 +80,30 @@ def run(quick: bool) -> list[Row]:
         with fresh_feature_cache():
             cold = timed_trial(config, data, f"{backbone}-1")
             warm = timed_trial(config, data, f"{backbone}-2")
-        rows += _rows(f"{backbone} {regime} ({len(data.train.y)} images)", cold, warm)
+            lean = timed_trial(config, data, f"{backbone}-3", keep_model=False)
+        label = f"{backbone} {regime} ({len(data.train.y)} images)"
+        rows += _rows(label, cold, warm) + _model_rows(label, warm, lean)
     return rows
+
+
+def _model_rows(label: str, kept: dict[str, float], lean: dict[str, float]) -> list[Row]:
+    """What not writing a trial's model (``search --keep-models K``) saves: time after the last step,
+    disk per trial, and the disk of a 30-trial study that keeps the best 3 models (reckoned from the
+    two measured trials' files: a trial's files do not depend on its hyperparameters' values here)."""
+    trials, keep = 30, 3
+    study_all, study_kept = trials * kept["bytes"], keep * kept["bytes"] + (trials - keep) * lean["bytes"]
+    return [
+        Row(f"trial overhead, last step to end: {label}; model.keras written vs not (--keep-models)",
+            f"{kept['after']:.1f} s", f"{lean['after']:.1f} s", kept["after"] / lean["after"] if lean["after"] else None),
+        Row(f"disk per trial: {label}; with model.keras vs without", megabytes(kept["bytes"]),
+            megabytes(lean["bytes"]), kept["bytes"] / lean["bytes"]),
+        Row(f"disk of a {trials}-trial study: {label}; --keep-models all vs {keep} (from the trials' measured files)",
+            megabytes(study_all), megabytes(study_kept), study_all / study_kept),
+    ]
+
+
+def megabytes(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
 
 
 def _rows(label: str, cold: dict[str, float], warm: dict[str, float]) -> list[Row]:

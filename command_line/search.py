@@ -37,6 +37,7 @@ from study.store import (
     study_rows,
 )
 from study.tuning.keras_tuner_backend import TUNERS
+from study.tuning.kept_models import KEEP_MODELS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 from study.tuning.pool import REQUEST_ENV, run_pool
 from study.tuning.request import BACKENDS, DEFAULT_DATA, SearchIncomplete, SearchRequest, from_json, validate
@@ -47,6 +48,14 @@ WORKER_COMMAND = "search-worker"
 # The shortcut options of TrainConfig keys that search offers (any other key: --set KEY=VALUE).
 SEARCH_SHORTCUTS = ("backbone", "weights", "seed", "subset", "precision", "jit", "frozen_augmentation",
                     "frozen_feature_views")
+
+
+def _keep_models(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    if value == "all":
+        return None
+    if not value.isdigit():
+        raise click.BadParameter(f"{value!r} is neither a number of trials (0 or more) nor 'all'")
+    return int(value)
 
 
 @click.command()
@@ -66,6 +75,9 @@ SEARCH_SHORTCUTS = ("backbone", "weights", "seed", "subset", "precision", "jit",
               help="Start no new trial after this long.")
 @click.option("--max-epochs", type=click.IntRange(min=1), metavar="N",
               help="Cap each phase's epochs (epochs, frozen_epochs) for a cheap search.")
+@click.option("--keep-models", default=str(KEEP_MODELS), show_default=True, metavar="K|all", callback=_keep_models,
+              help="Only the best K trials keep their model.keras (about 50 MB each for DenseNet169); every trial "
+                   "keeps its predictions, metrics and history, and final runs always keep their models.")
 @config_options(*SEARCH_SHORTCUTS)
 @storage_option
 @study_option

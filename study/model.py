@@ -26,6 +26,7 @@ from keras import layers, ops
 
 from study.config import TrainConfig
 from study.model_files import check_weights_file
+from study.runs import not_kept_note
 from study.errors import ConfigError, ModelError
 
 BACKBONE_LAYER = "backbone"
@@ -263,7 +264,7 @@ def resolve_weights(weights: str, backbone: str) -> WeightsSource:
     path = Path(weights).expanduser()
     if path.is_dir():
         if not (path / "model.keras").is_file():
-            raise ModelError(f"run directory {path} holds no model.keras; {WEIGHTS_HELP}")
+            raise ModelError(f"run directory {path} holds no model.keras{not_kept_note(path)}; {WEIGHTS_HELP}")
         return WeightsSource("model", path / "model.keras")
     if not path.is_file():
         raise ModelError(f"«weights» {path} does not exist (it is not imagenet, none, or an existing file); "

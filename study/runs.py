@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd  # at run time imported where used: pandas alone takes ~0.4 s, and reads never need it
 
 ARTIFACTS = ("config.json", "history.csv", "metrics.json", "predictions.npz", "model.keras", "manifest.json")
+MODEL = "model.keras"  # the one artifact a run may go without: a search keeps only its best trials' models
 
 
 class RunError(UserError):
@@ -151,7 +152,10 @@ class Run:
 
     @property
     def model_path(self) -> Path:
-        return self.path / "model.keras"
+        """The run's model.keras; a run whose model was not kept says so and why."""
+        if model_not_kept(self.path):
+            raise RunError(f"run {self.path} holds no model.keras{not_kept_note(self.path)}")
+        return self.path / MODEL
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(labels, probabilities) stored for ``name`` ("val" or "test")."""
@@ -170,7 +174,8 @@ class Run:
         if not path.is_dir():
             hint = " (an interrupted run; it was never finished)" if staging_dir(path).exists() else ""
             raise RunError(f"run directory {path} does not exist{hint}")
-        missing = [name for name in ARTIFACTS if not (path / name).is_file()]
+        optional = {MODEL} if model_not_kept(path) else set()
+        missing = [name for name in ARTIFACTS if name not in optional and not (path / name).is_file()]
         if missing:
             raise RunError(f"run {path} is incomplete: missing {', '.join(missing)}")
         return cls(
@@ -181,6 +186,39 @@ class Run:
             predictions=_read(path / "predictions.npz", lambda p: dict(np.load(p))),
             manifest=_read(path / "manifest.json", lambda p: json.loads(p.read_text())),
         )
+
+
+def model_not_kept(run_dir: str | Path) -> str | None:
+    """Why a finished run holds no model.keras (its manifest says), or None if it was kept."""
+    manifest = Path(run_dir) / "manifest.json"
+    try:
+        model = json.loads(manifest.read_text()).get("model", {})
+    except (OSError, ValueError, AttributeError):
+        return None  # no readable manifest: ``Run.load`` names what is wrong with it
+    return None if not isinstance(model, dict) or model.get("kept", True) else str(model.get("reason", "not kept"))
+
+
+def not_kept_note(run_dir: str | Path) -> str:
+    """' (it was WHY)' for a run whose model was not kept, for a message naming the missing file."""
+    reason = model_not_kept(run_dir)
+    return f" (it was {reason})" if reason else ""
+
+
+def drop_model(run_dir: str | Path, reason: str) -> int:
+    """Remove a finished run's model.keras, its other files kept; its manifest says why. Returns the
+    bytes freed. The manifest is rewritten first, so a run killed in between still loads (its model
+    file is then merely left over); removing a model twice (two workers) is harmless."""
+    run_dir = Path(run_dir)
+    model = run_dir / MODEL
+    if model_not_kept(run_dir) is None:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        write_json(run_dir / "manifest.json", {**manifest, "model": {"kept": False, "reason": reason}})
+    try:
+        size = model.stat().st_size
+        model.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
 
 
 def _read(path: Path, reader):

@@ -36,7 +36,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -112,13 +112,19 @@ def train(
     evaluate_test: bool = False,
     progress: bool = True,
     extra_manifest: dict[str, Any] | None = None,
+    model_dropped: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> RunResult:
-    """Train, evaluate and write every artifact of one run; the run directory appears atomically."""
+    """Train, evaluate and write every artifact of one run; the run directory appears atomically.
+
+    ``model_dropped(metrics)``, asked once the run is evaluated, may return why its model.keras is not
+    worth writing (a search trial outside the best few): every other file is written, the manifest
+    says why the model is not, and the model's saving time and disk are spared."""
     run_dir = Path(run_dir)
     stage = runs.start(run_dir)
     try:
         with releasing_traced_graphs():
-            result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest)
+            result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest,
+                                     model_dropped)
         runs.finish(stage, run_dir)
     except WriteFailed as exc:  # a full disk: the trained model lives only in this process, and it is gone
         runs.abandon(stage)
@@ -161,7 +167,7 @@ class _Fitted:
     backbone_trained: bool = False  # once True, cached features no longer describe the model
 
 
-def _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest) -> RunResult:
+def _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest, model_dropped) -> RunResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     keras.utils.set_random_seed(config.seed)
@@ -169,23 +175,27 @@ def _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_m
     model = build_model(config, num_classes=len(CLASSES))
     timings["build"] = time.perf_counter() - started
     try:
-        return _run(stage, model, config, data, callbacks, evaluate_test, progress, extra_manifest, started, timings)
+        return _run(stage, model, config, data, callbacks, evaluate_test, progress, extra_manifest, model_dropped,
+                    started, timings)
     finally:
         release_backbone(model)  # the next run of this backbone and weights reuses it (restored)
 
 
-def _run(stage, model, config, data, callbacks, evaluate_test, progress, extra_manifest, started, timings):
+def _run(stage, model, config, data, callbacks, evaluate_test, progress, extra_manifest, model_dropped, started,
+         timings):
     fitted = _fit_schedule(model, config, data, callbacks, progress, timings)
     t = time.perf_counter()
     splits = {"val": data.val, **({"test": data.test} if evaluate_test else {})}
     predictions = {name: _predict(model, fitted, name, split, config.batch_size) for name, split in splits.items()}
     metrics = {name: compute_metrics(split.y, predictions[name]) for name, split in splits.items()}
     timings["evaluate"] = time.perf_counter() - t
-    seconds = time.perf_counter() - started
-    timings["total"] = seconds
-    extra = {**(extra_manifest or {}), **({"frozen_features": fitted.features.describe()} if fitted.features else {})}
     metrics["stall"] = fitted.stall.to_dict()
-    _write_artifacts(stage, model, config, data, fitted.history, metrics, predictions, timings, extra)
+    dropped = model_dropped(metrics) if model_dropped else None
+    extra = {**(extra_manifest or {}), **({"frozen_features": fitted.features.describe()} if fitted.features else {}),
+             "model": {"kept": True} if dropped is None else {"kept": False, "reason": dropped}}
+    _write_artifacts(stage, None if dropped else model, config, data, fitted.history, metrics, predictions, timings,
+                     extra, started)
+    seconds = time.perf_counter() - started
     return RunResult(stage, config, fitted.history, metrics, int(len(fitted.history)), seconds, timings)
 
 
@@ -358,7 +368,10 @@ def _predict(model: keras.Model, fitted: _Fitted, name: str, split: Split, batch
     return predict(model, ds)
 
 
-def _write_artifacts(stage, model, config, data, history, metrics, predictions, timings, extra) -> None:
+def _write_artifacts(stage, model, config, data, history, metrics, predictions, timings, extra, started) -> None:
+    """Every file of a run (model.keras unless ``model`` is None); the manifest, last, records the time
+    spent writing the others and the run's total."""
+    t = time.perf_counter()
     runs.write_json(stage / "config.json", config_mod.to_dict(config))
     runs.write_csv(stage / "history.csv", history)
     runs.write_json(stage / "metrics.json", {**metrics, "summary": _summary(history, metrics)})
@@ -367,8 +380,11 @@ def _write_artifacts(stage, model, config, data, history, metrics, predictions, 
         arrays[f"{name}_labels"] = getattr(data, name).y
         arrays[f"{name}_probs"] = probs
     runs.write_npz(stage / "predictions.npz", **arrays)
-    with runs.atomic(stage / "model.keras", needed=_saved_bytes(model)) as tmp:
-        model.save(tmp)
+    if model is not None:
+        with runs.atomic(stage / runs.MODEL, needed=_saved_bytes(model)) as tmp:
+            model.save(tmp)
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
     runs.write_json(stage / "manifest.json", manifest(config, data, timings, extra))
 
 

@@ -32,8 +32,10 @@ from click.testing import CliRunner
 from optuna.trial import FrozenTrial, TrialState
 
 from cli import cli
+from study.runs import Run
 from study.training import RunResult
 import study.store as storage_mod
+from study.tuning.kept_models import KEEP_MODELS
 from study.tuning.request import SearchRequest, from_json, to_json
 from study.store import STORAGE_ENV, mask_text, mask_url
 from study.store.studies import failure_reason
@@ -224,7 +226,10 @@ def test_three_workers_fill_twelve_trials_and_a_killed_ones_trial_is_failed_and_
     [retried] = [t for t in done if t.system_attrs.get("failed_trial") == killed.number]
     assert retried.state == TrialState.COMPLETE and retried.params == done[killed.number].params == killed.params
     run_dirs = [t.user_attrs["run_dir"] for t in done if t.state == TrialState.COMPLETE]
-    assert len(set(run_dirs)) == 12 and all(Path(d, "model.keras").is_file() for d in run_dirs)
+    assert len(set(run_dirs)) == 12 and all(Run.load(d) for d in run_dirs)
+    best = sorted((t for t in done if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number))
+    assert all(Path(t.user_attrs["run_dir"], "model.keras").is_file() for t in best[:KEEP_MODELS])  # however the
+    # workers interleaved, the best trials kept their models
     assert sorted(p.name for p in (tmp_path / "runs" / "shared").glob("trial-*")) == sorted(
         Path(d).name for d in run_dirs)  # the killed trial's staging folder is hidden, and no trial's
     assert all(t.user_attrs.get("error") == SURPLUS for t in done if t.state == TrialState.FAIL

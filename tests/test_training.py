@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from study.config import TrainConfig
 from study.data import CLASSES, Dataset, LoadReport, Split
-from study.errors import TrialFailed
+from study.errors import ModelError, TrialFailed
 from study.model import backbone_of
 from study.runs import ARTIFACTS, Run, RunError, staging_dir
 from study.training import HISTORY_COLUMNS, schedule, train
@@ -67,6 +68,37 @@ def test_scratch_run_writes_every_artifact(tmp_path):
     assert {"tensorflow", "keras"} <= set(run.manifest["versions"])
     with pytest.raises(RunError, match="no test predictions"):
         run.split("test")
+
+
+def test_a_run_without_its_model_loads_and_every_use_of_the_model_says_why(tmp_path, tiny_run):
+    from study.inference.models import resolve_model_path
+    from study.model import resolve_weights
+    from study.runs import drop_model
+
+    run_dir = tmp_path / "trial-4"
+    train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), run_dir, progress=False,
+          model_dropped=lambda metrics: f"not wanted at val accuracy {metrics['val']['accuracy']:.2f}")
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(set(ARTIFACTS) - {"model.keras"})
+    run = Run.load(run_dir)  # predictions, metrics and history are all there
+    assert run.manifest["model"]["kept"] is False and run.split("val")[1].shape == (28, 7)
+    reason = "it was not wanted at val accuracy"
+    with pytest.raises(RunError, match=reason):
+        run.model_path
+    with pytest.raises(ModelError, match=reason):
+        resolve_model_path(str(run_dir), "sqlite:///unused.db")
+    with pytest.raises(ModelError, match=reason):
+        resolve_weights(str(run_dir), "mini_xception")
+
+    kept = shutil.copytree(tiny_run, tmp_path / "kept")  # a finished run that kept its model
+    size = (kept / "model.keras").stat().st_size
+    assert drop_model(kept, "pushed out") == size and drop_model(kept, "pushed out") == 0
+    assert Run.load(kept).manifest["model"] == {"kept": False, "reason": "pushed out"}
+    (tmp_path / "incomplete").mkdir()  # a run that should have a model and lacks one is still incomplete
+    for name in ARTIFACTS:
+        if name != "model.keras":
+            shutil.copy(tiny_run / name, tmp_path / "incomplete" / name)
+    with pytest.raises(RunError, match="incomplete: missing model.keras"):
+        Run.load(tmp_path / "incomplete")
 
 
 @pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes

@@ -60,7 +60,8 @@ def trials_of(tmp: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 # ------------------------------------------------------------------------------ a fake train()
 def fake_train(calls: list, score=lambda config: 0.5):
     """Scores a config without fitting; reports per-epoch logs to the trial's callbacks like train()."""
-    def train(config, data, run_dir, *, callbacks=(), evaluate_test=False, progress=True, extra_manifest=None):
+    def train(config, data, run_dir, *, callbacks=(), evaluate_test=False, progress=True, extra_manifest=None,
+              model_dropped=None):
         calls.append({"config": config, "evaluate_test": evaluate_test, "run_dir": Path(run_dir)})
         value = score(config)
         for epoch in range(config.max_epochs):
@@ -70,6 +71,11 @@ def fake_train(calls: list, score=lambda config: 0.5):
         metrics = {"val": {"accuracy": value, "loss": 1.0 - value, "macro_f1": value, "learned": value > 0.25,
                            "baseline": {"majority_rate": 0.25}},
                    "stall": {"stalled": False}}
+        dropped = model_dropped(metrics) if model_dropped else None  # as train() writes a run's last files
+        if dropped is None:
+            (Path(run_dir) / "model.keras").write_bytes(b"a model")
+        model = {"kept": True} if dropped is None else {"kept": False, "reason": dropped}
+        (Path(run_dir) / "manifest.json").write_text(json.dumps({"model": model}))
         return RunResult(Path(run_dir), config, pd.DataFrame(), metrics, config.max_epochs, 0.01)
     return train
 
@@ -313,6 +319,37 @@ def test_a_study_saved_before_the_precision_keys_existed_still_resumes(tmp_path,
     assert search(tmp_path, sample_dir, trials=2).exit_code == 0 and len(calls) == 2
     refused = search(tmp_path, sample_dir, "--precision", "mixed_float16", trials=3)
     assert refused.exit_code == 2 and "precision" in refused.stderr
+
+
+# ------------------------------------------------------------------------------- kept models
+@pytest.mark.parametrize("objective", ["accuracy", "loss"])
+def test_only_the_best_k_trials_keep_their_models(monkeypatch, tmp_path, objective):
+    """Scores 0.3 0.5 0.4 0.6 0.2 0.6 (the fake's loss is 1 - score, minimized): with two models kept,
+    trials 3 and 5 keep theirs (a tie goes to the earlier trial, then the later one still beats
+    trial 1), trials 0-2 wrote theirs and lost them, trial 4 (the worst so far) never wrote one.
+    Ranked in the wrong direction, trials 4 and 0 would be kept."""
+    it = iter([0.3, 0.5, 0.4, 0.6, 0.2, 0.6])
+    monkeypatch.setattr(objective_mod, "train", fake_train([], score=lambda config: next(it)))
+    study = optuna.create_study(direction="maximize" if objective == "accuracy" else "minimize")
+    study.optimize(Objective("s", SCRATCH, {}, _tiny_dataset(), tmp_path, objective, keep_models=2), n_trials=6)
+    run_dirs = {t.number: Path(t.user_attrs["run_dir"]) for t in study.trials}
+    assert {n for n, d in run_dirs.items() if (d / "model.keras").is_file()} == {3, 5}
+    for n, d in run_dirs.items():
+        model = json.loads((d / "manifest.json").read_text())["model"]
+        assert model["kept"] == (n in (3, 5))
+        if n not in (3, 5):  # whether never written or removed later, the manifest says why
+            assert model["reason"].startswith("not among the best 2 trials of study s when it finished")
+
+
+def test_keep_models_refuses_a_negative_count_and_all_keeps_every_model(monkeypatch, tmp_path, sample_dir, calls):
+    result = CliRunner().invoke(cli, ["search", "--regime", "scratch", "--trials", "1", "--keep-models", "-1"])
+    assert result.exit_code == 2 and "neither a number of trials (0 or more) nor 'all'" in result.output
+    result = search(tmp_path, sample_dir, *FAST, "--keep-models", "all", trials=4)
+    assert result.exit_code == 0, result.output
+    assert all(Path(t.user_attrs["run_dir"], "model.keras").is_file() for t in trials_of(tmp_path, "scratch-optuna"))
+    result = search(tmp_path, sample_dir, *FAST, "--keep-models", "0", "--study", "none-kept", trials=2)
+    assert result.exit_code == 0, result.output
+    assert not any(Path(t.user_attrs["run_dir"], "model.keras").exists() for t in trials_of(tmp_path, "none-kept"))
 
 
 # -------------------------------------------------------------------------- failures, pruning

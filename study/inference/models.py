@@ -15,7 +15,7 @@ from pathlib import Path
 from study.model_files import file_format_problem
 from study.data import CLASSES, IMAGE_SIZE
 from study.errors import ConfigError, ModelError, UserError
-from study.runs import Run
+from study.runs import Run, not_kept_note
 from study.store import NoStore, load_existing, open_storage
 
 MODEL_HELP = "pass a run directory, a model.keras file, or a study name with final runs"
@@ -27,7 +27,8 @@ def resolve_model_path(model: str, storage: str) -> Path:
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model.keras").is_file():
-            raise ModelError(f"run directory {path} holds no model.keras: {MODEL_HELP}")
+            raise ModelError(f"run directory {path} holds no model.keras"
+                             f"{not_kept_note(path)}: {MODEL_HELP}")
         return path / "model.keras"
     if path.is_file():
         return path

@@ -24,6 +24,7 @@ from study.errors import TrialFailed, UserError
 from study.runs import abandon
 from study.training import RunResult, train
 from study.tuning.callbacks import EpochEvents, pruning_callback
+from study.tuning.kept_models import ModelKeeping
 from study.store.liveness import worker_id
 
 
@@ -54,6 +55,7 @@ class Objective:
     runs_dir: Path
     metric: str = "accuracy"  # a key of result.metrics["val"]: accuracy | loss | macro_f1
     max_epochs: int | None = None
+    keep_models: int | None = None  # the best K trials keep their model.keras (None: every trial)
     events: TrialEvents = field(default_factory=_Quiet)
 
     def __post_init__(self) -> None:
@@ -71,18 +73,23 @@ class Objective:
             values = from_optuna(self.space, trial)
             config = to_config(self.space.regime, values, self.base, max_epochs=_tighter(self.max_epochs, epoch_cap))
             self.events.trial_started(trial.number, values)
-            result = self._train(trial, config)
-        return self._record(trial, result)
+            keeping = ModelKeeping.of(trial, self.study_name, self.keep_models, self.metric)
+            result = self._train(trial, config, keeping)
+        value = self._record(trial, result)
+        if keeping:
+            keeping.prune(trial.number, value, result.run_dir)
+        return value
 
     def run_dir(self, number: int) -> Path:
         return Path(self.runs_dir) / self.study_name / f"trial-{number}"
 
-    def _train(self, trial: optuna.trial.BaseTrial, config: Any) -> RunResult:
+    def _train(self, trial: optuna.trial.BaseTrial, config: Any, keeping: ModelKeeping | None) -> RunResult:
         callbacks = [pruning_callback(trial, self.metric), EpochEvents(trial.number, self.events.epoch_ended)]
         extra = {"study": self.study_name, "trial": trial.number}
+        dropped = (lambda metrics: keeping.dropped(trial.number, metrics)) if keeping else None
         try:
             return train(config, self.data, self.run_dir(trial.number), callbacks=callbacks,
-                         evaluate_test=False, progress=False, extra_manifest=extra)
+                         evaluate_test=False, progress=False, extra_manifest=extra, model_dropped=dropped)
         finally:
             release_memory()
 

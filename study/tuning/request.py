@@ -21,6 +21,7 @@ from study.errors import ConfigError, NoDataset, UserError, setting
 from study.model_files import check_weights_source
 from study.store import DEFAULT_STORAGE, OBJECTIVES
 from study.tuning.keras_tuner_backend import DEFAULT_TUNER, TUNERS
+from study.tuning.kept_models import KEEP_MODELS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 
 BACKENDS = ("optuna", "keras-tuner")
@@ -46,6 +47,7 @@ class SearchRequest:
     objective: str = "accuracy"
     timeout: float | None = None
     max_epochs: int | None = None  # the cap on each phase's epochs, for a cheap search
+    keep_models: int | None = KEEP_MODELS  # the best K trials keep their model.keras; None: every trial
     storage: str = DEFAULT_STORAGE
     study: str | None = None
     runs_dir: str = "runs"
@@ -102,6 +104,8 @@ def validate(request: SearchRequest) -> None:
     check(request.timeout is None or request.timeout > 0, f"«timeout» must be positive, got {request.timeout}")
     check(request.max_epochs is None or request.max_epochs >= 1,
           f"«max_epochs» must be at least 1, got {request.max_epochs}")
+    check(request.keep_models is None or request.keep_models >= 0,
+          f"«keep_models» must be 0 or more, got {request.keep_models}")
     check(request.max_failures >= 1, f"«max_failures» must be at least 1, got {request.max_failures}")
     check(request.heartbeat >= 1, f"«heartbeat» must be at least 1 second, got {request.heartbeat}")
     check(request.grace > request.heartbeat,

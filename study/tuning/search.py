@@ -64,7 +64,7 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
                       f"(of {request.trials} asked for)")
         return study
     objective = Objective(study.study_name, space, base, data, Path(request.runs_dir), request.objective,
-                          request.max_epochs)
+                          request.max_epochs, request.keep_models)
     with _quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
         objective.events = display
         stopped = _run_backend(request, study, objective, remaining, display)
