@@ -129,7 +129,11 @@ def _final_runs(study_name: str, paths: DemoPaths) -> None:
     epochs = FINAL_EPOCHS[regime]
     header(f"final runs: {study_name}",
            f"the best trial of {study_name}, {SEEDS} seeds, {epochs} epochs a phase, evaluated on test")
-    overrides = {"epochs": epochs, "frozen_epochs": epochs}
+    # A final run trains its whole budget (a stall is still flagged in its metrics and the report): the
+    # guard's stop after 3 epochs suits a search trial, but here a learner may leave the majority rate
+    # at epoch 4-6 (a CI demo's guard stopped seed 1 of the best scratch configuration at epoch 3;
+    # trained on, it reached test accuracy 0.58).
+    overrides = {"epochs": epochs, "frozen_epochs": epochs, "stall_action": "warn"}
     for result in train_from_study(study_name, storage=paths.storage, seeds=SEEDS, runs_dir=paths.runs,
                                    overrides=overrides, announce=console.print):
         test = result.metrics["test"]
