@@ -121,8 +121,8 @@ def frozen_only_space(max_epochs: int) -> Space:
 class FrozenOnly(Objective):
     """The toolkit's objective with the fine-tune phase removed, as the peer has none."""
 
-    def _train(self, trial, config):
-        return super()._train(trial, config.replace(epochs=0))
+    def _train(self, trial, config, keeping):
+        return super()._train(trial, config.replace(epochs=0), keeping)
 
 
 def our_search(data: Dataset, backbone: str, weights: str, max_epochs: int, trials: int) -> tuple[float, float]:
