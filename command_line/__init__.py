@@ -1,7 +1,7 @@
 """The command line: every click command, option and user-facing hint; nothing below it knows click.
 
 ``cli`` is the group ``cli.py`` runs. Each module holds one family of commands (``COMMANDS``):
-``data``, ``train`` (train, evaluate), ``search`` (search, studies, show, space), ``report``,
+``data``, ``train`` (train, evaluate), ``search`` (search, studies, show, space), ``curve``, ``report``,
 ``inference`` (predict, export) and ``demo``. A command parses, builds a config or request, and calls
 one library function; the core's typed errors are worded here (``errors.word``): one line on
 stderr and exit status 2, never a traceback.
@@ -15,7 +15,7 @@ from importlib import metadata
 import click
 from rich.console import Console
 
-from command_line import data, demo, inference, report, search, train
+from command_line import curve, data, demo, inference, report, search, train
 from command_line.errors import word
 from study.errors import TrialFailed, UserError, WriteFailed
 from study.store.urls import mask_text
@@ -58,6 +58,6 @@ def cli() -> None:
     """Hyperparameter studies of scratch vs transfer learning for facial emotion recognition."""
 
 
-for family in (data, train, search, report, inference, demo):
+for family in (data, train, search, curve, report, inference, demo):
     for command in family.COMMANDS:
         cli.add_command(command)

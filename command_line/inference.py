@@ -1,6 +1,7 @@
 """The inference commands.
 
-predict  emotions of the faces in images, folders, videos or a camera; or the paper's 3x3 figure
+predict  emotions of the faces in images, folders, videos or a camera; or the paper's 3x3 figure, or
+         where the model looks (Grad-CAM, ``--saliency``)
 export   the model as a SavedModel, TFLite or ONNX file, checked against the Keras model
 
 MODEL is a run directory, a model.keras file, or a study name (its best final run by validation
@@ -18,6 +19,7 @@ from command_line.errors import flag
 from command_line.options import storage_option
 from study.inference.errors import InputError
 from study.inference.export import FORMATS, export_named
+from study.inference.saliency import predict_saliency
 
 @click.command()
 @click.argument("model")
@@ -38,10 +40,16 @@ from study.inference.export import FORMATS, export_named
 @click.option("--grid", "grid_dir", metavar="DIR",
               help="Draw the paper's 3x3 figure from DIR (a dataset, DATA/test, or <class>/ folders).")
 @click.option("--out", metavar="PNG", help="With --grid: the figure's path (default predictions_grid.png).")
-@click.option("--seed", default=0, show_default=True, type=int, help="With --grid: which nine images are drawn.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="With --grid: which images are drawn (nine, or one per class with --saliency).")
+@click.option("--saliency", metavar="PNG",
+              help="With --grid: instead of the 3x3 figure, draw where the model looks (Grad-CAM) on one face "
+                   "per class of DIR.")
+@click.option("--beside", multiple=True, metavar="MODEL",
+              help="With --saliency: another model drawn beside MODEL on the same faces (repeatable).")
 @storage_option
 def predict(model: str, inputs: tuple[str, ...], grid_dir: str | None, out: str | None, seed: int,
-            **options: Any) -> None:
+            saliency: str | None, beside: tuple[str, ...], **options: Any) -> None:
     """Emotion of every face in images, folders of images, videos or a camera, with a table per face.
 
     MODEL is a run directory, a model.keras file, or a study name (its best final run).
@@ -51,9 +59,17 @@ def predict(model: str, inputs: tuple[str, ...], grid_dir: str | None, out: str 
     python cli.py predict runs/x clip.mp4 --annotate clip-labelled.mp4 --smooth 5
     python cli.py predict runs/x --webcam 0 --annotate session.mp4
     python cli.py predict my-study --grid data/fer2013/test --out fig14.png
+    python cli.py predict runs/scratch-run --grid data/fer2013 --saliency where.png --beside runs/transfer-run
     """
+    _check_saliency(saliency, beside, grid_dir, out)
     _check_modes(inputs, options, grid_dir, out)
     console, err_console = Console(), Console(stderr=True)
+    if saliency is not None:
+        drawn = predict_saliency([model, *beside], options["storage"], grid_dir, saliency, seed)
+        layers = "; ".join(dict.fromkeys(cam.layer.describe() for cam in drawn.columns.values()))
+        console.print(f"saliency: {drawn.path} ({len(drawn.names)} faces, Grad-CAM at {layers})", markup=False,
+                      highlight=False, soft_wrap=True)
+        return
     if grid_dir is not None:
         from study.inference.grid import predict_grid  # deferred: matplotlib and cv2
 
@@ -80,6 +96,16 @@ def _check_modes(inputs: tuple[str, ...], options: dict[str, Any], grid_dir: str
         raise InputError("--json and --csv are alternatives: pass one of them")
     if out is not None and grid_dir is None:
         raise InputError("--out names the --grid figure; for labelled copies of the inputs use --annotate OUT")
+
+
+def _check_saliency(saliency: str | None, beside: tuple[str, ...], grid_dir: str | None, out: str | None) -> None:
+    """--saliency draws from the faces of --grid DIR; --beside only with --saliency."""
+    if beside and saliency is None:
+        raise InputError("--beside adds a model to the --saliency figure: pass --saliency PNG too")
+    if saliency is not None and grid_dir is None:
+        raise InputError("--saliency draws one test face per class of a dataset: pass --grid DIR too")
+    if saliency is not None and out is not None:
+        raise InputError("--saliency PNG names the Grad-CAM figure, which replaces the 3x3 one --out names: pass one")
 
 
 @click.command("export")

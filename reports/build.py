@@ -8,7 +8,7 @@ Each step is a function of plain data, usable without the CLI:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -16,18 +16,24 @@ import numpy as np
 import pandas as pd
 
 from reports import DEFAULT_OUT, collect, figures
+from reports import curve as curve_report
 from reports import markdown as md
 from reports import pdf
 from reports.collect import DataView, Evidence, RegimeEvidence, SearchSummary
-from reports.compose import compose
-from reports.content import ReportContent
+from reports.compose import compose, compose_curves
+from reports.content import ReportContent, RunCalibration
+from reports.curve import CurveSummary
 from reports.document import Document, FigureBlock
+from reports.errors import ReportError
+from reports.saliency import saliency_figure
 from reports.setup import budget_differences, pretraining_notes, regime_setup
-from reports.stats import Comparison, PairingError, check_same_images, compare
+from reports.stats import ClassComparison, Comparison, PairingError, check_same_images, compare, compare_classes
 from reports.tables import (
     SPLIT_NAMES,
     ReportTable,
     best_params_table,
+    calibration_table,
+    class_table,
     common_split,
     comparison_table,
     dataset_table,
@@ -44,11 +50,12 @@ from reports.tables import (
     table_iv,
 )
 from reports.verdict import no_verdict, verdict
+from study.calibration import fit_temperature, reliability, scale
 from study.data import CLASSES
 from study.errors import UserError
 from study.evaluation import compute_metrics, curves
 from study.runs import Run, atomic, write_text, writing
-from study.store import DEFAULT_STORAGE
+from study.store import DEFAULT_STORAGE, mask_url
 
 FORMATS = ("md", "pdf")
 FACE_GRID_SEED = 0  # which test faces the grid shows; the same faces for both regimes
@@ -70,8 +77,17 @@ def build_report(storage: str = DEFAULT_STORAGE, studies: Sequence[str] = (), ou
                  formats: str | Iterable[str] = FORMATS, partial: bool = False) -> BuiltReport:
     """Write report.md / report.pdf and figures/*.png into ``out``; see ``collect`` for what is chosen."""
     wanted = parse_formats(formats)
-    content = compute(collect.gather(storage, studies, partial), partial)
     out = Path(out)
+    try:
+        evidence = collect.gather(storage, studies, partial)
+    except ReportError:
+        if studies or not curve_report.only_curves(storage):
+            raise
+        # a store of data-efficiency curves alone (``cli.py curve`` without searches): a report of the curves
+        curves = tuple(curve_report.gather_curves(storage))
+        drawn = draw_curve_figures(curves, out)
+        return BuiltReport(write(compose_curves(curves, drawn, mask_url(storage)), out, wanted), drawn, ())
+    content = replace(compute(evidence, partial), curves=tuple(curve_report.gather_curves(storage)))
     drawn = draw_figures(content, out)
     document = compose(content, drawn)
     return BuiltReport(write(document, out, wanted), drawn, content.lacks)
@@ -109,7 +125,41 @@ def compute(evidence: Evidence, partial: bool = False) -> ReportContent:
                             macro_f1={r: estimate(frame, r, "macro_f1") for r in regimes},
                             majority_macro_f1=float(frame["majority_macro_f1"].iloc[0]),
                             differences=budget_differences(setups), pretraining=pretraining_notes(setups))
-    return ReportContent(evidence, split, frame, tables, comparison, sentences, views, lacks, setups)
+    classes = per_class(evidence, split, comparison)
+    tables.update(_calibration_tables(frame, regimes, split, classes))
+    return ReportContent(evidence, split, frame, tables, comparison, sentences, views, lacks, setups,
+                         classes=classes, calibration=run_calibrations(evidence, split))
+
+
+def per_class(evidence: Evidence, split: str, comparison: Comparison | None) -> ClassComparison | None:
+    """Per-class McNemar (Holm across classes) and the confusion difference, on the images the paired
+    comparison already checked are the same for both regimes; None without a comparison."""
+    if comparison is None:
+        return None
+    a, b = comparison.name_a, comparison.name_b
+    labels = evidence.regimes[a].runs[0].split(split)[0]
+    predictions = {regime: {run.config.seed: run.split(split)[1].argmax(axis=1) for run in e.runs}
+                   for regime, e in evidence.regimes.items() if regime in (a, b)}
+    return compare_classes(labels, predictions[a], predictions[b], a, b, split, CLASSES)
+
+
+def run_calibrations(evidence: Evidence, split: str) -> dict[str, RunCalibration]:
+    """Per regime, its first run's reliability bins (the run the other per-regime figures show), before
+    and after scaling by the temperature fitted on that run's validation predictions."""
+    made = {}
+    for regime, e in evidence.regimes.items():
+        run = e.runs[0]
+        labels, probs = run.split(split)
+        temperature = fit_temperature(*run.split("val"))
+        made[regime] = RunCalibration(run.config.seed, temperature, reliability(labels, probs),
+                                      reliability(labels, scale(probs, temperature)))
+    return made
+
+
+def _calibration_tables(frame: pd.DataFrame, regimes: list[str], split: str,
+                        classes: ClassComparison | None) -> dict[str, ReportTable]:
+    made = [calibration_table(frame, regimes, split)] + ([class_table(classes)] if classes is not None else [])
+    return {t.key: t for t in made}
 
 
 def paired(evidence: Evidence, split: str, partial: bool) -> tuple[Comparison | None, list[str]]:
@@ -165,8 +215,25 @@ def draw_figures(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
     for regime, evidence in content.evidence.regimes.items():
         drawn.update(_regime_figures(regime, evidence, content, out, split_name))
     drawn.update(_seed_figure(content, out, split_name))
+    drawn.update(_calibration_figures(content, out, split_name))
+    drawn.update(saliency_figure(content, out, _figure))
     for evidence in content.evidence.regimes.values():
         drawn.update(_search_figures(evidence.search, out, synthetic=any(v.synthetic for v in content.data)))
+    drawn.update(draw_curve_figures(content.curves, out))
+    return drawn
+
+
+def draw_curve_figures(curves: Sequence[CurveSummary], out: Path) -> dict[str, FigureBlock]:
+    """Each data-efficiency curve: accuracy and macro-F1 against training images, and the paired difference."""
+    drawn = {}
+    for c in curves:
+        slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in c.name)
+        caption = (f"Data-efficiency curve {c.name}: test accuracy and macro-F1 against the number of training images "
+                   "(log axis), one line per regime with its 95% interval over seeds (the range with 2 seeds), the "
+                   "dashed line the majority-class baseline; right, transfer minus scratch test accuracy with its "
+                   "95% paired bootstrap interval over test images (circled where it excludes 0).")
+        drawn[f"curve:{c.name}"] = _figure(out, f"curve_{slug}", caption, lambda p, mark, c=c: curve_report.draw(
+            c, p, mark=mark), synthetic=c.synthetic)
     return drawn
 
 
@@ -261,6 +328,42 @@ def _seed_figure(content: ReportContent, out: Path, split_name: str) -> dict[str
                              lambda p, mark: figures.seed_comparison(frame, metrics, summary, p, limits=limits,
                                                                      mark=mark),
                              synthetic=any(v.synthetic for v in content.data))}
+
+
+def _calibration_figures(content: ReportContent, out: Path, split_name: str) -> dict[str, FigureBlock]:
+    """A reliability diagram per regime, and the confusion-matrix difference when the regimes were paired."""
+    drawn: dict[str, FigureBlock] = {}
+    for regime, cal in (content.calibration or {}).items():
+        curves_ = {f"as trained (ECE {cal.before.ece:.3f})": cal.before,
+                   f"temperature-scaled, T = {cal.temperature:.2f} (ECE {cal.after.ece:.3f})": cal.after}
+        caption = (f"Reliability diagram, {regime} (seed {cal.seed}, {split_name} set): accuracy against mean "
+                   f"confidence in {len(cal.before.count)} equal-width confidence bins, before and after temperature "
+                   "scaling with T fitted on validation; points below the diagonal are overconfident. Below: images "
+                   "per bin.")
+        synthetic = any(v.synthetic for v in content.data if regime in v.regimes)
+        drawn[f"reliability:{regime}"] = _figure(
+            out, f"reliability_{regime}", caption,
+            lambda p, mark, c=curves_, r=regime, s=cal.seed: figures.reliability_diagram(
+                c, p, title=f"{r}: reliability ({split_name}, seed {s})", mark=mark), synthetic=synthetic)
+    classes = content.classes
+    if classes is not None:
+        a, b = classes.name_a, classes.name_b
+        changed = classes.changed()
+        colors = (figures.REGIME_COLORS.get(a, "tab:blue"), figures.REGIME_COLORS.get(b, "tab:orange"))
+        caption = (f"Row-normalized confusion matrix of {b} minus that of {a} ({split_name} set; each the mean over "
+                   f"its regime's seeds): rows are true classes, so the diagonal is the change in recall; "
+                   f"{colors[1].removeprefix('tab:')} cells are more frequent with {b}, "
+                   f"{colors[0].removeprefix('tab:')} ones with {a}."
+                   + (f" * marks the classes whose recall changed significantly: {', '.join(changed)}." if changed
+                      else ""))
+        drawn["confusion-difference"] = _figure(
+            out, "confusion_difference", caption,
+            lambda p, mark: figures.confusion_difference(
+                classes.confusion_difference, classes.classes, p, label=f"{b} − {a} (share of the true class)",
+                marked=changed, colors=colors,
+                title=f"Confusion difference: {b} − {a} ({split_name})", mark=mark),
+            synthetic=any(v.synthetic for v in content.data))
+    return drawn
 
 
 def _bounds(e) -> tuple[float, float | None, float | None]:

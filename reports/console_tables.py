@@ -75,6 +75,8 @@ def metrics_tables(metrics: dict[str, Any], title: str) -> list[Table]:
     overall.add_column("value", justify="right")
     for key in ("accuracy", "loss", "macro_f1"):
         overall.add_row(key, _num(metrics[key]))
+    if "ece" in metrics:  # metrics.json of runs written before calibration was computed lack them
+        overall.add_row("ECE (15 bins) / Brier (multi-class)", f"{_num(metrics['ece'])} / {_num(metrics['brier'])}")
     if "baseline" in metrics:
         overall.add_row(*_baseline_row("", metrics))
         overall.add_row("stratified-random rate", _num(metrics["baseline"]["stratified_rate"]))

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from reports.collect import DataView, Evidence
+from reports.curve import CurveSummary
 from reports.setup import Setup
-from reports.stats import Comparison
+from reports.stats import ClassComparison, Comparison
 from reports.tables import ReportTable
+from study.calibration import Reliability
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,3 +26,17 @@ class ReportContent:
     data: list[DataView]
     lacks: tuple[str, ...]  # what a partial report lacks; empty for a complete one
     setups: dict[str, Setup]  # per regime: what was compared (model, source, schedule, budget)
+    classes: ClassComparison | None = None  # per-class recall tests and the confusion difference (with a comparison)
+    calibration: dict[str, RunCalibration] | None = None  # per regime: its first run's reliability bins
+    curves: tuple[CurveSummary, ...] = ()  # the store's data-efficiency curves (cli.py curve)
+
+
+@dataclass(frozen=True)
+class RunCalibration:
+    """One run's reliability bins on the evaluated split, before and after scaling by ``temperature``
+    (fitted on that run's validation predictions)."""
+
+    seed: int
+    temperature: float
+    before: Reliability
+    after: Reliability

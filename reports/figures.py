@@ -183,6 +183,7 @@ def _fmt(value: float | None) -> str:
 from typing import Any, Mapping  # noqa: E402
 
 from matplotlib import cm as _cm  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap as _LinearSegmented  # noqa: E402
 from matplotlib.colors import Normalize as _Normalize  # noqa: E402
 from matplotlib.transforms import blended_transform_factory as _blended  # noqa: E402
 
@@ -343,3 +344,63 @@ def _seed_dots(ax: plt.Axes, x: int, rows: pd.DataFrame, column: str, color: str
     ax.hlines(mean, x - 0.3, x + 0.3, color=color, linewidth=2)
     if low is not None and high is not None:
         ax.errorbar(x + 0.36, mean, yerr=[[mean - low], [high - mean]], color=color, capsize=4, linewidth=1.5)
+
+
+# ------------------------------------------------------------------ calibration and per-class differences
+def reliability_diagram(curves: Mapping[str, Any], path: str | Path, title: str = "", *, mark: str = "") -> Path:
+    """Accuracy against mean confidence per confidence bin, one line per entry of ``curves`` (label ->
+    bins with ``edges``, ``confidence``, ``accuracy`` and ``count`` arrays, as study.calibration.reliability
+    returns them), the diagonal of perfect calibration, and below it the images per bin.
+
+    Points below the diagonal are overconfident bins. Empty bins are left out. The legend sits beside the axes.
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.3, 6.4), sharex=True, height_ratios=(3, 1.2),
+                                      layout="constrained")
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    names = list(curves)
+    first = curves[names[0]] if names else None
+    width = float(np.diff(first.edges).min()) if first is not None else 1.0
+    for k, name in enumerate(names):
+        bins = curves[name]
+        filled = np.asarray(bins.count) > 0
+        color, marker = (f"C{k}", "os^D"[k % 4])
+        top.plot(np.asarray(bins.confidence)[filled], np.asarray(bins.accuracy)[filled], marker=marker, color=color,
+                 label=name)
+        shift = (k - (len(names) - 1) / 2) * width / max(len(names), 1)
+        centers = (np.asarray(bins.edges[:-1]) + np.asarray(bins.edges[1:])) / 2
+        bottom.bar(centers + shift, bins.count, width=width / max(len(names), 1), color=color, alpha=0.8)
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1.02)
+    top.set_ylabel("accuracy in bin")
+    top.set_title(title or "Reliability diagram")
+    top.grid(alpha=0.3)
+    _legend_beside(top)
+    bottom.set_xlabel("confidence (top-class probability): points at each bin's mean, bars per bin")
+    bottom.set_ylabel("images")
+    bottom.grid(axis="y", alpha=0.3)
+    return _save(fig, path, mark)
+
+
+def confusion_difference(difference: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "",
+                         label: str = "difference", marked: Sequence[str] = (),
+                         colors: tuple[str, str] = ("tab:blue", "tab:orange"), *, mark: str = "") -> Path:
+    """A difference of two row-normalized confusion matrices (rows true, columns predicted), every cell
+    annotated, in diverging colours centred at 0: ``colors`` are (negative, positive), by default the two
+    regimes' colours of the other figures (scratch blue, transfer orange), and neither is the red of the
+    SYNTHETIC mark. Classes in ``marked`` get a "*" on the true axis."""
+    difference = np.asarray(difference, dtype=float)
+    bound = max(float(np.abs(difference).max()) if difference.size else 0.0, 0.05)
+    cmap = _LinearSegmented.from_list("difference", [colors[0], "white", colors[1]])
+    fig, ax = plt.subplots(figsize=(7.6, 6.4), layout="constrained")
+    image = ax.imshow(difference, cmap=cmap, vmin=-bound, vmax=bound)
+    fig.colorbar(image, ax=ax, fraction=0.046, label=label)
+    for (i, j), v in np.ndenumerate(difference):
+        ax.text(j, i, f"{round(v, 2) + 0.0:+.2f}", ha="center", va="center", fontsize=8,  # + 0.0: no "-0.00"
+                color="white" if abs(v) > 0.6 * bound else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), [f"{c} *" if c in marked else c for c in classes])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true" + (" (* recall changed significantly)" if marked else ""))
+    ax.set_title(title or "Difference of row-normalized confusion matrices")
+    return _save(fig, path, mark)
+

@@ -21,7 +21,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
+from sklearn.metrics import confusion_matrix
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 
 from study.errors import UserError
 
@@ -222,7 +224,7 @@ def compare(labels: np.ndarray, preds_a: Mapping[int, np.ndarray], preds_b: Mapp
         SeedPair(sa, sb, float(_correct(preds_a[sa], labels).mean()), float(_correct(preds_b[sb], labels).mean()),
                  mcnemar_test(labels, preds_a[sa], preds_b[sb]),
                  bootstrap_difference(labels, preds_a[sa], preds_b[sb], resamples, seed))
-        for sa, sb in zip(seeds_a, seeds_b)
+        for sa, sb in seed_pairs(preds_a, preds_b)
     )
     unpaired = tuple(f"{name_a} seed {s}" for s in seeds_a[len(pairs):]) + tuple(
         f"{name_b} seed {s}" for s in seeds_b[len(pairs):])
@@ -257,3 +259,105 @@ def _check_labels(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, split:
     if differ:
         raise PairingError(f"cannot pair the regimes: the {split} labels of {name_a} and {name_b} differ at {differ} "
                            f"of {len(a)} images; they were not evaluated on the same images")
+
+
+def seed_pairs(preds_a: Mapping[int, np.ndarray], preds_b: Mapping[int, np.ndarray]) -> list[tuple[int, int]]:
+    """The seed pairs every paired test uses: equal seeds, or seeds in sorted order when they differ."""
+    return list(zip(sorted(preds_a), sorted(preds_b)))
+
+
+# ------------------------------------------------------------------------------------ per class
+@dataclass(frozen=True)
+class ClassTest:
+    """One class in one seed pair: recall of A and B on that class's images, McNemar on those images,
+    its p-value after Holm's correction across the classes of the pair."""
+
+    name: str
+    n: int  # images of this class
+    recall_a: float | None  # None for a class without images
+    recall_b: float | None
+    mcnemar: McNemar | None
+    p_adjusted: float | None
+    significant: bool
+
+    @property
+    def difference(self) -> float | None:
+        """recall B - recall A."""
+        return None if self.recall_a is None or self.recall_b is None else self.recall_b - self.recall_a
+
+
+@dataclass(frozen=True)
+class ClassPair:
+    seed_a: int
+    seed_b: int
+    classes: tuple[ClassTest, ...]
+
+
+@dataclass(frozen=True)
+class ClassComparison:
+    """Per-class recall of B against A (difference = B - A), tested per seed pair, and the difference of
+    the row-normalized confusion matrices (B minus A, each the mean over its regime's seeds)."""
+
+    name_a: str
+    name_b: str
+    split: str
+    classes: tuple[str, ...]
+    pairs: tuple[ClassPair, ...]
+    confusion_difference: np.ndarray  # (k, k): rows true class, columns predicted, B - A
+
+    def recall(self, regime: str, name: str) -> float | None:
+        """Mean over the pairs' runs of ``regime``'s recall on class ``name``."""
+        values = [getattr(t, "recall_a" if regime == self.name_a else "recall_b")
+                  for p in self.pairs for t in p.classes if t.name == name]
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    def significant_in(self, name: str) -> int:
+        """In how many seed pairs the class's recall changed significantly (after Holm)."""
+        return sum(t.significant for p in self.pairs for t in p.classes if t.name == name)
+
+    def changed(self) -> list[str]:
+        """Classes whose recall changed significantly in at least one seed pair, in class order."""
+        return [name for name in self.classes if self.significant_in(name)]
+
+
+def class_tests(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, classes: Sequence[str],
+                alpha: float = ALPHA) -> tuple[ClassTest, ...]:
+    """McNemar per class on the images of that class (correct = recalled), with Holm's correction
+    across the classes that have images (statsmodels' ``multipletests``)."""
+    labels, pred_a, pred_b = np.asarray(labels), np.asarray(pred_a), np.asarray(pred_b)
+    tests: list[McNemar | None] = []
+    for c in range(len(classes)):
+        mine = labels == c
+        tests.append(mcnemar_test(labels[mine], pred_a[mine], pred_b[mine]) if mine.any() else None)
+    tested = [i for i, t in enumerate(tests) if t is not None]
+    adjusted: dict[int, tuple[bool, float]] = {}
+    if tested:
+        reject, corrected, _, _ = multipletests([tests[i].pvalue for i in tested], alpha=alpha, method="holm")
+        adjusted = {i: (bool(r), float(p)) for i, r, p in zip(tested, reject, corrected)}
+    out = []
+    for c, name in enumerate(classes):
+        mine = labels == c
+        n = int(mine.sum())
+        recall_a = float(np.mean(pred_a[mine] == c)) if n else None
+        recall_b = float(np.mean(pred_b[mine] == c)) if n else None
+        significant, p = adjusted.get(c, (False, None))
+        out.append(ClassTest(name, n, recall_a, recall_b, tests[c], p, significant))
+    return tuple(out)
+
+
+def compare_classes(labels: np.ndarray, preds_a: Mapping[int, np.ndarray], preds_b: Mapping[int, np.ndarray],
+                    name_a: str, name_b: str, split: str, classes: Sequence[str],
+                    alpha: float = ALPHA) -> ClassComparison:
+    """Per-class McNemar with Holm for each seed pair (paired as ``compare`` pairs them), and the
+    confusion-matrix difference: mean row-normalized matrix of B's seeds minus that of A's."""
+    k = len(classes)
+    pairs = tuple(ClassPair(sa, sb, class_tests(labels, preds_a[sa], preds_b[sb], classes, alpha))
+                  for sa, sb in seed_pairs(preds_a, preds_b))
+
+    def mean_normalized(preds: Mapping[int, np.ndarray]) -> np.ndarray:
+        return np.mean([confusion_matrix(labels, p, labels=list(range(k)), normalize="true") for p in preds.values()],
+                       axis=0)
+
+    return ClassComparison(name_a, name_b, split, tuple(classes), pairs,
+                           mean_normalized(preds_b) - mean_normalized(preds_a))

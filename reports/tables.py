@@ -17,7 +17,8 @@ import pandas as pd
 from reports import paper
 from reports.collect import DataView, Evidence, SearchSummary
 from reports.paper import PaperValue
-from reports.stats import MIN_T_SEEDS, Comparison, Estimate, t_interval
+from reports.stats import ALPHA, MIN_T_SEEDS, ClassComparison, Comparison, Estimate, t_interval
+from study.calibration import BINS, calibration
 from study.data import CLASSES
 from study.evaluation import compute_metrics
 from study.runs import Run
@@ -162,11 +163,20 @@ def run_numbers(run: Run, split: str) -> dict[str, Any]:
         "top_answer_share": evaluated["top_answer_share"],
         "learned": evaluated["learned"],
         "stalled": bool(run.metrics.get("stall", {}).get("stalled", False)),
+        **calibration_numbers(run, split),
     }
     for key, prefix in (("true_positives", "tp"), ("roc_auc", "roc_auc"), ("average_precision", "ap"),
                         ("recall", "recall")):
         row.update({f"{prefix}.{name}": value for name, value in evaluated[key].items()})
     return row
+
+
+def calibration_numbers(run: Run, split: str) -> dict[str, float]:
+    """ECE, Brier and cross-entropy of the evaluated split before and after temperature scaling, T
+    fitted on the run's validation predictions only, and the accuracy after scaling (the same)."""
+    numbers = calibration(*run.split("val"), *run.split(split))
+    return {key: numbers[key] for key in ("ece", "brier", "temperature", "ece_scaled", "brier_scaled",
+                                          "accuracy_scaled")} | {"loss_scaled": numbers["nll_scaled"]}
 
 
 def _get(row: Any, key: str) -> float | None:
@@ -370,6 +380,64 @@ def comparison_note(comparison: Comparison) -> str:
     if comparison.unpaired:
         parts.append(f"Without a partner (pooled row only): {', '.join(comparison.unpaired)}.")
     return " ".join(parts)
+
+
+CALIBRATION_ROWS = (  # (frame column, label, estimate kind): Brier lies in [0, 2] and T in (0, inf), so "loss"
+    ("accuracy", "accuracy", "metric"),
+    ("accuracy_scaled", "accuracy after temperature scaling", "metric"),
+    ("ece", f"ECE ({BINS} bins)", "metric"),
+    ("ece_scaled", f"ECE ({BINS} bins) after temperature scaling", "metric"),
+    ("brier", "Brier score (multi-class)", "loss"),
+    ("brier_scaled", "Brier score after temperature scaling", "loss"),
+    ("loss", "cross-entropy", "loss"),
+    ("loss_scaled", "cross-entropy after temperature scaling", "loss"),
+    ("temperature", "temperature T (fitted on validation)", "loss"),
+)
+
+
+def calibration_table(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
+    """Accuracy beside ECE, Brier and cross-entropy, before and after temperature scaling, per regime."""
+    rows = [(column, label, kind) for column, label, kind in CALIBRATION_ROWS if column in frame]
+    data = {regime: [estimate(frame, regime, column, kind) for column, _, kind in rows] for regime in regimes}
+    body = pd.DataFrame(data, index=pd.Index([label for _, label, _ in rows], name="metric"))
+    name = SPLIT_NAMES[split]
+    note = _join(estimates_note(frame, regimes),
+                 f"ECE: the {name} images binned by their top-class probability into {BINS} equal-width bins; the "
+                 "sum over bins of (share of images in the bin) × |accuracy − mean confidence| (0: calibrated). "
+                 "Brier: mean over images of the squared distance between the probability vector and the one-hot "
+                 "label, summed over the 7 classes (0 best, 2 worst).",
+                 "Temperature scaling divides each run's log-probabilities by one T fitted on that run's "
+                 "validation predictions (minimum cross-entropy) and applied to the "
+                 f"{name} predictions; T > 1 means the model was overconfident. It never changes the predicted "
+                 "class, so accuracy stays the same.",
+                 "" if split == "test" else "Here T is fitted and evaluated on the same validation images, so the "
+                 "values after scaling are optimistic.")
+    return ReportTable("calibration", f"Calibration ({name})", body, note)
+
+
+def class_table(classes: ClassComparison) -> ReportTable:
+    """Per class: recall of each regime, the difference, the Holm-adjusted McNemar p of each seed pair."""
+    a, b = classes.name_a, classes.name_b
+    rows = {}
+    for i, name in enumerate(classes.classes):
+        tests = [p.classes[i] for p in classes.pairs]
+        recall_a, recall_b = classes.recall(a, name), classes.recall(b, name)
+        rows[name] = [tests[0].n if tests else 0, recall_a, recall_b,
+                      Signed(recall_b - recall_a) if recall_a is not None and recall_b is not None else None,
+                      ", ".join(format_value(PValue(t.p_adjusted)) if t.p_adjusted is not None else "n/a"
+                                for t in tests),
+                      f"{classes.significant_in(name)} of {len(tests)}"]
+    columns = ["images", f"{a} recall", f"{b} recall", f"difference ({b} − {a})",
+               "McNemar p, Holm-adjusted (per seed pair)", "significant in (seed pairs)"]
+    body = pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype(object)
+    body.index.name = "class"
+    pairs = ", ".join(f"{a} seed {p.seed_a} vs {b} seed {p.seed_b}" for p in classes.pairs)
+    note = (f"For each class, McNemar's test on that class's {SPLIT_NAMES[classes.split]} images (correct = "
+            f"recalled; exact binomial below 25 discordant images, else chi-square with continuity correction), per "
+            f"seed pair ({pairs}); the {len(classes.classes)} p-values of a pair are adjusted by Holm's method "
+            f"(statsmodels multipletests) and called significant below {ALPHA}. Recalls are means over the paired "
+            "runs.")
+    return ReportTable("classes", f"Recall per class: {b} against {a} ({SPLIT_NAMES[classes.split]})", body, note)
 
 
 # ------------------------------------------------------------------------------ data and search

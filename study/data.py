@@ -8,6 +8,7 @@ itself is only ever read.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -564,6 +565,17 @@ def _take(part: Part, idx: np.ndarray) -> Split:
 def _share(fraction: float, n: int) -> int:
     """round(fraction * n) with halves rounded up, the same on every platform."""
     return int(fraction * n + 0.5)
+
+
+def stratified_share(y: np.ndarray, fraction: float, seed: list[int]) -> np.ndarray:
+    """Sorted indices of a seeded, stratified ``fraction`` of ``y`` (at least one image of every class
+    that has one). Nested: for one seed, a smaller fraction is always inside a larger one."""
+    return _draw(y, seed, lambda n: max(_share(fraction, n), 1))
+
+
+def with_train(data: Dataset, indices: np.ndarray) -> Dataset:
+    """The dataset with its training split cut to ``indices`` (validation and test untouched)."""
+    return dataclasses.replace(data, train=_take((data.train.x, data.train.y), np.asarray(indices)))
 
 
 def _draw(y: np.ndarray, seed: list[int], count: Callable[[int], int]) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
+from study.calibration import brier, ece
 from study.data import CLASSES
 from study.learning import LEARNED_ALPHA, baseline, learned_pvalue, top_answer_share
 
@@ -16,7 +17,8 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, .
     """Accuracy, loss, F1, per-class precision/recall, confusion matrix, ROC AUC and AP, and what
     they are read against: the split's majority-class and stratified-random rates, the share of faces
     given the most common answer, and whether accuracy beats the majority rate (``learned``: one-sided
-    binomial test at ``LEARNED_ALPHA``; a model that answers one class never does).
+    binomial test at ``LEARNED_ALPHA``; a model that answers one class never does), and calibration:
+    the expected calibration error (``ece``) and the multi-class Brier score (``brier``).
 
     Per-class ROC AUC and AP are NaN (stored as null) for a class absent from ``labels``: the curve
     is undefined there, and pretending otherwise would flatter the model.
@@ -43,6 +45,8 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, .
         "learned_pvalue": pvalue,
         "loss": float(skm.log_loss(labels, probs, labels=list(range(k)))),
         "macro_f1": float(skm.f1_score(labels, pred, labels=list(range(k)), average="macro", zero_division=0)),
+        "ece": ece(labels, probs),  # 15 equal-width confidence bins (study.calibration)
+        "brier": brier(labels, probs),  # multi-class, summed over classes: in [0, 2]
         "precision": _per_class(classes, precision),
         "recall": _per_class(classes, recall),
         "support": _per_class(classes, support),

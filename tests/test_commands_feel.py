@@ -295,6 +295,8 @@ def test_the_epoch_line_of_a_single_run_labels_the_penalised_loss():
 # ------------------------------------------------------------------------------ 4c. nothing cut at 80 columns
 def test_the_demo_headers_fit_80_columns_of_a_pipe(tmp_path, monkeypatch):
     import reports.build
+    import reports.curve
+    import study.tuning.curve
     import study.tuning.final
     import study.tuning.search
     from command_line import demo
@@ -312,12 +314,15 @@ def test_the_demo_headers_fit_80_columns_of_a_pipe(tmp_path, monkeypatch):
     monkeypatch.setattr(study.tuning.search, "run_search", lambda request: None)
     monkeypatch.setattr(study.tuning.final, "train_from_study", lambda *args, **kwargs: [])
     monkeypatch.setattr(reports.build, "build_report", lambda **kwargs: SimpleNamespace(documents={}))
+    monkeypatch.setattr(study.tuning.curve, "plan_curve", lambda *args, **kwargs: None)
+    monkeypatch.setattr(study.tuning.curve, "run_curve", lambda *args, **kwargs: SimpleNamespace(trained=[], found=[]))
+    monkeypatch.setattr(reports.curve, "gather_curves", lambda storage: [])
     monkeypatch.setattr(demo, "summary_table", lambda names, storage: "summary")
     demo.run_demo(paths)
     text = out.getvalue()
     assert "…" not in text, text
     for header in ("pretraining", "search: scratch (demo-scratch)", "search: transfer (demo-transfer)",
-                   "final runs: demo-scratch", "report"):
+                   "final runs: demo-scratch", "data-efficiency curve (demo-curve)", "report"):
         assert re.search(rf"─ {re.escape(header)} ─", text), (header, text)
     assert "scratch regime, optuna, 5 trials of at most 10 epochs a phase" in text
     assert f"mini_xception on {paths.pretrain_data} (stands in for ImageNet)" in text

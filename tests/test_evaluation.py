@@ -30,6 +30,10 @@ def test_hand_checked_case():
     assert m["loss"] == pytest.approx(-(4 * np.log(0.7) + 2 * np.log(0.05)) / 6)
     # macro F1 over 7 labels: angry 0.8, happy 0.8, sad 0, the 4 absent classes 0
     assert m["macro_f1"] == pytest.approx((0.8 + 0.8) / 7)
+    # calibration: every confidence is 0.7, one bin, accuracy 4/6 -> ECE |4/6 - 0.7| = 1/30
+    assert m["ece"] == pytest.approx(1 / 30)
+    # Brier, summed over 7 classes: right 0.3^2 + 6 * 0.05^2 = 0.105, wrong 0.7^2 + 0.95^2 + 5 * 0.05^2 = 1.405
+    assert m["brier"] == pytest.approx((4 * 0.105 + 2 * 1.405) / 6)
     # classes absent from the labels have no ROC AUC / AP (undefined), not a flattering number
     assert m["roc_auc"]["disgust"] is None and m["average_precision"]["fear"] is None
 

@@ -15,6 +15,7 @@ import pytest
 from matplotlib.transforms import Bbox
 
 from reports import figures
+from study.calibration import reliability, scale
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 MARK = figures.SYNTHETIC
@@ -72,6 +73,22 @@ def _confusion() -> np.ndarray:
     return rng.integers(0, 40, (7, 7)) + np.diag(rng.integers(100, 250, 7))
 
 
+def _reliability() -> dict:
+    """Before and after scaling, from an overconfident made-up model: bins spread over the whole square."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 1, (600, 7)) + 1.5 * np.eye(7)[rng.integers(0, 7, 600)]
+    labels = np.array([rng.choice(7, p=np.exp(r) / np.exp(r).sum()) for r in z])
+    probs = np.exp(3 * z) / np.exp(3 * z).sum(axis=1, keepdims=True)
+    return {"as trained (ECE 0.250)": reliability(labels, probs),
+            "temperature-scaled, T = 3.00 (ECE 0.020)": reliability(labels, scale(probs, 3.0))}
+
+
+def _difference() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    a, b = (m / m.sum(axis=1, keepdims=True) for m in (_confusion(), _confusion() + rng.integers(0, 60, (7, 7))))
+    return b - a
+
+
 # every public figure function, as (function, positional arguments before the path, keyword arguments)
 DRAWERS: dict[str, Callable[[], tuple[Callable, tuple, dict]]] = {
     "class_distribution": lambda: (figures.class_distribution, (pd.DataFrame(
@@ -86,6 +103,9 @@ DRAWERS: dict[str, Callable[[], tuple[Callable, tuple, dict]]] = {
     "face_grid": lambda: (figures.face_grid, (np.random.default_rng(0).integers(0, 256, (9, 48, 48, 1)),
                                               CLASSES[:3] * 3, CLASSES[:3] * 2 + CLASSES[3:6], [0.5] * 9), {}),
     "seed_comparison": lambda: (figures.seed_comparison, _seeds(), {}),
+    "reliability_diagram": lambda: (figures.reliability_diagram, (_reliability(),), {}),
+    "confusion_difference": lambda: (figures.confusion_difference, (_difference(), CLASSES),
+                                     {"label": "transfer − scratch", "marked": ["happy"]}),
 }
 
 
@@ -172,6 +192,35 @@ def test_the_legend_stays_off_the_curves(name: str, monkeypatch: pytest.MonkeyPa
     data_area = ax.get_window_extent(renderer)
     assert not legend.get_window_extent(renderer).overlaps(data_area)
     assert fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans).contains(*legend.get_window_extent(renderer).p1)
+
+
+def test_the_reliability_legend_stays_off_the_data_and_the_panels_do_not_overlap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, renderer = _figure("reliability_diagram", monkeypatch)
+    top, bottom = fig.axes
+    legend = top.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["perfect calibration", *_reliability()]
+    assert not legend.get_window_extent(renderer).overlaps(top.get_window_extent(renderer))
+    assert not top.get_window_extent(renderer).overlaps(bottom.get_tightbbox(renderer))
+    assert len(top.lines) == 3 and len(bottom.patches) == 2 * 15  # two curves and the diagonal; counts per bin
+
+
+def test_the_confusion_difference_is_centred_at_zero_annotated_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, renderer = _figure("confusion_difference", monkeypatch)
+    ax = next(a for a in fig.axes if a.images)
+    image = ax.images[0]
+    assert image.norm.vmin == -image.norm.vmax == pytest.approx(-np.abs(_difference()).max())
+    middle = image.cmap(0.5)
+    assert min(middle[:3]) > 0.95  # white at 0: a diverging map
+    texts = [t.get_text() for t in ax.texts]
+    assert [float(t) for t in texts] == pytest.approx(list(_difference().ravel()), abs=0.005)
+    assert "-0.00" not in texts and "+0.00" in texts  # a cell that rounds to 0 carries no sign of its own
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_yticklabels()] == [c + " *" if c == "happy" else c for c in CLASSES]
+    labels = ax.get_xticklabels() + ax.get_yticklabels()
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not [1 for i, x in enumerate(boxes) for y in boxes[i + 1:] if x.overlaps(y)]
+    assert not image.colorbar.ax.get_tightbbox(renderer).overlaps(ax.get_window_extent(renderer))
 
 
 def test_the_confusion_panels_and_their_colour_bars_do_not_overlap(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,10 +24,11 @@ from sklearn.preprocessing import label_binarize
 from reports import paper
 from reports.build import build_report, compute, face_indices
 from reports.collect import ReportError, gather, load_run
-from reports.compose import partial_line
-from reports.stats import PairingError
+from reports.compose import classes_sentence, partial_line
+from reports.stats import PairingError, compare_classes
 from reports.tables import cells, format_value
 from study import config as config_mod
+from study.calibration import brier, ece, fit_temperature
 from study.config import TrainConfig
 from study.data import CLASSES, Dataset, load_dataset
 from study.errors import UserError
@@ -273,6 +274,7 @@ def test_every_figure_is_written_and_referenced(full: dict) -> None:
     expected = {"seeds", "data:" + full["content"].data[0].fingerprint}
     expected |= {f"{kind}:{r}" for kind in ("training", "confusion", "roc", "pr", "faces") for r in ("scratch", "transfer")}
     expected |= {f"{kind}:{r}-optuna" for kind in ("history", "importance", "parallel") for r in ("scratch", "transfer")}
+    expected |= {"confusion-difference"} | {f"reliability:{r}" for r in ("scratch", "transfer")}  # calibration, classes
     assert set(full["built"].figures) == expected
     for figure in full["built"].figures.values():
         assert (out / figure.path).stat().st_size > 5000
@@ -519,6 +521,7 @@ def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_
     assert content.split == "test" and len(content.comparison.pairs) == 2
     text = (tmp_path / "out" / "report.md").read_text()
     assert "Table I: accuracy and loss" in text and "Paired comparison on the same" in text
+    assert (tmp_path / "out" / "figures" / "saliency.png").is_file() and "No Grad-CAM figure" not in text
     pdf_text = " ".join(page.extract_text() for page in PdfReader(tmp_path / "out" / "report.pdf").pages)
     for value in cells(content.tables["table1"])[1][0][1:]:
         assert _squash(value) in _squash(pdf_text)
@@ -657,3 +660,66 @@ def test_a_subset_is_said_in_what_was_evaluated_and_on_the_dataset_card(tmp_path
         " ".join(_section(content, "What was evaluated"))
     assert f"The runs trained on a stratified 25% subset of the training split, so \"train\" counts the images they " \
            f"trained on ({train:,})" in " ".join(_section(content, "Dataset card"))
+
+
+# ------------------------------------------------------------------------ calibration, per class
+def val_predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    arrays = np.load(run_dir / "predictions.npz")
+    return arrays["val_labels"], arrays["val_probs"]
+
+
+def test_calibration_sits_beside_accuracy_with_the_temperature_fitted_on_validation(full: dict) -> None:
+    content = full["content"]
+    frame = content.frame.set_index(["regime", "seed"])
+    for regime in ("scratch", "transfer"):
+        for seed, run_dir in zip((0, 1), final_dirs(full["tmp"], regime)):
+            labels, probs = predictions(run_dir)
+            row = frame.loc[(regime, seed)]
+            assert row["temperature"] == pytest.approx(fit_temperature(*val_predictions(run_dir)))
+            assert row["ece"] == pytest.approx(ece(labels, probs)) and row["brier"] == pytest.approx(brier(labels, probs))
+            assert row["accuracy_scaled"] == row["accuracy"] == pytest.approx(np.mean(labels == probs.argmax(1)))
+            assert row["ece_scaled"] != row["ece"]
+    table = content.tables["calibration"]
+    for regime in ("scratch", "transfer"):
+        assert cell(table, "accuracy", regime) == cell(table, "accuracy after temperature scaling", regime)
+        assert cell(table, "ECE (15 bins)", regime).mean == pytest.approx(frame.loc[regime, "ece"].mean())
+        assert cell(table, "temperature T (fitted on validation)", regime).n == 2
+    assert "fitted on that run's validation predictions" in table.note
+    calibration = full["md"].split("## Calibration")[1].split("\n## ")[0]
+    assert "| accuracy |" in calibration and "reliability_scratch.png" in calibration
+    assert content.calibration["transfer"].before.count.sum() == len(predictions(final_dirs(full["tmp"], "transfer")[0])[0])
+
+
+def test_per_class_differences_are_computed_on_the_stored_predictions_and_named(full: dict) -> None:
+    content = full["content"]
+    classes = content.classes
+    per_regime = {r: [predictions(d) for d in final_dirs(full["tmp"], r)] for r in ("scratch", "transfer")}
+    labels = per_regime["scratch"][0][0]
+    expected = compare_classes(labels, {s: p.argmax(1) for s, (_, p) in enumerate(per_regime["scratch"])},
+                               {s: p.argmax(1) for s, (_, p) in enumerate(per_regime["transfer"])},
+                               "scratch", "transfer", "test", CLASSES)
+    assert classes.pairs == expected.pairs
+    assert np.allclose(classes.confusion_difference, expected.confusion_difference)
+    table = content.tables["classes"]
+    assert list(table.frame.index) == list(CLASSES)
+    assert cell(table, "happy", "transfer recall") == pytest.approx(
+        np.mean([np.mean(p.argmax(1)[y == CLASSES.index("happy")] == CLASSES.index("happy"))
+                 for y, p in per_regime["transfer"]]))
+    section = full["md"].split("## Differences per class")[1].split("\n## ")[0]
+    assert classes_sentence(classes) in section and "confusion_difference.png" in section
+
+
+def test_the_sentence_names_the_classes_whose_recall_changed() -> None:
+    labels = np.repeat(np.arange(K), 40)
+    scratch = np.where(np.arange(len(labels)) % 4 == 0, (labels + 1) % K, labels)  # 3 in 4 right everywhere
+    transfer = scratch.copy()
+    happy = np.flatnonzero(labels == CLASSES.index("happy"))
+    scratch[happy] = np.where(np.arange(40) < 8, CLASSES.index("happy"), 0)  # happy: 8 of 40 against 30 of 40
+    changed = compare_classes(labels, {0: scratch}, {0: transfer}, "scratch", "transfer", "test", CLASSES)
+    assert classes_sentence(changed) == (
+        "Recall changed significantly (McNemar's test on each class's images, Holm-corrected across the 7 classes of "
+        "each seed pair, at the 0.05 level) for happy (higher with transfer, in 1 of 1 seed pair(s)); no other "
+        "class's recall changed significantly.")
+    same = compare_classes(labels, {0: scratch}, {0: scratch}, "scratch", "transfer", "test", CLASSES)
+    assert classes_sentence(same).startswith("No class's recall differs significantly between transfer and scratch")
+

@@ -11,7 +11,9 @@ import math
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+from sklearn.metrics import confusion_matrix
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 
 from reports.paper import PaperValue
 from reports.stats import (
@@ -23,7 +25,9 @@ from reports.stats import (
     SeedPair,
     bootstrap_difference,
     check_same_images,
+    class_tests,
     compare,
+    compare_classes,
     mcnemar_test,
     t_interval,
 )
@@ -153,6 +157,69 @@ def test_runs_on_different_images_are_refused_with_the_reason() -> None:
         check_same_images({"scratch seed 0": labels, "transfer seed 0": np.r_[labels[:9], 6]}, same, "test")
     assert np.array_equal(check_same_images({"scratch seed 0": labels, "transfer seed 0": labels.copy()}, same, "test"),
                           labels)
+
+
+# -------------------------------------------------------------------------------- per class
+CLASS_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def per_class_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """40 images per class. A and B agree everywhere except: happy, recalled 10 times by A and 38 by B
+    (28 discordant: chi-square, p ~ 3e-7), and fear, 6 images recalled by B only (exact p = 2/2^6 = 0.031,
+    significant alone, not after Holm: its adjusted p is 6 x 0.031)."""
+    labels = np.repeat(np.arange(7), 40)
+    a = labels.copy()
+    a[::3] = (labels[::3] + 1) % 7  # both models miss every third image of every class
+    b = a.copy()
+    happy, fear = np.flatnonzero(labels == 3), np.flatnonzero(labels == 2)
+    a[happy] = np.where(np.arange(40) < 10, 3, 0)
+    b[happy] = np.where(np.arange(40) < 38, 3, 0)
+    missed_by_a = fear[a[fear] != 2][:6]  # six of the images both missed: B now gets them
+    b[missed_by_a] = 2
+    return labels, a, b
+
+
+def test_per_class_mcnemar_names_the_class_that_changed_after_holm() -> None:
+    labels, a, b = per_class_case()
+    tests = class_tests(labels, a, b, CLASS_NAMES)
+    by_name = {t.name: t for t in tests}
+    happy, fear = by_name["happy"], by_name["fear"]
+    assert (happy.recall_a, happy.recall_b, happy.difference) == (0.25, 0.95, pytest.approx(0.70))
+    assert (happy.mcnemar.only_a, happy.mcnemar.only_b, happy.mcnemar.exact) == (0, 28, False)
+    assert happy.significant and happy.p_adjusted == pytest.approx(7 * scipy_stats.chi2.sf(27 ** 2 / 28, 1))
+    assert fear.mcnemar.pvalue == pytest.approx(2 / 2 ** 6) and fear.mcnemar.pvalue < 0.05
+    assert not fear.significant and fear.p_adjusted == pytest.approx(6 * 2 / 2 ** 6)  # Holm's second step
+    raw = [t.mcnemar.pvalue for t in tests]
+    reject, adjusted, _, _ = multipletests(raw, alpha=0.05, method="holm")
+    assert [t.significant for t in tests] == list(reject)
+    assert [t.p_adjusted for t in tests] == pytest.approx(list(adjusted))
+    assert [t.name for t in tests if t.significant] == ["happy"]
+    unchanged = [t for t in tests if t.name not in ("happy", "fear")]
+    assert all(t.difference == 0 and t.p_adjusted == 1.0 for t in unchanged)
+
+
+def test_a_class_without_images_is_not_tested_and_not_counted_by_holm() -> None:
+    labels, a, b = per_class_case()
+    keep = labels != 6  # no neutral images
+    tests = class_tests(labels[keep], a[keep], b[keep], CLASS_NAMES)
+    neutral = tests[6]
+    assert (neutral.n, neutral.recall_a, neutral.mcnemar, neutral.p_adjusted) == (0, None, None, None)
+    assert tests[3].p_adjusted == pytest.approx(6 * tests[3].mcnemar.pvalue)  # six tests now, not seven
+
+
+def test_compare_classes_pairs_seeds_like_compare_and_differences_the_normalized_confusion() -> None:
+    labels, a, b = per_class_case()
+    result = compare_classes(labels, {0: a, 1: a}, {3: b, 4: labels}, "scratch", "transfer", "test", CLASS_NAMES)
+    assert [(p.seed_a, p.seed_b) for p in result.pairs] == [(0, 3), (1, 4)]  # by seed order, as compare
+    assert result.pairs[0].classes == class_tests(labels, a, b, CLASS_NAMES)
+    assert result.significant_in("happy") == 2 and result.significant_in("angry") == 1  # B seed 4 is always right
+    assert result.changed() == list(CLASS_NAMES)
+    assert result.recall("transfer", "happy") == pytest.approx((0.95 + 1.0) / 2)
+    expected = np.mean([confusion_matrix(labels, p, normalize="true") for p in (b, labels)], axis=0) - \
+        confusion_matrix(labels, a, normalize="true")
+    assert np.allclose(result.confusion_difference, expected)
+    assert result.confusion_difference[3, 3] == pytest.approx((0.95 + 1.0) / 2 - 0.25)  # the change in happy's recall
+    assert np.allclose(result.confusion_difference.sum(axis=1), 0.0)  # rows of shares: what one gains another loses
 
 
 # --------------------------------------------------------------------------------- verdict

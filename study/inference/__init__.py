@@ -9,6 +9,7 @@ One module per role, each importable on its own:
 * ``drawing``    boxes and labels on annotated copies
 * ``video``      frames of a file or a camera, faces tracked by IoU, labels smoothed per face
 * ``grid``       the paper's Fig. 14/15: nine labelled images, true vs predicted
+* ``saliency``   where models look: Grad-CAM (``study.saliency``) on one face per class, models side by side
 * ``export``     SavedModel / TFLite / ONNX, each checked against the Keras model
 * ``commands``   the ``predict`` and ``export`` click commands (``COMMANDS``)
 

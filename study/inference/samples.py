@@ -64,3 +64,41 @@ def generated_faces(count: int, seed: int = 0) -> np.ndarray:
     """(count, 48, 48) drawn faces cycling through the classes, when no real data is at hand."""
     rng = np.random.default_rng(seed)
     return np.stack([render_face(CLASSES[i % len(CLASSES)], rng) for i in range(count)])
+
+
+def one_face_per_class(path: str | Path, seed: int = 0) -> list[tuple[np.ndarray, str] | None]:
+    """For each class of CLASSES, one test face under ``path`` (a seeded draw, so every model is shown
+    the same faces) with where it came from, or None when the class has no readable image there."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"{path} does not exist: pass a dataset folder, a DATA/test folder of <class>/ folders, or {CSV_NAME}"
+        )
+    rng = np.random.default_rng(seed)
+    if path.is_file() or _csv_only(path):
+        test = data.load_dataset(path).test
+        picked: list[tuple[np.ndarray, str] | None] = []
+        for k in range(len(CLASSES)):
+            rows = np.flatnonzero(test.y == k)
+            i = int(rng.choice(rows)) if len(rows) else None
+            picked.append(None if i is None else (test.x[i, ..., 0].astype(np.uint8), f"test row {i}"))
+        return _some(picked, path)
+    split = data.child_path(path, "test") or path
+    entries = data.list_split(split.parent, split, [])
+    picked = []
+    for k in range(len(CLASSES)):
+        members = [rel for rel, label in entries if label == k]
+        face = None
+        for i in rng.permutation(len(members)):  # a corrupt file is passed over for the class's next one
+            pixels = data.decode_image(split.parent / members[i])[0]
+            if pixels is not None:
+                face = (np.asarray(pixels).astype(np.uint8), str(members[i]))
+                break
+        picked.append(face)
+    return _some(picked, path)
+
+
+def _some(picked: list, path: Path) -> list:
+    if all(p is None for p in picked):
+        raise DataError(f"no readable labelled images under {path}: pass a folder of <class>/ image folders")
+    return picked

@@ -174,7 +174,7 @@ def study_row(study: optuna.Study) -> dict[str, Any]:
     best = best_trial(study)
     return {
         "name": study.study_name,
-        "regime": attrs.get("regime", "?"),
+        "regime": attrs.get("regime", attrs.get("kind", "?")),  # a curve (study.tuning.curve) has no regime
         "backend": attrs.get("backend", "?"),
         "objective": attrs.get("objective", "?"),
         "complete": states[TrialState.COMPLETE],
@@ -182,7 +182,7 @@ def study_row(study: optuna.Study) -> dict[str, Any]:
         "failed": states[TrialState.FAIL],
         "running": states[TrialState.RUNNING],
         "best": None if best is None else best.value,
-        "final_runs": len(attrs.get("final_runs", [])),
+        "final_runs": len(attrs.get("final_runs", attrs.get("curve_runs", []))),
     }
 
 

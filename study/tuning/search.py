@@ -56,7 +56,7 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
     space = trial_space(request)
     spec = StudySpec(request.study_name, request.regime, request.backend, request.objective, request.dataset,
                      data.fingerprint, base, request.max_epochs)
-    with _quiet_optuna():  # optuna's "[I ...] A new study created in RDB" line: the display names the study
+    with quiet_optuna():  # optuna's "[I ...] A new study created in RDB" line: the display names the study
         study = _resume(request, storage, spec, space, console)
     remaining = request.trials - count_finished(study)
     if remaining <= 0:
@@ -65,7 +65,7 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
         return study
     objective = Objective(study.study_name, space, base, data, Path(request.runs_dir), request.objective,
                           request.max_epochs, request.keep_models)
-    with _quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
+    with quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
         objective.events = display
         stopped = _run_backend(request, study, objective, remaining, display)
     remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # trials failed by the last heartbeats
@@ -150,7 +150,7 @@ def _announce_dead(console: Console, numbers: list[int]) -> None:
 
 
 @contextmanager
-def _quiet_optuna() -> Iterator[None]:
+def quiet_optuna() -> Iterator[None]:
     """The live table shows every trial; optuna's own log lines (and failure tracebacks) would repeat it."""
     before = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.ERROR)
