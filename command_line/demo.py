@@ -3,7 +3,8 @@
 Steps: generate the sample; search each regime the same way (optuna, TPE with median pruning, the
 same trials and epoch cap; each study's trial 0 trains the defaults) into the default study store;
 retrain each study's best configuration with several seeds on the whole training split and
-evaluate it on test; write the report; print what the searches bought (best trial against trial 0)
+evaluate it on test; train both configurations on nested 10% and 30% shares of the training split (a
+small data-efficiency curve); write the report; print what the searches bought (best trial against trial 0)
 and whether every final run learned (test accuracy and macro-F1 beside the majority-class rate).
 Re-running it resumes: finished searches and final runs are kept.
 
@@ -45,6 +46,11 @@ MAX_EPOCHS = {"scratch": 10, "transfer": 5}
 # transfer in two of 6 (its frozen phase may stop sooner), so the comparison is not one of budgets.
 FINAL_EPOCHS = {"scratch": 12, "transfer": 6}
 SEEDS = 3  # final runs per regime: enough for a confidence interval and paired tests
+# The data-efficiency curve: each regime's best configuration at the final runs' epochs, on nested shares of
+# the training split (the whole split is what the final runs trained on), evaluated on the same test split.
+CURVE = "demo-curve"
+CURVE_FRACTIONS = (0.1, 0.3)
+CURVE_SEEDS = 2
 PRETRAIN = TrainConfig(regime="scratch", backbone=BACKBONE, epochs=10, optimizer="adam", learning_rate=0.003,
                        head_layers=1)
 
@@ -72,6 +78,7 @@ def demo(data_path: str, runs_dir: str, storage: str, out: str) -> None:
 
 def run_demo(paths: DemoPaths) -> None:
     from reports.build import build_report  # deferred: matplotlib and reportlab
+    from reports.curve import gap_sentence, gather_curves  # deferred: pandas, with the report
     from study.tuning.search import run_search  # deferred: TensorFlow
 
     _ensure_samples(paths)
@@ -86,11 +93,14 @@ def run_demo(paths: DemoPaths) -> None:
         run_search(SearchRequest(regime=regime, trials=TRIALS, data=str(paths.data), backend="optuna", base=base,
                                  max_epochs=MAX_EPOCHS[regime], storage=paths.storage, study=name, runs_dir=str(paths.runs)))
         _final_runs(name, paths)
+    _curve(names, paths)
     header("report")
     built = build_report(storage=paths.storage, studies=names, out=paths.report)
     for fmt, path in built.documents.items():
         console.print(f"{fmt}: {path}")
     console.print(summary_table(names, paths.storage))
+    for curve in gather_curves(paths.storage):
+        console.print(gap_sentence(curve), highlight=False)
     console.print(f"runs: {paths.runs}; studies: python cli.py studies --storage {paths.storage}")
 
 
@@ -139,6 +149,21 @@ def _final_runs(study_name: str, paths: DemoPaths) -> None:
         test = result.metrics["test"]
         console.print(f"{result.run_dir}: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} "
                       f"(majority-class rate {test['baseline']['majority_rate']:.4f})")
+
+
+def _curve(names: list[str], paths: DemoPaths) -> None:
+    """A small data-efficiency curve of the two searched configurations (resumed when it exists)."""
+    from study.tuning.curve import plan_curve, run_curve  # deferred: TensorFlow
+
+    shares = ", ".join(f"{f:.0%}" for f in CURVE_FRACTIONS)
+    header(f"data-efficiency curve ({CURVE})",
+           f"each study's best configuration on {shares} of the training split, {CURVE_SEEDS} seeds, "
+           "evaluated on test")
+    epochs = {r: {"epochs": n, **({"frozen_epochs": n} if r == "transfer" else {})} for r, n in FINAL_EPOCHS.items()}
+    plan = plan_curve(CURVE, str(paths.data), CURVE_FRACTIONS, CURVE_SEEDS, from_studies=names, storage=paths.storage,
+                      runs_dir=paths.runs, regime_overrides=epochs)
+    done = run_curve(plan, paths.storage, announce=console.print)
+    console.print(f"curve {CURVE}: {len(done.trained)} runs trained now, {len(done.found)} found done")
 
 
 def demo_summary(names: list[str], storage: str) -> list[dict[str, object]]:
