@@ -10,7 +10,7 @@ from importlib import metadata
 
 from reports.collect import DataView, RegimeEvidence, SearchSummary
 from reports.content import ReportContent
-from reports.curve import CurveSummary, curve_table, gap_sentence, source_sentence
+from reports.curve import CurveSummary, curve_tables, gap_sentence, source_sentence
 from reports.setup import setup_sentence
 from reports.document import Block, Document, FigureBlock, Heading, Paragraph, TableBlock
 from reports.saliency import blocks as saliency_blocks
@@ -60,7 +60,7 @@ def curve_blocks(curves: tuple[CurveSummary, ...], figures: dict[str, FigureBloc
         return []
     blocks: list[Block] = [Heading(CURVE_TITLE)]
     for c in curves:
-        blocks += [Paragraph(source_sentence(c)), Paragraph(gap_sentence(c)), TableBlock(curve_table(c))]
+        blocks += [Paragraph(source_sentence(c)), Paragraph(gap_sentence(c)), *map(TableBlock, curve_tables(c))]
         if f"curve:{c.name}" in figures:
             blocks.append(figures[f"curve:{c.name}"])
     return blocks

@@ -187,8 +187,7 @@ def source_sentence(curve: CurveSummary) -> str:
     plan = curve.plan
     parts = []
     for regime, config in plan["configs"].items():
-        parts.append(f"{regime}: {config['backbone']}, {plan['sources'][regime]}, "
-                     f"{_epochs(config)}")
+        parts.append(f"{regime}: {config['backbone']}, {_epochs(config)} ({plan['sources'][regime]})")
     text = (f"Curve {curve.name}: {'; '.join(parts)}. Each regime trained on nested, stratified fractions "
             f"{', '.join(f'{f:g}' for f in plan['fractions'])} of its training pool with seeds "
             f"{', '.join(map(str, plan['seeds']))} (a seed's smaller fraction lies inside its larger one, and both "
@@ -253,32 +252,36 @@ def gap_sentence(curve: CurveSummary) -> str:
 
 
 # ----------------------------------------------------------------------------------------- table
-def curve_table(curve: CurveSummary) -> ReportTable:
-    """One row per fraction: images, each regime's accuracy and macro-F1 over seeds, and the paired difference."""
-    rows = []
-    for fraction in sorted({p.fraction for p in curve.points}):
-        row: dict[str, Any] = {"fraction": f"{fraction:g}"}
-        points = [curve.point(r, fraction) for r in curve.regimes]
-        row["train images"] = next((p.images for p in points if p is not None), None)
-        for regime in curve.regimes:
-            p = curve.point(regime, fraction)
-            row[f"{regime} acc"] = p.accuracy if p else None
-            row[f"{regime} learned"] = f"{p.learned}/{p.runs}" if p else None
+def curve_tables(curve: CurveSummary) -> list[ReportTable]:
+    """Per share of the pool: test accuracy of each regime and the paired difference; then macro-F1."""
+    fractions = sorted({p.fraction for p in curve.points})
+    accuracy, f1 = [], []
+    for fraction in fractions:
+        points = {r: curve.point(r, fraction) for r in curve.regimes}
+        images = next((p.images for p in points.values() if p is not None), None)
         gap = next((g for g in curve.gaps if g.fraction == fraction), None)
-        row["transfer - scratch acc"] = Signed(gap.accuracy.difference) if gap else None
+        row: dict[str, Any] = {"share": f"{fraction:g}", "train images": images}
+        row.update({f"{r} acc": p.accuracy if p else None for r, p in points.items()})
+        row["learned"] = ", ".join(f"{p.learned}/{p.runs}" if p else "-" for p in points.values())
+        row["transfer - scratch"] = Signed(gap.accuracy.difference) if gap else None
         row["95% CI"] = Interval(gap.accuracy.low, gap.accuracy.high) if gap else None
         row["significant"] = gap.significant if gap else None
-        for regime in curve.regimes:
-            p = curve.point(regime, fraction)
-            row[f"{regime} macro-F1"] = p.macro_f1 if p else None
-        rows.append(row)
-    note = (f"Test split, {curve.test_images:,} images; majority-class rate {curve.majority_rate:.4f}, a constant "
-            f"answer's macro-F1 {curve.majority_macro_f1:.4f}. Accuracy and macro-F1: mean over seeds, ± the 95% "
-            "t-interval from 3 seeds on, the range of two seeds with 2. learned: runs above the majority-class rate "
-            "(one-sided binomial test, p < 0.01). The difference is paired (same training images per seed, same "
-            "test images) with a percentile bootstrap over test images, pooled over the seeds both regimes trained.")
-    return ReportTable(f"curve:{curve.name}", f"Data-efficiency curve {curve.name}: test accuracy by training "
-                       "fraction", pd.DataFrame(rows).set_index("fraction"), note)
+        accuracy.append(row)
+        f1_row: dict[str, Any] = {"share": f"{fraction:g}", "train images": images}
+        f1_row.update({f"{r} macro-F1": p.macro_f1 if p else None for r, p in points.items()})
+        f1_row["transfer - scratch (mean over seeds)"] = Signed(gap.macro_f1) if gap else None
+        f1.append(f1_row)
+    over_seeds = "mean over seeds, ± the 95% t-interval from 3 seeds on, the seeds' range with 2"
+    note = (f"Test split, {curve.test_images:,} images; majority-class rate {curve.majority_rate:.4f}. Accuracy: "
+            f"{over_seeds}. learned: runs above the majority-class rate (one-sided binomial test, p < 0.01), "
+            f"{' and '.join(curve.regimes)}. The difference is paired (the same training images per seed, the same "
+            "test images) with a 95% percentile bootstrap over test images, pooled over the seeds both regimes "
+            "trained.")
+    f1_note = f"Macro-F1: {over_seeds}; a constant answer's macro-F1 is {curve.majority_macro_f1:.4f}."
+    return [ReportTable(f"curve:{curve.name}", f"Data-efficiency curve {curve.name}: test accuracy by share of the "
+                        "training pool", pd.DataFrame(accuracy).set_index("share"), note),
+            ReportTable(f"curve-f1:{curve.name}", f"Data-efficiency curve {curve.name}: test macro-F1 by share of "
+                        "the training pool", pd.DataFrame(f1).set_index("share"), f1_note)]
 
 
 # ---------------------------------------------------------------------------------------- figure
