@@ -26,5 +26,6 @@ BENCHMARKS = (
     "precision",
     "flops",
     "peer",
+    "estimate",
     "search_efficiency",
 )

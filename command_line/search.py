@@ -93,10 +93,14 @@ def _keep_models(ctx: click.Context, param: click.Parameter, value: str) -> int 
 @click.option("--max-failures", type=click.IntRange(min=1), default=3, show_default=True, metavar="N",
               help="Stop after N failed trials in a row (a failed trial never counts toward --trials; the next "
                    "one samples anew).")
+@click.option("--estimate", "estimate_only", is_flag=True,
+              help="Print the search's projected wall time on this machine (a short probe run of the defaults, "
+                   "the epochs the space allows, the pruner) and stop; nothing is written to the store.")
 @click.option("--default-trial/--no-default-trial", default=True, show_default=True,
               help="Optuna backend: a new study's first trial trains the defaults (the paper's configuration), "
                    "so the study shows what the search bought.")
-def search(workers: int | None, config_file: str | None, overrides: tuple[str, ...], **options: Any) -> None:
+def search(workers: int | None, config_file: str | None, overrides: tuple[str, ...], estimate_only: bool,
+           **options: Any) -> None:
     """Search hyperparameters of a regime; every trial is one training run in RUNS_DIR/<study>/trial-<n>.
 
     Every trial trains the same TrainConfig base (--config, --set and the shortcut options); a key
@@ -104,6 +108,12 @@ def search(workers: int | None, config_file: str | None, overrides: tuple[str, .
     """
     base = config_values(config_file, overrides, options, SEARCH_SHORTCUTS)
     request = SearchRequest(base=base, **options)
+    if estimate_only:
+        validate(request)  # bad settings are refused at once, before TensorFlow loads
+        from study.tuning.search import estimate  # deferred: the probe trains, with TensorFlow
+
+        Console().print(estimate(request).line(), highlight=False, soft_wrap=True)
+        return
     if workers:
         _searching(lambda console: run_pool(request, workers, [sys.executable, str(CLI_PY), WORKER_COMMAND], console),
                    request)

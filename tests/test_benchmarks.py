@@ -24,6 +24,7 @@ PREFIXES = {
     "precision": ("precision: mini_xception train step, mixed_bfloat16",),
     "flops": ("limit: mini_xception",),
     "peer": ("peer: transfer search",),
+    "estimate": ("estimate: wall time of a",),
     "search_efficiency": ("search: epochs to reach",),
 }
 

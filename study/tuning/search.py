@@ -27,6 +27,7 @@ from study.store.liveness import fail_dead_trials
 from study.store.studies import open_study
 from study.tuning import optuna_backend
 from study.tuning.display import SearchDisplay
+from study.tuning.estimate import SearchEstimate, estimate_search
 from study.tuning.objective import Objective, remove_stale_staging
 from study.tuning.request import SearchIncomplete, SearchRequest, base_config, check_data, validate
 from study.tuning.signals import sigterm_interrupts
@@ -42,6 +43,20 @@ def run_search(request: SearchRequest, console: Console | None = None) -> optuna
     data = load_data(request, base)
     with storage_errors(request.storage), sigterm_interrupts():
         return _fill(request, storage, base, data, console)
+
+
+def estimate(request: SearchRequest) -> SearchEstimate:
+    """The search's projected wall time on this machine, from a probe run (``study.tuning.estimate``);
+    nothing is written to the store."""
+    validate(request)
+    base = base_config(request)
+    data = load_data(request, base)
+    if request.backend == "optuna":
+        pruner, first = request.pruner_name, request.default_trial
+    else:
+        pruner, first = ("hyperband" if request.tuner_name == "hyperband" else "none"), False
+    return estimate_search(trial_space(request), base, data, request.trials, request.max_epochs, pruner, first,
+                           seed=request.seed)
 
 
 def load_data(request: SearchRequest, base: dict[str, Any]) -> Dataset:
