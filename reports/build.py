@@ -229,11 +229,16 @@ def draw_curve_figures(curves: Sequence[CurveSummary], out: Path) -> dict[str, F
     for c in curves:
         slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in c.name)
         caption = (f"Data-efficiency curve {c.name}: test accuracy and macro-F1 against the number of training images "
-                   "(log axis), one line per regime with its 95% interval over seeds (the range with 2 seeds), the "
-                   "dashed line the majority-class baseline; right, transfer minus scratch test accuracy with its "
-                   "95% paired bootstrap interval over test images (circled where it excludes 0).")
+                   "(log axis), one line per regime with its 95% interval over seeds (the range with 2 seeds); the "
+                   "dashed line is the majority-class baseline.")
         drawn[f"curve:{c.name}"] = _figure(out, f"curve_{slug}", caption, lambda p, mark, c=c: curve_report.draw(
             c, p, mark=mark), synthetic=c.synthetic)
+        caption = (f"What transfer buys in curve {c.name}: transfer minus scratch test accuracy at each share, with its "
+                   "95% paired bootstrap interval over test images (pooled over the seeds both regimes trained); "
+                   "circled where the interval excludes 0.")
+        drawn[f"curve-gap:{c.name}"] = _figure(out, f"curve_{slug}_difference", caption,
+                                               lambda p, mark, c=c: curve_report.draw_difference(c, p, mark=mark),
+                                               synthetic=c.synthetic)
     return drawn
 
 

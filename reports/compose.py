@@ -61,8 +61,7 @@ def curve_blocks(curves: tuple[CurveSummary, ...], figures: dict[str, FigureBloc
     blocks: list[Block] = [Heading(CURVE_TITLE)]
     for c in curves:
         blocks += [Paragraph(source_sentence(c)), Paragraph(gap_sentence(c)), *map(TableBlock, curve_tables(c))]
-        if f"curve:{c.name}" in figures:
-            blocks.append(figures[f"curve:{c.name}"])
+        blocks += [figures[key] for key in (f"curve:{c.name}", f"curve-gap:{c.name}") if key in figures]
     return blocks
 
 

@@ -288,51 +288,69 @@ def curve_tables(curve: CurveSummary) -> list[ReportTable]:
 COLORS = {"scratch": "tab:blue", "transfer": "tab:orange"}
 
 
+FONT = {"font.size": 13, "legend.fontsize": 11}  # a full-width figure on A4 shrinks to ~0.6: 13 pt prints at ~8
+
+
 def draw(curve: CurveSummary, path: str | Path, mark: str = "") -> Path:
     """Accuracy and macro-F1 against training images (log axis), a line per regime with its interval over
-    seeds, and the paired difference with its bootstrap interval."""
+    seeds and the majority-class baseline."""
     from reports import figures  # deferred: matplotlib
 
     plt = figures.plt
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
-    for ax, (attr, label, baseline, baseline_name) in zip(axes[:2], (
-            ("accuracy", "test accuracy", curve.majority_rate, "majority-class rate"),
-            ("macro_f1", "test macro-F1", curve.majority_macro_f1, "majority answer's macro-F1"))):
-        for regime in curve.regimes:
-            points = sorted((p for p in curve.points if p.regime == regime), key=lambda p: p.images)
-            x = np.array([p.images for p in points], dtype=float)
-            est: Sequence[Estimate] = [getattr(p, attr) for p in points]
-            mean = np.array([e.mean for e in est], dtype=float)
-            low = np.array([e.low if e.low is not None else e.mean for e in est], dtype=float)
-            high = np.array([e.high if e.high is not None else e.mean for e in est], dtype=float)
-            ax.plot(x, mean, "o-", color=COLORS.get(regime), label=regime)
-            ax.fill_between(x, low, high, color=COLORS.get(regime), alpha=0.2, linewidth=0)
-        ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label=baseline_name)
+    with plt.rc_context(FONT):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+        for ax, (attr, label, baseline, baseline_name) in zip(axes, (
+                ("accuracy", "test accuracy", curve.majority_rate, "majority-class rate"),
+                ("macro_f1", "test macro-F1", curve.majority_macro_f1, "majority answer's macro-F1"))):
+            for regime in curve.regimes:
+                points = sorted((p for p in curve.points if p.regime == regime), key=lambda p: p.images)
+                x = np.array([p.images for p in points], dtype=float)
+                est: Sequence[Estimate] = [getattr(p, attr) for p in points]
+                mean = np.array([e.mean for e in est], dtype=float)
+                low = np.array([e.low if e.low is not None else e.mean for e in est], dtype=float)
+                high = np.array([e.high if e.high is not None else e.mean for e in est], dtype=float)
+                ax.plot(x, mean, "o-", color=COLORS.get(regime), label=regime)
+                ax.fill_between(x, low, high, color=COLORS.get(regime), alpha=0.2, linewidth=0)
+            ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label=baseline_name)
+            _image_axis(ax, curve)
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="best")
+        fig.suptitle(f"{curve.name}: 95% t-intervals over seeds (the range with 2){_source(curve)}", wrap=True)
+        fig.tight_layout()
+        return figures._save(fig, path, mark)
+
+
+def draw_difference(curve: CurveSummary, path: str | Path, mark: str = "") -> Path:
+    """Transfer minus scratch test accuracy at each share, with its paired bootstrap interval over test images."""
+    from reports import figures  # deferred: matplotlib
+
+    plt = figures.plt
+    with plt.rc_context(FONT):
+        fig, ax = plt.subplots(figsize=(12, 4.6))
+        gaps = sorted(curve.gaps, key=lambda g: g.images)
+        if gaps:
+            x = np.array([g.images for g in gaps], dtype=float)
+            ax.plot(x, [g.accuracy.difference for g in gaps], "o-", color="tab:green", label="transfer - scratch")
+            ax.fill_between(x, [g.accuracy.low for g in gaps], [g.accuracy.high for g in gaps], color="tab:green",
+                            alpha=0.2, linewidth=0, label="95% paired bootstrap interval")
+            significant = [g for g in gaps if g.significant]
+            if significant:
+                ax.plot([g.images for g in significant], [g.accuracy.difference for g in significant], "o",
+                        markersize=13, markerfacecolor="none", color="black", label="significant")
+        ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
         _image_axis(ax, curve)
-        ax.set_ylabel(label)
-        ax.set_title(label)
+        ax.set_ylabel("test accuracy difference")
+        ax.set_title(f"{curve.name}: what transfer buys{_source(curve)}", wrap=True)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-    ax = axes[2]
-    gaps = sorted(curve.gaps, key=lambda g: g.images)
-    if gaps:
-        x = np.array([g.images for g in gaps], dtype=float)
-        ax.plot(x, [g.accuracy.difference for g in gaps], "o-", color="tab:green", label="transfer - scratch")
-        ax.fill_between(x, [g.accuracy.low for g in gaps], [g.accuracy.high for g in gaps], color="tab:green",
-                        alpha=0.2, linewidth=0, label="95% paired bootstrap")
-        for g in gaps:
-            if g.significant:
-                ax.plot(g.images, g.accuracy.difference, "o", markersize=11, markerfacecolor="none", color="black")
-    ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
-    _image_axis(ax, curve)
-    ax.set_ylabel("difference in test accuracy")
-    ax.set_title("what transfer buys (circled: significant)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.suptitle(f"Data-efficiency curve {curve.name}: bands are 95% t-intervals over seeds (the range with 2 seeds)",
-                 fontsize=10)
-    fig.tight_layout()
-    return figures._save(fig, path, mark)
+        ax.legend(loc="best")
+        fig.tight_layout()
+        return figures._save(fig, path, mark)
+
+
+def _source(curve: CurveSummary) -> str:
+    p = curve.pretraining
+    return f"; transfer from a {p.backbone} pretrained on {p.images:,} other faces, NOT ImageNet" if p else ""
 
 
 def _image_axis(ax, curve: CurveSummary) -> None:
@@ -343,5 +361,5 @@ def _image_axis(ax, curve: CurveSummary) -> None:
     ax.set_xscale("log")
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xticks([n for n, _ in ticks], [f"{n:,}\n({f:g})" for n, f in ticks], fontsize=8)
+    ax.set_xticks([n for n, _ in ticks], [f"{n:,}\n({f:g})" for n, f in ticks])
     ax.set_xlabel("training images (log scale; the pool's fraction in brackets)")
