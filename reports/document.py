@@ -31,10 +31,12 @@ class TableBlock:
 
 @dataclass(frozen=True)
 class FigureBlock:
-    """A PNG, ``path`` relative to the report's folder."""
+    """A PNG, ``path`` relative to the report's folder; ``tall`` may take most of a page's height (a
+    figure of one row per class would otherwise shrink to illegible)."""
 
     path: Path
     caption: str
+    tall: bool = False
 
 
 Block = Union[Heading, Paragraph, TableBlock, FigureBlock]

@@ -31,6 +31,7 @@ from study import runs
 MARGIN = 16 * mm
 FRAME_WIDTH = A4[0] - 2 * MARGIN
 FIGURE_MAX_HEIGHT = 105 * mm
+TALL_FIGURE_MAX_HEIGHT = 200 * mm  # with its caption, still within an A4 page's frame
 _CELL_PADDING = 6.0
 
 
@@ -72,7 +73,7 @@ def _(block: doc.FigureBlock, styles: dict[str, ParagraphStyle], base: Path) -> 
     file = base / block.path
     with PILImage.open(file) as image:
         width, height = image.size
-    scale = min(FRAME_WIDTH / width, FIGURE_MAX_HEIGHT / height)
+    scale = min(FRAME_WIDTH / width, (TALL_FIGURE_MAX_HEIGHT if block.tall else FIGURE_MAX_HEIGHT) / height)
     picture = Image(str(file), width=width * scale, height=height * scale)
     picture.keepWithNext = True  # with its caption, and (through the headings' keepWithNext) with its heading
     return [picture, Paragraph(_text(block.caption), styles["caption"])]

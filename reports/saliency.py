@@ -7,6 +7,8 @@ which ``predict --saliency`` uses too; TensorFlow loads only when the figure is 
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Callable
 
@@ -63,7 +65,8 @@ def saliency_figure(content: ReportContent, out: Path, figure: Callable[..., Fig
         figures._save(draw_saliency(rows, columns, title=f"Where the models look: Grad-CAM on {split_name} faces"),
                       path, mark)
 
-    return {KEY: figure(out, "saliency", caption(columns, split_name), draw, synthetic=view.synthetic)}
+    drawn = figure(out, "saliency", caption(columns, split_name), draw, synthetic=view.synthetic)
+    return {KEY: dataclasses.replace(drawn, tall=True)}  # a row per class: legible only at most of a page's height
 
 
 def caption(columns: dict[str, GradCam], split_name: str) -> str:

@@ -190,6 +190,7 @@ def test_the_report_draws_both_regimes_on_the_same_faces_or_says_why_not(tiny_ru
     block = drawn[saliency.KEY]
     assert (tmp_path / block.path).is_file() and "exit_relu of backbone (3x3x256)" in block.caption
     assert "deepest map is only" not in block.caption  # mini_xception ends in a 3x3 map
+    assert block.tall  # seven rows: the PDF gives it most of a page, not the 105 mm of other figures
     assert saliency.blocks(content, drawn) == [block]
 
     empty = tmp_path / "empty-run"
