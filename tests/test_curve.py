@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from reports.build import build_report
-from reports.curve import gather_curves, gap_sentence
+from reports.curve import gap_sentence, gather_curves, source_sentence
 from study.data import CLASSES, Dataset, load_dataset, stratified_share
 from study.tuning import curve as curve_mod
 from tests.test_reports import make_study, write_run
@@ -176,3 +176,34 @@ def test_a_curve_that_did_not_learn_says_so(sample_dir: Path, tmp_path: Path) ->
     (curve,) = gather_curves(url)
     assert curve.point("scratch", 0.1).learned == 0 and curve.point("transfer", 0.1).accuracy.spread == "range"
     assert "No run beat the majority-class rate at: scratch 0.1" in gap_sentence(curve)
+
+
+def test_a_failed_run_is_named_the_curve_goes_on_and_the_next_call_retries_it(sample_dir: Path, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    from study.errors import TrialFailed
+
+    data = load_dataset(sample_dir)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    plan = curve_mod.plan_curve("c", str(sample_dir), (0.5,), 1, ("scratch", "transfer"),
+                                {"backbone": "mini_xception"}, runs_dir=tmp_path / "runs")
+
+    def fake_train(config, dataset, run_dir, **kwargs):
+        if "transfer" in Path(run_dir).name:
+            raise TrialFailed("the training loss became nan in epoch 1 (finetune phase)")
+        write_run(Path(run_dir), "scratch", config.seed, data, 0.6)
+
+    monkeypatch.setattr(curve_mod, "train", fake_train)
+    done = curve_mod.run_curve(plan, url, data=data, progress=False)
+    assert [r.regime for r in done.trained] == ["scratch"] and [r.regime for r, _ in done.failed] == ["transfer"]
+    study = optuna.load_study(study_name="c", storage=url)
+    assert list(study.user_attrs["curve_failures"].values()) == ["the training loss became nan in epoch 1 (finetune "
+                                                                 "phase)"]
+    assert [r.regime for r in curve_mod.curve_runs(study)] == ["scratch"]
+    (curve,) = gather_curves(url)  # the report names the missing point and why
+    assert "FAILED: " in source_sentence(curve) and "loss became nan" in source_sentence(curve) and curve.missing == 1
+
+    monkeypatch.setattr(curve_mod, "train", lambda config, dataset, run_dir, **kwargs: write_run(
+        Path(run_dir), "scratch", config.seed, data, 0.6))
+    again = curve_mod.run_curve(plan, url, data=data, progress=False)  # the failed run is retried, and then done
+    assert [r.regime for r in again.trained] == ["transfer"] and [r.regime for r in again.found] == ["scratch"]
+    assert optuna.load_study(study_name="c", storage=url).user_attrs["curve_failures"] == {}
