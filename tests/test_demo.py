@@ -31,7 +31,8 @@ def test_the_demo_searches_beat_the_defaults_and_every_final_run_learns(tmp_path
     scratch = rows["demo-scratch"]
     assert scratch["default_value"] is None or scratch["best_value"] > scratch["default_value"] + 0.02
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "did not learn" not in report  # the verdict compares two models that learned
+    verdict = report.split("## Verdict", 1)[1].split("\n## ", 1)[0]
+    assert "No verdict" not in verdict and "did not learn" not in verdict  # it compares two models that learned
     # what was compared is said: the model, the transfer source and the baseline beside the scores
     assert "transfer: backbone mini_xception at 48x48 grayscale input; starting from the backbone of a " \
            "mini_xception pretrained here for 10 epochs" in report
