@@ -18,7 +18,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from reports.stats import Bootstrap, Estimate, bootstrap_difference, t_interval
+from reports.stats import Bootstrap, Estimate, bootstrap_difference, check_same_images, t_interval
 from reports.tables import Interval, ReportTable, Signed
 from study.data import CLASSES
 from study.evaluation import compute_metrics
@@ -113,11 +113,14 @@ def gather_curves(storage: str) -> list[CurveSummary]:
 def summarize(study: optuna.Study) -> CurveSummary:
     plan = study.user_attrs[KIND]
     records = study.user_attrs.get("curve_runs", [])
-    runs = {(r["regime"], float(r["fraction"]), int(r["seed"])): (_load(r["run_dir"]), int(r["images"]))
+    runs = {(r["regime"], float(r["fraction"]), int(r["seed"])): (Run.load(r["run_dir"]), int(r["images"]))
             for r in records}
     if not runs:
         raise RunError(f"curve {study.study_name} has no finished run yet: run its `curve` command again")
-    labels = _common_labels(study.study_name, {k: run for k, (run, _) in runs.items()})
+    named = {f"{regime} share {fraction:g} seed {seed}": run for (regime, fraction, seed), (run, _) in runs.items()}
+    labels = check_same_images({name: run.split("test")[0] for name, run in named.items()},
+                               {name: str(run.manifest.get("data", {}).get("fingerprint")) for name, run in named.items()},
+                               "test")
     metrics = {k: compute_metrics(labels, run.split("test")[1]) for k, (run, _) in runs.items()}
     fractions = sorted({k[1] for k in runs})
     regimes = [r for r in plan["configs"] if any(k[0] == r for k in runs)]
@@ -139,23 +142,6 @@ def summarize(study: optuna.Study) -> CurveSummary:
     return CurveSummary(study.study_name, plan, tuple(points), gaps, len(labels), majority,
                         2 * majority / (1 + majority) / len(CLASSES), synthetic,
                         _pretraining(study), expected - len(runs), dict(study.user_attrs.get("curve_failures", {})))
-
-
-def _load(run_dir: str) -> Run:
-    return Run.load(run_dir)
-
-
-def _common_labels(name: str, runs: Mapping[tuple, Run]) -> np.ndarray:
-    labels = None
-    for key, run in runs.items():
-        if "test_labels" not in run.predictions:
-            raise RunError(f"curve {name}: run {run.path} has no test predictions")
-        mine = run.split("test")[0]
-        if labels is None:
-            labels = mine
-        elif len(mine) != len(labels) or not np.array_equal(mine, labels):
-            raise RunError(f"curve {name}: run {run.path} was evaluated on other test images than the others")
-    return labels
 
 
 def _gap(runs: Mapping[tuple, tuple[Run, int]], metrics: Mapping[tuple, dict], labels: np.ndarray,
