@@ -7,12 +7,18 @@ artifacts). The baseline is a study's first trial (nothing yet done once per stu
 trial of the same study, which finds the decoded data, the input tensors and the frozen features
 already in memory. A third trial writes no model.keras, as every trial outside a search's best
 ``--keep-models`` does: its time after the last step and its disk, against the second trial's.
+A fourth trial leaves the optimizer's slots and the compiled metrics to Keras's first step, as
+before ``study.training.build_training_state``: a ``tf.function`` that creates variables is traced
+twice, so the phase's first step traced the model twice (before vs after, the time to each phase's
+first step).
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import statistics
 import time
+from collections.abc import Iterator
 
 import keras
 
@@ -20,6 +26,7 @@ from benchmarks.common import Row, backbone_weights, faces, fresh_feature_cache,
 from benchmarks.frozen_features import first
 from study.config import TrainConfig
 from study.data import Dataset, load_dataset
+from study import training
 from study.training import train
 
 
@@ -81,9 +88,30 @@ def run(quick: bool) -> list[Row]:
             cold = timed_trial(config, data, f"{backbone}-1")
             warm = timed_trial(config, data, f"{backbone}-2")
             lean = timed_trial(config, data, f"{backbone}-3", keep_model=False)
+            with _state_built_in_first_step():
+                before = timed_trial(config, data, f"{backbone}-4")
         label = f"{backbone} {regime} ({len(data.train.y)} images)"
-        rows += _rows(label, cold, warm) + _model_rows(label, warm, lean)
+        rows += _rows(label, cold, warm) + _model_rows(label, warm, lean) + _state_rows(label, before, warm)
     return rows
+
+
+@contextlib.contextmanager
+def _state_built_in_first_step() -> Iterator[None]:
+    """The training path as it was: Keras creates the optimizer's and metrics' variables while tracing
+    the first step (so it traces it twice)."""
+    built = training.build_training_state
+    training.build_training_state = lambda model, batches: None
+    try:
+        yield
+    finally:
+        training.build_training_state = built
+
+
+def _state_rows(label: str, before: dict[str, float], after: dict[str, float]) -> list[Row]:
+    part, text = ("between", "between phases") if after["between"] > 0 else ("before", "start to first step")
+    return [Row(f"trial overhead, {text}: {label}; training state built in the first step's trace (before) vs "
+                "before it (after: one trace)", f"{before[part]:.1f} s", f"{after[part]:.1f} s",
+                before[part] / after[part] if after[part] > 0 else None)]
 
 
 def _model_rows(label: str, kept: dict[str, float], lean: dict[str, float]) -> list[Row]:

@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterator, Sequence
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from study import config as config_mod
 from study import runs
@@ -209,7 +210,7 @@ def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
     for phase in schedule(config):
         t = time.perf_counter()
         trained, train_ds, val_ds, outside = _phase_inputs(model, config, data, phase, callbacks, fitted, timings)
-        _prepare(model, trained, config, phase, steps_per_epoch(len(data.train.y), config.batch_size))
+        _prepare(model, trained, config, phase, steps_per_epoch(len(data.train.y), config.batch_size), train_ds)
         recorder = _EpochRecorder(phase.name)
         bar = EpochProgress(phase.name, epoch + phase.epochs) if progress else None
         phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase),
@@ -262,7 +263,8 @@ def _phase_inputs(model, config, data, phase, callbacks, fitted, timings):
     return fitted.head, train_ds, val_ds, [_OnFullModel(c, model) for c in callbacks]
 
 
-def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phase: Phase, steps: int) -> None:
+def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phase: Phase, steps: int,
+             batches: tf.data.Dataset) -> None:
     """Set what trains in this phase and compile what is fitted (a change of trainable weights needs a
     recompile)."""
     if phase.name == "frozen":
@@ -278,6 +280,21 @@ def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phas
         # one call runs many batches (the same batches in the same order, the same results).
         steps_per_execution=HEAD_STEPS_PER_EXECUTION if trained is not model else 1,
     )
+    build_training_state(trained, batches)
+
+
+def build_training_state(model: keras.Model, batches: tf.data.Dataset) -> None:
+    """Create what ``fit`` creates on its first step (the optimizer's slots, the compiled loss's and
+    metrics' totals) before it, outside the traced step.
+
+    Without a distribution strategy Keras 3 defers that to the trace of the first train step, and a
+    ``tf.function`` that creates variables is traced twice: for DenseNet169's fine-tune step the
+    second trace of the whole backbone's forward and backward pass was about half of the time between
+    a trial's two phases (``benchmarks.trial_overhead`` measures before and after). Keras's own
+    ``_symbolic_build`` (what it runs under a strategy) builds it from the batches' shapes.
+    """
+    x, y = batches.element_spec[:2]
+    model._symbolic_build(data_batch=(x, y))
 
 
 _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",

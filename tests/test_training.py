@@ -204,3 +204,25 @@ def test_balanced_class_weights_and_augmentation_run(tmp_path):
                          **{**FAST, "rotation": 15.0, "zoom": 0.2, "flip": True})
     result = train(config, tiny_dataset(), tmp_path / "aug", progress=False)
     assert isinstance(result.history, pd.DataFrame) and len(result.history) == 1
+
+
+@pytest.mark.parametrize("augmentation", ["live", "none"])
+def test_each_phase_traces_its_training_step_once(tmp_path, pretrained, monkeypatch, augmentation):
+    """The optimizer's slots and the compiled metrics exist before the first step: a tf.function that
+    creates variables while tracing is traced twice, and a phase then traced its whole model twice."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traced: list[str] = []
+    step = TensorFlowTrainer.train_step
+
+    def counting(self, data):
+        traced.append(self.name)
+        return step(self, data)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counting)
+    config = TrainConfig(regime="transfer", weights=pretrained, frozen_epochs=2, frozen_patience=2, epochs=2,
+                         frozen_augmentation=augmentation, **{**FAST, "rotation": 10.0})  # live: through the backbone
+    result = train(config, tiny_dataset(), tmp_path / "t", progress=False)
+    assert result.history["phase"].tolist() == ["frozen", "frozen", "finetune", "finetune"]
+    head = ["fer_mini_xception_head"] if augmentation == "none" else ["fer_mini_xception"]
+    assert traced == [*head, "fer_mini_xception"], traced  # one trace per phase, not two
