@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from search_spaces import space_for
+from study.tuning import estimate as estimate_mod
 from study.tuning.estimate import PRUNER_STARTUP, Probe, SearchEstimate, sampled_epochs
 
 
@@ -51,3 +52,58 @@ def test_estimate_probes_and_writes_no_study(sample_dir: Path, tmp_path: Path) -
     assert result.output.startswith("estimate: 4 trials on ") and "a trial trains on average scratch 1.0 epochs" in \
         result.output and "median pruner" in result.output
     assert not storage.exists() and not (tmp_path / "runs").exists()
+
+
+def _search(sample_dir: Path, tmp_path: Path, study: str, *extra: str) -> str:
+    result = CliRunner().invoke(cli, ["search", "--regime", "scratch", "--trials", "2", "--data", str(sample_dir),
+                                      "--backbone", "mini_xception", "--max-epochs", "2", "--pruner", "none",
+                                      "--study", study, "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                                      "--runs-dir", str(tmp_path / "runs"), *extra])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_search_says_its_estimate_from_its_first_trial_then_from_the_kept_probe(sample_dir: Path,
+                                                                                     tmp_path: Path) -> None:
+    first = _search(sample_dir, tmp_path, "a")
+    assert first.startswith("estimate: this machine has not measured mini_xception scratch"), first
+    said = [line for line in first.splitlines() if line.startswith("estimate: 2 trials on ")]
+    assert len(said) == 1 and "(measured by trial 0 of study a)" in said[0], first
+    assert first.index("trial 0 epoch 2/2") < first.index(said[0]) < first.index("trial 1 epoch 1/2"), first
+    assert len(list(estimate_mod.probes_dir().glob("*.json"))) == 1
+
+    second = _search(sample_dir, tmp_path, "b")  # same settings on the same machine: said before any trial
+    assert second.startswith("estimate: 2 trials on ") and "(measured by trial 0 of study a, kept from " in \
+        second.splitlines()[0], second
+    assert second.count("estimate:") == 1
+
+    other = _search(sample_dir, tmp_path, "c", "--set", "batch_size=32")  # a step of another cost: not reused
+    assert other.startswith("estimate: this machine has not measured"), other
+
+
+def test_a_kept_probe_is_keyed_by_what_a_step_costs_and_a_damaged_one_is_none(sample_dir: Path) -> None:
+    from study.config import TrainConfig
+    from study.data import load_dataset
+
+    data = load_dataset(sample_dir)
+    config = TrainConfig(backbone="mini_xception")
+    probe = Probe({"scratch": 0.002}, fixed=3.0, images=100, seconds=9.0, shared=0.0, source="a test")
+    estimate_mod.remember(config, data, probe)
+    kept = estimate_mod.recall(config, data)
+    assert kept is not None and kept.per_image == {"scratch": 0.002} and kept.fixed == 3.0
+    assert kept.source.startswith("a test, kept from ")
+    assert estimate_mod.recall(config.replace(learning_rate=0.1), data) is not None  # a rate costs nothing more
+    for costlier in (config.replace(batch_size=32), config.replace(backbone="densenet121"),
+                     config.replace(rotation=0.0, zoom=0.0, flip=False), config.replace(precision="mixed_bfloat16")):
+        assert estimate_mod.recall(costlier, data) is None
+    path = next(estimate_mod.probes_dir().glob("*.json"))
+    path.write_text("{not json")
+    assert estimate_mod.recall(config, data) is None
+
+
+def test_features_computed_once_are_counted_once() -> None:
+    probe = Probe({"frozen": 0.001, "finetune": 0.004}, fixed=10.0, images=1000, seconds=30.0, shared=5.0)
+    e = SearchEstimate(trials=11, train_images=2000, epochs={"frozen": 10.0, "finetune": 20.0},
+                       default_epochs={"frozen": 30, "finetune": 20}, probe=probe, pruner="none", default_trial=False)
+    assert e.shared == 10.0  # 5 s for 1000 images, 2000 here
+    assert e.unpruned == 10.0 + 11 * e.trial_seconds(e.epochs)

@@ -11,25 +11,38 @@ defaults. Pruning only shortens trials, so the projection is an upper bound with
 its end; with a pruner, a second figure assumes it stops half of the trials after its start-up
 trials at half their epochs (an assumption, said as one). Early stopping in the frozen phase can
 only make trials shorter too.
+
+Every search says the same line as it starts. A probe costs about a trial's fixed time, so a search
+does not run one: it **keeps** what it measures. The projection is made from a probe this machine has
+kept for the same cost-relevant settings (backbone, regime, batch size, precision, augmentation, the
+frozen phase's mode, validation's share, CPU, cores and TensorFlow: ``probe_key``), and when it has
+none, from the search's own first finished trial, said as soon as that trial ends and kept for the
+next search. ``--estimate`` always probes afresh (and keeps the result). Frozen features computed
+once per search (``frozen_augmentation`` "none" or "views") are counted once, not per trial.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
+import platform
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import optuna
+import tensorflow as tf
 
 from search_spaces import Space, from_optuna, pin, to_config
 from study.config import TrainConfig
-from study.data import Dataset, Split
-from study.training import schedule, train
+from study.data import Dataset, Split, cache_dir
+from study.training import RunResult, schedule, train
 
 PROBE_IMAGES = 1024  # training images a probe epoch sees (validation scaled alike): seconds on a CPU
 PROBE_EPOCHS = 2  # per phase: the first traces the graph, the second is the steady one
@@ -46,6 +59,11 @@ class Probe:
     fixed: float  # seconds of a trial outside its steady epochs: build, trace, evaluate, write
     images: int  # training images of the probe
     seconds: float  # the probe's own wall time
+    shared: float = 0.0  # seconds a search pays once (frozen features), at the probe's images
+    source: str = ""  # what measured it, for the line: "a 40 s probe run of the defaults", "trial 0 of S"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"per_image": dict(self.per_image)}
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,11 @@ class SearchEstimate:
     pruner: str
     default_trial: bool
 
+    @property
+    def shared(self) -> float:
+        """Seconds paid once by the whole search (frozen features), scaled to its training images."""
+        return self.probe.shared * self.train_images / self.probe.images
+
     def trial_seconds(self, epochs: Mapping[str, float]) -> float:
         return self.probe.fixed + sum(self.probe.per_image[p] * self.train_images * n for p, n in epochs.items())
 
@@ -66,7 +89,7 @@ class SearchEstimate:
         """Every trial run to its end: what the search costs at most (early stopping aside)."""
         sampled = self.trials - (1 if self.default_trial else 0)
         first = self.trial_seconds(self.default_epochs) if self.default_trial else 0.0
-        return first + sampled * self.trial_seconds(self.epochs)
+        return self.shared + first + sampled * self.trial_seconds(self.epochs)
 
     @property
     def pruned(self) -> float | None:
@@ -86,17 +109,71 @@ class SearchEstimate:
         if self.pruned is not None:
             text += (f", about {_duration(self.pruned)} if the {self.pruner} pruner stops half of the trials after "
                      f"the first {PRUNER_STARTUP} halfway (an assumption)")
-        return text + f" (measured by a {_duration(self.probe.seconds)} probe run of the defaults)"
+        source = self.probe.source or f"a {_duration(self.probe.seconds)} probe run of the defaults"
+        return text + f" (measured by {source})"
 
 
-def estimate_search(space: Space, base: Mapping[str, Any], data: Dataset, trials: int, max_epochs: int | None,
-                    pruner: str, default_trial: bool, seed: int = 0) -> SearchEstimate:
-    """Probe this machine with the defaults, draw the space's epochs, and project the search's wall time."""
-    space = pin(space, {k: v for k, v in base.items() if k in space.names})
-    defaults = to_config(space.regime, space.defaults(), base, max_epochs=max_epochs)
-    probe = measure(defaults, data)
-    return SearchEstimate(trials, len(data.train.y), sampled_epochs(space, base, max_epochs, seed),
-                          _phase_epochs(defaults), probe, pruner, default_trial)
+@dataclass(frozen=True)
+class Plan:
+    """What a search will run, as the estimate reads it: the space, the base, the data and the budget."""
+
+    space: Space
+    base: Mapping[str, Any]
+    data: Dataset
+    trials: int
+    max_epochs: int | None
+    pruner: str  # "none" without one
+    default_trial: bool  # trial 0 trains the defaults
+    seed: int = 0
+
+    @property
+    def defaults(self) -> TrainConfig:
+        space = pin(self.space, {k: v for k, v in self.base.items() if k in self.space.names})
+        return to_config(space.regime, space.defaults(), self.base, max_epochs=self.max_epochs)
+
+    def project(self, probe: Probe) -> SearchEstimate:
+        space = pin(self.space, {k: v for k, v in self.base.items() if k in self.space.names})
+        return SearchEstimate(self.trials, len(self.data.train.y), sampled_epochs(space, self.base, self.max_epochs,
+                                                                                  self.seed),
+                              _phase_epochs(self.defaults), probe, self.pruner, self.default_trial)
+
+
+def estimate_search(plan: Plan) -> SearchEstimate:
+    """Probe this machine with the defaults (and keep the probe), draw the space's epochs, and project
+    the search's wall time."""
+    defaults = plan.defaults
+    probe = measure(defaults, plan.data)
+    remember(defaults, plan.data, probe)
+    return plan.project(probe)
+
+
+class Forecast:
+    """The estimate line at the start of a search: from a probe this machine kept for these settings,
+    else from the search's first finished trial (``trial_finished``), said when it ends and kept."""
+
+    def __init__(self, plan: Plan, say: Callable[[str], None]) -> None:
+        self.plan, self.say = plan, say
+        self.estimate: SearchEstimate | None = None
+
+    def start(self) -> None:
+        kept = recall(self.plan.defaults, self.plan.data)
+        if kept is not None:
+            self.estimate = self.plan.project(kept)
+            self.say(self.estimate.line())
+            return
+        config = self.plan.defaults
+        self.say(f"estimate: this machine has not measured {config.backbone} {config.regime} with these settings; "
+                 "the search's first trial measures it and the estimate follows it (`--estimate` probes first)")
+
+    def trial_finished(self, number: int, result: RunResult, study_name: str) -> None:
+        if self.estimate is not None:
+            return
+        probe = probe_of(result, len(self.plan.data.train.y), f"trial {number} of study {study_name}")
+        if probe is None or set(probe.per_image) != set(_phase_epochs(self.plan.defaults)):
+            return  # stopped before a phase (the stall guard): the next finished trial measures it
+        remember(result.config, self.plan.data, probe)
+        self.estimate = self.plan.project(probe)
+        self.say(self.estimate.line())
 
 
 def sampled_epochs(space: Space, base: Mapping[str, Any], max_epochs: int | None, seed: int = 0) -> dict[str, float]:
@@ -128,17 +205,86 @@ def measure(config: TrainConfig, data: Dataset) -> Probe:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fer-study-probe-") as folder:
         result = train(probe_config, probe_data, Path(folder) / "probe", progress=False)
-    seconds = time.perf_counter() - started
+    result.seconds = time.perf_counter() - started
+    probe = probe_of(result, len(probe_data.train.y))
+    assert probe is not None  # the probe trains every phase of its schedule
+    return probe
+
+
+def probe_of(result: RunResult, images: int, source: str = "") -> Probe | None:
+    """A finished run's seconds per training image of each phase (a steady epoch: the median after its
+    first, which traces the graph), its frozen features' seconds (once per search) and the rest (the
+    trial's fixed cost). None for a run that trained no epoch or timed none."""
     history = result.history
+    if not {"phase", "seconds"} <= set(history.columns) or history["seconds"].isna().any():
+        return None
     per_image, steady = {}, 0.0
-    for phase in [p.name for p in schedule(probe_config)]:
+    for phase in dict.fromkeys(history["phase"]):
         rows = history[history["phase"] == phase]["seconds"].to_numpy()
-        if len(rows) == 0:
-            continue
         epoch = float(np.median(rows[1:])) if len(rows) > 1 else float(rows[0])
-        per_image[phase] = epoch / len(probe_data.train.y)  # seconds per training image, its share of val included
+        per_image[phase] = epoch / images  # seconds per training image, its share of validation included
         steady += epoch * len(rows)
-    return Probe(per_image, max(0.0, seconds - steady), len(probe_data.train.y), seconds)
+    if not per_image:
+        return None
+    shared = float(result.timings.get("features", 0.0))
+    return Probe(per_image, max(0.0, result.seconds - steady - shared), images, result.seconds, shared, source)
+
+
+# ------------------------------------------------------------------------------- kept probes
+COST_FIELDS = ("regime", "backbone", "batch_size", "precision", "jit", "frozen_augmentation", "frozen_feature_views",
+               "feature_cache", "unfreeze", "finetune_batchnorm")
+
+
+def probe_key(config: TrainConfig, data: Dataset) -> str:
+    """What a step's cost depends on, and the machine: probes agree only where all of it does."""
+    settings = {name: getattr(config, name) for name in COST_FIELDS}
+    settings["augmented"] = bool(config.rotation or config.zoom or config.flip or config.shift or config.brightness
+                                 or config.contrast)
+    settings["val_per_train"] = round(len(data.val.y) / max(1, len(data.train.y)), 2)
+    settings["machine"] = _machine()
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def probes_dir() -> Path:
+    return cache_dir() / "probes"
+
+
+def remember(config: TrainConfig, data: Dataset, probe: Probe) -> None:
+    """Keep a probe for the next search with the same settings on this machine (best effort: a cache)."""
+    path = probes_dir() / f"{probe_key(config, data)}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**probe.to_dict(), "measured": time.strftime("%Y-%m-%d %H:%M")}))
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def recall(config: TrainConfig, data: Dataset) -> Probe | None:
+    """The probe kept for these settings on this machine, if any (a damaged file counts as none)."""
+    path = probes_dir() / f"{probe_key(config, data)}.json"
+    try:
+        kept = json.loads(path.read_text())
+        source = kept.get("source") or f"a {_duration(kept['seconds'])} probe run of the defaults"
+        return Probe({str(k): float(v) for k, v in kept["per_image"].items()}, float(kept["fixed"]),
+                     int(kept["images"]), float(kept["seconds"]), float(kept.get("shared", 0.0)),
+                     f"{source}, kept from {kept.get('measured', 'an earlier search')}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _machine() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
+            "tensorflow": tf.__version__}
 
 
 def _head(split: Split, share: float) -> Split:

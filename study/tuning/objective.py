@@ -12,7 +12,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import keras
 import optuna
@@ -57,6 +57,7 @@ class Objective:
     max_epochs: int | None = None
     keep_models: int | None = None  # the best K trials keep their model.keras (None: every trial)
     events: TrialEvents = field(default_factory=_Quiet)
+    finished: Callable[[int, RunResult], None] | None = None  # told of every trial that trained to its end
 
     def __post_init__(self) -> None:
         # A base key that the space also varies is fixed at the base's value (as to_config reads it).
@@ -76,6 +77,8 @@ class Objective:
             keeping = ModelKeeping.of(trial, self.study_name, self.keep_models, self.metric)
             result = self._train(trial, config, keeping)
         value = self._record(trial, result)
+        if self.finished is not None:
+            self.finished(trial.number, result)
         if keeping:
             keeping.prune(trial.number, value, result.run_dir)
         return value

@@ -27,7 +27,7 @@ from study.store.liveness import fail_dead_trials
 from study.store.studies import open_study
 from study.tuning import optuna_backend
 from study.tuning.display import SearchDisplay
-from study.tuning.estimate import SearchEstimate, estimate_search
+from study.tuning.estimate import Forecast, Plan, SearchEstimate, estimate_search
 from study.tuning.objective import Objective, remove_stale_staging
 from study.tuning.request import SearchIncomplete, SearchRequest, base_config, check_data, validate
 from study.tuning.signals import sigterm_interrupts
@@ -50,13 +50,16 @@ def estimate(request: SearchRequest) -> SearchEstimate:
     nothing is written to the store."""
     validate(request)
     base = base_config(request)
-    data = load_data(request, base)
+    return estimate_search(_plan(request, base, load_data(request, base), request.trials, request.default_trial))
+
+
+def _plan(request: SearchRequest, base: dict[str, Any], data: Dataset, trials: int, default_first: bool) -> Plan:
+    """What the estimate projects: ``trials`` more trials, the first of them the defaults when ``default_first``."""
     if request.backend == "optuna":
-        pruner, first = request.pruner_name, request.default_trial
+        pruner, first = request.pruner_name, request.default_trial and default_first
     else:
         pruner, first = ("hyperband" if request.tuner_name == "hyperband" else "none"), False
-    return estimate_search(trial_space(request), base, data, request.trials, request.max_epochs, pruner, first,
-                           seed=request.seed)
+    return Plan(trial_space(request), base, data, trials, request.max_epochs, pruner, first, seed=request.seed)
 
 
 def load_data(request: SearchRequest, base: dict[str, Any]) -> Dataset:
@@ -80,6 +83,11 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
         return study
     objective = Objective(study.study_name, space, base, data, Path(request.runs_dir), request.objective,
                           request.max_epochs, request.keep_models)
+    fresh = not any(t.user_attrs.get("run_dir") for t in study.get_trials(deepcopy=False))
+    forecast = Forecast(_plan(request, base, data, remaining, fresh),
+                        lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    forecast.start()
+    objective.finished = lambda number, result: forecast.trial_finished(number, result, study.study_name)
     with quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
         objective.events = display
         stopped = _run_backend(request, study, objective, remaining, display)
