@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import hashlib
+import json
 import os
 import platform
 import statistics
@@ -15,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from study.data import CLASSES
+from study.config import TrainConfig
+from study.data import CLASSES, Split, cache_dir, load_dataset, stratified_share, with_train
+from study.runs import Run
 from study.sample import write_sample
 
 SHARED_FER = Path(__file__).resolve().parents[2] / "shared" / "fer2013"
@@ -222,3 +227,73 @@ def between(text: str, inner: str, start: str, end: str) -> str:
     if not sep or not sep2:
         raise SystemExit(f"--write needs a line {start} followed later by a line {end}")
     return f"{head}{start}\n{inner}{end}{tail}"
+
+
+# ------------------------------------------------------------------------ a backbone pretrained on faces
+PRETRAIN_SHARE, PRETRAIN_DRAW = 0.4, [0, 13]  # the faces set aside for pretraining (stratified, one draw)
+PRETRAIN_EPOCHS = 6
+PRETRAIN_SETTINGS = {"regime": "scratch", "optimizer": "adam", "learning_rate": 0.001, "epochs": PRETRAIN_EPOCHS,
+                     "stall_action": "warn"}
+
+
+@dataclass(frozen=True)
+class FacePretrained:
+    """A backbone trained from scratch on a stratified share of the real training faces, and the rest.
+
+    ImageNet weights cannot be downloaded here; transfer from these weights is transfer from faces the
+    searches never see (``pool``: the training split's other indices), NOT from ImageNet."""
+
+    weights: Path  # the backbone's weights file (keras ``save_weights``), for ``weights=`` and the peer
+    run_dir: Path  # the pretraining run (its config, history and metrics)
+    images: int  # faces it trained on
+    val_accuracy: float
+    majority_rate: float
+    minutes: float  # what the pretraining took when it ran (cached since, if ``cached``)
+    cached: bool
+    pool: np.ndarray  # indices of the training split it did not train on
+
+    def describe(self) -> str:
+        return (f"{self.weights.name.split('.')[0]} pretrained from scratch on {self.images:,} real faces disjoint "
+                f"from these (NOT ImageNet): val acc {self.val_accuracy:.3f} vs majority {self.majority_rate:.3f}, "
+                f"{self.minutes:.0f} min{', cached' if self.cached else ''}")
+
+
+def face_pretrained(backbone: str, data_dir: Path) -> FacePretrained:
+    """Pretrain ``backbone`` once per data and settings on ``PRETRAIN_SHARE`` of the training split,
+    kept under ``$FER_STUDY_CACHE/bench-pretrained`` (the first run pays it; later runs read it)."""
+    import keras
+
+    from study.model import backbone_of  # deferred: TensorFlow
+    from study.training import train  # deferred: TensorFlow
+
+    data = load_dataset(data_dir)
+    held = stratified_share(data.train.y, PRETRAIN_SHARE, PRETRAIN_DRAW)
+    pool = np.setdiff1d(np.arange(len(data.train.y)), held)
+    config = TrainConfig(backbone=backbone, **PRETRAIN_SETTINGS)
+    key = hashlib.sha256(json.dumps([data.fingerprint, backbone, PRETRAIN_SHARE, PRETRAIN_DRAW, PRETRAIN_SETTINGS],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache_dir() / "bench-pretrained" / f"{backbone}-{key}"
+    run_dir, weights = folder / "run", folder / f"{backbone}.weights.h5"
+    cached = weights.exists()
+    if not cached:
+        log(f"pretraining {backbone} from scratch on {len(held):,} real faces (once; cached in {folder})")
+        if not run_dir.exists():
+            train(config, with_train(data, held), run_dir, progress=False)
+        model = keras.models.load_model(run_dir / "model.keras", compile=False)
+        tmp = folder / f".{backbone}.{os.getpid()}.weights.h5"
+        backbone_of(model).save_weights(str(tmp))
+        tmp.replace(weights)
+        keras.backend.clear_session()
+    run = Run.load(run_dir)
+    val = run.metrics["val"]
+    return FacePretrained(weights, run_dir, len(held), float(val["accuracy"]), float(val["baseline"]["majority_rate"]),
+                          float(run.manifest.get("timings_seconds", {}).get("total", 0.0)) / 60, cached, pool)
+
+
+def from_pool(data_dir: Path, pool: np.ndarray, n_train: int, n_val: int):
+    """Training and validation images both drawn from ``pool`` (training-split indices), the test split
+    untouched: the first ``n_train`` for training, the next ``n_val`` for validation (the split is
+    seeded-shuffled, so any run of it holds every class)."""
+    data = load_dataset(data_dir)
+    take = lambda idx: Split(data.train.x[idx], data.train.y[idx])
+    return dataclasses.replace(data, train=take(pool[:n_train]), val=take(pool[n_train:n_train + n_val]))

@@ -98,3 +98,44 @@ def test_learning_benchmark_runs_quick_and_fills_each_experiments_markers(tmp_pa
     for name in ("as-landed", "defaults"):
         block = text.split(f"<!-- learning:{name}:start -->")[1].split(f"<!-- learning:{name}:end -->")[0]
         assert "| step | val acc |" in block and "majority rate" in block and f"--only {name}" in block
+
+
+def test_frozen_augmentation_decides_by_the_seeds_spread():
+    from benchmarks.frozen_augmentation import decide
+
+    live = [(0.45, 150.0, True), (0.44, 150.0, True), (0.46, 150.0, True)]  # range 0.02
+    close = {"live": live, "views": [(0.44, 90.0, True), (0.435, 90.0, True), (0.445, 90.0, True)]}
+    far = {"live": live, "views": [(0.40, 90.0, True), (0.41, 90.0, True), (0.405, 90.0, True)]}
+    assert decide(close)[0] and "views match live" in decide(close)[1]
+    assert not decide(far)[0] and "do NOT match" in decide(far)[1]
+
+
+def test_frozen_augmentation_benchmark_runs_quick_and_writes_its_rows(tmp_path):
+    env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache")}
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- frozen-augmentation:start -->\n<!-- frozen-augmentation:end -->\n")
+    result = subprocess.run([sys.executable, "-m", "benchmarks.frozen_augmentation", "--quick", "--write", str(readme)],
+                            check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| frozen phase '")]
+    assert [r.split("'")[1] for r in rows] == ["live", "views", "none"]
+    assert "Decision: none (--quick)" in result.stdout and result.stdout.rstrip() in readme.read_text()
+
+
+def test_a_face_pretrained_backbone_is_trained_once_on_faces_the_searches_never_see(tmp_path, monkeypatch,
+                                                                                  sample_dir):
+    from benchmarks import common
+    from study.data import load_dataset, stratified_share
+
+    monkeypatch.setenv("FER_STUDY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(common, "PRETRAIN_SETTINGS", {**common.PRETRAIN_SETTINGS, "epochs": 1, "batch_size": 16})
+    first = common.face_pretrained("mini_xception", sample_dir)
+    again = common.face_pretrained("mini_xception", sample_dir)
+    assert not first.cached and again.cached and first.weights == again.weights and first.weights.exists()
+    train_y = load_dataset(sample_dir).train.y
+    held = stratified_share(train_y, common.PRETRAIN_SHARE, common.PRETRAIN_DRAW)
+    assert first.images == len(held) and not set(held) & set(first.pool)
+    assert sorted([*held, *first.pool]) == list(range(len(train_y)))
+    assert "NOT ImageNet" in first.describe()
+    searched = common.from_pool(sample_dir, first.pool, 20, 10)
+    assert len(searched.train.y) == 20 and len(searched.val.y) == 10
