@@ -42,9 +42,10 @@ SHORTCUTS: dict[str, dict[str, Any]] = {
     "jit": {"flag": True, "help": "XLA-compile the training step (default off)."},
     "frozen_augmentation": {
         "type": click.Choice(FROZEN_AUGMENTATIONS),
-        "help": "Transfer phase 1: live (default, the paper's) augments through the frozen backbone every epoch; "
-                "none trains the head on backbone features computed once for the whole study (exact, far "
-                "faster); views caches --frozen-feature-views augmented views per image."},
+        "help": "Transfer phase 1: live (train's default, the paper's) augments through the frozen backbone every "
+                "epoch; views (search's default: it matched live on real faces, README \"Speed\") caches "
+                "--frozen-feature-views augmented views per image once; none trains the head on backbone features "
+                "computed once (exact, fastest)."},
     "frozen_feature_views": {"type": click.IntRange(min=1), "metavar": "K",
                              "help": "With --frozen-augmentation views: augmented views cached per image (default 4)."},
 }

@@ -28,6 +28,12 @@ BACKENDS = ("optuna", "keras-tuner")
 DEFAULT_DATA = "data/sample"
 DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "median"
 # The base keys every study records (resolved), whether given or not; given keys are recorded too.
+# Where a search's defaults differ from a single run's. Transfer trials train phase 1 on
+# frozen_feature_views cached augmented views (computed once per study) rather than on live augmentation
+# through the backbone: on real faces the views matched live within the seeds' spread after the whole
+# schedule, at 1.6x the speed of one run (README "Speed": python -m benchmarks.frozen_augmentation).
+# «frozen_augmentation» live in the base restores the paper's schedule.
+SEARCH_DEFAULTS = {"transfer": {"frozen_augmentation": "views"}}
 BASE_KEYS = ("backbone", "weights", "seed", "subset", "val_fraction", "precision", "jit", "frozen_augmentation",
              "frozen_feature_views")
 
@@ -66,8 +72,9 @@ class SearchRequest:
 
     @property
     def config(self) -> TrainConfig:
-        """The base as a TrainConfig of the regime (the paper's values where the base is silent)."""
-        return config_mod.from_dict({**self.base, "regime": self.regime})
+        """The base as a TrainConfig of the regime (the search's defaults, then the paper's values, where
+        the base is silent)."""
+        return config_mod.from_dict({**SEARCH_DEFAULTS.get(self.regime, {}), **self.base, "regime": self.regime})
 
     @property
     def seed(self) -> int:
