@@ -67,6 +67,7 @@ def test_every_search_says_its_estimate_from_its_first_trial_then_from_the_kept_
                                                                                      tmp_path: Path) -> None:
     first = _search(sample_dir, tmp_path, "a")
     assert first.startswith("estimate: this machine has not measured mini_xception scratch"), first
+    assert "an estimate-only search probes first" in first
     said = [line for line in first.splitlines() if line.startswith("estimate: 2 trials on ")]
     assert len(said) == 1 and "(measured by trial 0 of study a)" in said[0], first
     assert first.index("trial 0 epoch 2/2") < first.index(said[0]) < first.index("trial 1 epoch 1/2"), first

@@ -163,7 +163,8 @@ class Forecast:
             return
         config = self.plan.defaults
         self.say(f"estimate: this machine has not measured {config.backbone} {config.regime} with these settings; "
-                 "the search's first trial measures it and the estimate follows it (`--estimate` probes first)")
+                 "the search's first trial measures it and the estimate follows it (an estimate-only search "
+                 "probes first)")
 
     def trial_finished(self, number: int, result: RunResult, study_name: str) -> None:
         if self.estimate is not None:
@@ -216,7 +217,7 @@ def probe_of(result: RunResult, images: int, source: str = "") -> Probe | None:
     first, which traces the graph), its frozen features' seconds (once per search) and the rest (the
     trial's fixed cost). None for a run that trained no epoch or timed none."""
     history = result.history
-    if not {"phase", "seconds"} <= set(history.columns) or history["seconds"].isna().any():
+    if not {"phase", "seconds"} <= set(getattr(history, "columns", ())) or history["seconds"].isna().any():
         return None
     per_image, steady = {}, 0.0
     for phase in dict.fromkeys(history["phase"]):
