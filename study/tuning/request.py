@@ -27,13 +27,13 @@ from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 BACKENDS = ("optuna", "keras-tuner")
 DEFAULT_DATA = "data/sample"
 DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "median"
-# The base keys every study records (resolved), whether given or not; given keys are recorded too.
 # Where a search's defaults differ from a single run's. Transfer trials train phase 1 on
 # frozen_feature_views cached augmented views (computed once per study) rather than on live augmentation
 # through the backbone: on real faces the views matched live within the seeds' spread after the whole
 # schedule, at 1.6x the speed of one run (README "Speed": python -m benchmarks.frozen_augmentation).
 # «frozen_augmentation» live in the base restores the paper's schedule.
 SEARCH_DEFAULTS = {"transfer": {"frozen_augmentation": "views"}}
+# The base keys every study records (resolved), whether given or not; given keys are recorded too.
 BASE_KEYS = ("backbone", "weights", "seed", "subset", "val_fraction", "precision", "jit", "frozen_augmentation",
              "frozen_feature_views")
 
