@@ -597,3 +597,24 @@ def test_live_table_prints_states_and_errors_literally():
     console = Console(width=160, record=True)
     console.print(display.table())
     assert "WAITING: pip install psycopg[binary] [/]" in console.export_text()
+
+
+@pytest.mark.parametrize("tuner_name", ["random", "bayesian", "hyperband"])
+def test_a_keras_tuner_oracle_seeded_0_draws_the_same_configurations_every_time(tuner_name, tmp_path):
+    """keras-tuner reads a seed of 0 as none (``seed or random.randint``): the default --seed 0 gave
+    every keras-tuner search, and the peer benchmark, configurations of its own."""
+    from search_spaces import from_keras_tuner
+    from study.tuning.keras_tuner_backend.tuner import make_oracle
+
+    def draws(seed: int, run: int) -> list[dict]:
+        oracle = make_oracle(tuner_name, "accuracy", "maximize", max_epochs=3, seed=seed, failures=3)
+        hp = oracle.get_space()
+        from_keras_tuner(SCRATCH, hp)  # as the backend's hypermodel declares the space
+        oracle.update_space(hp)
+        oracle._set_project_dir(str(tmp_path / f"{seed}-{run}"), "p")
+        return [dict(oracle.create_trial(f"worker{i}").hyperparameters.values) for i in range(3)]
+
+    first = draws(0, 0)
+    assert draws(0, 1) == first
+    assert draws(1, 0) != first
+    assert len({json.dumps(d, sort_keys=True, default=str) for d in first}) == 3

@@ -127,11 +127,13 @@ class TrainTuner(BaseTuner):
 
 def make_oracle(name: str, metric: str, direction: str, *, max_epochs: int, seed: int | None,
                 failures: int) -> kt.Oracle:
-    """``failures``: failed trials in a row after which the search stops, as the optuna backend does."""
+    """``failures``: failed trials in a row after which the search stops, as the optuna backend does.
+    ``seed`` 0 is a seed like any other: keras-tuner takes a false one for none (``seed or
+    random.randint(1, 10000)``), so it is given ``seed + 1``."""
     if name not in TUNERS:
         raise ConfigError(f"«tuner» must be one of {', '.join(TUNERS)}, got {name!r}")
     objective = kt.Objective(f"val_{metric}", "max" if direction == "maximize" else "min")
-    common = {"objective": objective, "seed": seed, "max_consecutive_failed_trials": failures}
+    common = {"objective": objective, "seed": None if seed is None else seed + 1, "max_consecutive_failed_trials": failures}
     oracle = getattr(kt.oracles, TUNERS[name])
     if name == "hyperband":
         return oracle(max_epochs=max(max_epochs, 1), factor=3, hyperband_iterations=None, **common)
