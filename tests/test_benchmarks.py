@@ -139,3 +139,27 @@ def test_a_face_pretrained_backbone_is_trained_once_on_faces_the_searches_never_
     assert "NOT ImageNet" in first.describe()
     searched = common.from_pool(sample_dir, first.pool, 20, 10)
     assert len(searched.train.y) == 20 and len(searched.val.y) == 10
+
+
+def test_the_peer_and_ours_draw_the_same_configurations(tmp_path):
+    """The peer's oracle is given our space's declaration and seed: its first round tries exactly
+    what ours tries, so the accuracies compare the two ways of training, not two draws."""
+    import keras_tuner as kt
+
+    from benchmarks.peer import SEED, configurations, frozen_only_space, shared_hyperparameters
+    from search_spaces import from_keras_tuner
+    from study.tuning.keras_tuner_backend.tuner import make_oracle
+
+    ours = make_oracle("hyperband", "accuracy", "maximize", max_epochs=3, seed=SEED, failures=7)
+    hp = ours.get_space()
+    from_keras_tuner(frozen_only_space(3), hp)  # as the backend's hypermodel declares it
+    ours.update_space(hp)
+    peer = kt.oracles.HyperbandOracle(objective=kt.Objective("val_accuracy", "max"), max_epochs=3, factor=3,
+                                      hyperband_iterations=1, seed=SEED + 1,
+                                      hyperparameters=shared_hyperparameters(3), tune_new_entries=False)
+    drawn = []
+    for name, oracle in (("ours", ours), ("peer", peer)):
+        oracle._set_project_dir(str(tmp_path / name), "p")
+        drawn.append(configurations([oracle.create_trial(f"worker{i}").hyperparameters.values for i in range(3)], 3))
+    assert drawn[0] == drawn[1]
+    assert len(set(drawn[0])) == 3 and all(config[-1] is not None for config in drawn[0])  # the rate is drawn
