@@ -1,7 +1,7 @@
 """Accuracy on real faces: the default configuration, and a CPU-sized search's best, each beside the
 test split's majority-class rate.
 
-    python -m benchmarks.accuracy [--quick] [--write README.md]
+    python -m benchmarks.accuracy [--quick] [--only GROUP ...] [--write README.md]
 
 (a) ``default``: the default scratch run of mini_xception (``TrainConfig`` as it stands, only
     ``backbone`` and ``epochs`` set) on the whole training split of ``../shared/fer2013``, evaluated
@@ -12,15 +12,32 @@ test split's majority-class rate.
     (``study.tuning.final.train_from_study``): the best trial's configuration retrained on the whole
     training split with ``SEEDS`` seeds for ``FINAL_EPOCHS`` epochs, evaluated on test.
 
+(c) ``densenet169 scratch``: the paper's model, ``TrainConfig()`` as it stands (every default: DenseNet169,
+    the paper's 20 epochs of SGD at 0.001), on the whole training split, evaluated on test; its validation
+    accuracy after ``EARLY_EPOCHS`` epochs is read from the same run's history (the learning rate is
+    constant, so the first epochs of a longer run are a shorter run's).
+(d) ``densenet169 transfer``: the paper's transfer schedule (frozen phase, then fine-tuning, every
+    default) from a DenseNet169 pretrained on faces (``cli.py pretrain``'s path: the defaults from
+    scratch on a stratified ``PRETRAIN_FRACTION`` of the training split; NOT ImageNet, which cannot be
+    downloaded here), trained on the rest of the split (the run leaves the pretraining faces out) and
+    evaluated on the same test faces as (c), with the report's paired tests (McNemar, and a paired
+    bootstrap interval of the difference).
+
 Every run is the toolkit's one training path; no figure is typed in. Rows are ratios of accuracy to
 the majority rate (a model that answers one class scores 1.00x). With ``--quick`` (the CI smoke
 test) the generated sample and a few epochs stand in and the goals are not judged. ``--write FILE``
-puts the output between ``<!-- accuracy:start -->`` and ``<!-- accuracy:end -->`` in FILE.
+puts each group's output between its markers in FILE: ``<!-- accuracy:start -->`` and
+``<!-- accuracy:end -->`` for mini_xception's rows (a, b), ``<!-- accuracy-GROUP:start -->`` and
+``<!-- accuracy-GROUP:end -->`` for the groups ``densenet169-scratch`` (c) and ``densenet169-transfer``
+(d); ``--only GROUP ...`` runs (and writes) those groups. DenseNet169's runs take hours on 2 cores:
+each is kept under ``$FER_STUDY_CACHE/bench-accuracy`` and read back by a later run (the row says so).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+import json
 import statistics
 import sys
 import time
@@ -31,18 +48,28 @@ from rich.console import Console
 
 from benchmarks.common import Row, faces, log, machine, quiet, sample, scratch_dir, table
 from benchmarks.common import between as generic_between
+from reports.stats import bootstrap_difference, mcnemar_test
+from study import config as config_mod
 from study.config import TrainConfig
-from study.data import load_dataset
+from study.data import cache_dir, load_dataset
+from study.pretraining import pretrain
+from study.runs import Run
 from study.training import train
 from study.tuning.final import train_from_study
 from study.tuning.request import SearchRequest
 from study.tuning.search import run_search
 
-START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
+MARKERS = {"mini_xception": ("<!-- accuracy:start -->", "<!-- accuracy:end -->"),
+           **{group: (f"<!-- accuracy-{group}:start -->", f"<!-- accuracy-{group}:end -->")
+              for group in ("densenet169-scratch", "densenet169-transfer")}}
+START, END = MARKERS["mini_xception"]
 DEFAULT_EPOCHS = 12
 TRIALS, SUBSET, MAX_EPOCHS = 20, 0.25, 10
 SEEDS, FINAL_EPOCHS = 3, 30
 GOALS = {"default": 0.50, "search": 0.60}  # test accuracy; (b)'s is the mean over seeds
+EARLY_EPOCHS = 5
+PRETRAIN_FRACTION = 0.4
+DENSENET_GOALS = {"early_val": 0.45, "accuracy": 0.60, "macro_f1": 0.50}
 
 
 @dataclass(frozen=True)
@@ -54,10 +81,12 @@ class Sizes:
     seeds: int
     final_epochs: int
     judged: bool  # are the goals judged (real faces, full sizes)?
+    densenet: dict | None = None  # DenseNet169's runs: None for every default, else these TrainConfig keys
 
 
 FULL = Sizes(DEFAULT_EPOCHS, TRIALS, SUBSET, MAX_EPOCHS, SEEDS, FINAL_EPOCHS, judged=True)
-QUICK = Sizes(1, 2, 0.5, 1, 1, 1, judged=False)
+QUICK = Sizes(1, 2, 0.5, 1, 1, 1, judged=False,
+              densenet={"epochs": 1, "frozen_epochs": 1, "batch_size": 16, "stall_epochs": 0})
 
 
 def default_run(data_path: Path, sizes: Sizes) -> Row:
@@ -105,6 +134,97 @@ def searched_runs(data_path: Path, sizes: Sizes) -> list[Row]:
     return [search_row, _row(name, tests, final, goal)]
 
 
+def _kept_run(name: str, config: TrainConfig, data, run, **kwargs):
+    """A run of the DenseNet169 rows, trained once per configuration and data and kept under
+    ``$FER_STUDY_CACHE/bench-accuracy`` (hours on 2 cores: (d) reuses (c)'s run, and a rerun reads
+    both); ``run(config, data, run_dir, **kwargs)`` trains it. Returns (Run, minutes, kept?)."""
+    key = hashlib.sha256(json.dumps([name, config_mod.to_dict(config), data.fingerprint, sorted(kwargs.items())],
+                                    sort_keys=True, default=str).encode()).hexdigest()[:16]
+    run_dir = cache_dir() / "bench-accuracy" / f"{name}-{key}"
+    kept = run_dir.exists()
+    if not kept:
+        run(config, data, run_dir, progress=False, **kwargs)
+    loaded = Run.load(run_dir)
+    return loaded, float(loaded.manifest["timings_seconds"]["total"]) / 60, kept
+
+
+def _densenet_config(sizes: Sizes, **keys) -> TrainConfig:
+    return TrainConfig(**keys, **(sizes.densenet or {}))
+
+
+def _kept_note(kept: bool) -> str:
+    return ", kept from an earlier run" if kept else ""
+
+
+def densenet_scratch(data_path: Path, sizes: Sizes) -> list[Row]:
+    """(c): the paper's model from scratch, every default (see the module docstring)."""
+    data = load_dataset(data_path)
+    log("accuracy (c): DenseNet169 from scratch, every default, whole training split")
+    run, minutes, kept = _kept_run("densenet169-scratch", _densenet_config(sizes, regime="scratch"), data, train,
+                                   evaluate_test=True)
+    history, val, test = run.history, run.metrics["val"], run.metrics["test"]
+    early = history.loc[history["epoch"] == EARLY_EPOCHS, "val_accuracy"]
+    rows = []
+    if len(early):
+        accuracy, majority = float(early.iloc[0]), val["baseline"]["majority_rate"]
+        rows.append(Row(f"accuracy (c): DenseNet169 from scratch, the defaults; validation accuracy after "
+                        f"{EARLY_EPOCHS} epochs ({val['n']:,} faces; read from the run below)",
+                        f"majority rate {majority:.3f}", f"val accuracy {accuracy:.3f}", accuracy / majority,
+                        goal=f"val accuracy >= {DENSENET_GOALS['early_val']:.2f}" if sizes.judged else "-",
+                        met=accuracy >= DENSENET_GOALS["early_val"] if sizes.judged else None))
+    rows.append(_densenet_row(f"accuracy (c): DenseNet169 from scratch, the whole default schedule ({len(history)} "
+                              f"epochs), whole training split ({len(data.train.y):,} faces); test ({test['n']:,} faces)"
+                              f"{_kept_note(kept)}", test, minutes, sizes.judged))
+    return rows
+
+
+def densenet_transfer(data_path: Path, sizes: Sizes) -> list[Row]:
+    """(d): the paper's transfer schedule from a DenseNet169 pretrained on faces, beside (c) on the same test faces."""
+    data = load_dataset(data_path)
+    scratch, _, _ = _kept_run("densenet169-scratch", _densenet_config(sizes, regime="scratch"), data, train,
+                              evaluate_test=True)
+    log(f"accuracy (d): DenseNet169 pretrained on {PRETRAIN_FRACTION:.0%} of the training split (faces, not ImageNet)")
+    source, pre_minutes, pre_kept = _kept_run("densenet169-pretrained", _densenet_config(sizes), data, pretrain,
+                                              fraction=PRETRAIN_FRACTION)
+    log("accuracy (d): DenseNet169 transfer from it, every default, on the rest of the training split")
+    transfer, minutes, kept = _kept_run("densenet169-transfer",
+                                        _densenet_config(sizes, regime="transfer", weights=str(source.path)), data,
+                                        train, evaluate_test=True)
+    frozen = transfer.history[transfer.history["phase"] == "frozen"]
+    pre_val = source.metrics["val"]
+    rows = [_densenet_row(
+        f"accuracy (d): DenseNet169 transfer from faces (NOT ImageNet: pretrained from scratch on {PRETRAIN_FRACTION:.0%} "
+        f"of the training split, {len(source.history)} epochs, {pre_minutes:.1f} min{_kept_note(pre_kept)}, val accuracy "
+        f"{pre_val['accuracy']:.3f}), the whole default schedule ({len(frozen)} frozen + "
+        f"{len(transfer.history) - len(frozen)} fine-tune epochs) on the other "
+        f"{transfer.manifest['data']['sizes']['train']:,} faces; the same test faces as (c){_kept_note(kept)}",
+        transfer.metrics["test"], minutes, judged=False)]
+    labels, scratch_probs = scratch.split("test")
+    transfer_labels, transfer_probs = transfer.split("test")
+    if not (labels == transfer_labels).all():
+        raise RuntimeError("(c) and (d) were tested on different faces")
+    a, b = scratch_probs.argmax(axis=1), transfer_probs.argmax(axis=1)
+    test, interval = mcnemar_test(labels, a, b), bootstrap_difference(labels, a, b)
+    acc = {"scratch": scratch.metrics["test"]["accuracy"], "transfer": transfer.metrics["test"]["accuracy"]}
+    rows.append(Row("accuracy (d) against (c): transfer minus scratch on the same test faces, the report's paired tests "
+                    "(McNemar; 95% paired bootstrap interval)", f"scratch {acc['scratch']:.3f}",
+                    f"transfer {acc['transfer']:.3f}: {interval.difference:+.3f} [{interval.low:+.3f}, "
+                    f"{interval.high:+.3f}], McNemar p = {test.pvalue:.3g} ({test.only_b} faces only transfer got right, "
+                    f"{test.only_a} only scratch)", None, ratio_text=f"{acc['transfer'] / acc['scratch']:.2f}x"))
+    return rows
+
+
+def _densenet_row(name: str, test: dict, minutes: float, judged: bool) -> Row:
+    majority = test["baseline"]["majority_rate"]
+    goal = DENSENET_GOALS
+    met = test["accuracy"] >= goal["accuracy"] and test["macro_f1"] >= goal["macro_f1"] and test["learned"]
+    return Row(name, f"majority rate {majority:.3f} ({test['baseline']['majority_class']})",
+               f"accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}, {minutes:.1f} min",
+               test["accuracy"] / majority,
+               goal=f"accuracy >= {goal['accuracy']:.2f}, macro-F1 >= {goal['macro_f1']:.2f}" if judged else "-",
+               met=met if judged else None)
+
+
 def _ratio(value: float | None, reference: float | None) -> float | None:
     return None if not value or not reference else value / reference
 
@@ -123,32 +243,43 @@ def _row(name: str, tests: list[dict], seconds: float, goal: float | None) -> Ro
 
 
 
+GROUPS = {"mini_xception": lambda path, sizes: [default_run(path, sizes), *searched_runs(path, sizes)],
+          "densenet169-scratch": densenet_scratch, "densenet169-transfer": densenet_transfer}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the generated sample, a few epochs (CI smoke test)")
-    parser.add_argument("--write", type=Path, metavar="FILE", help=f"also write the output between {START} and {END}")
+    parser.add_argument("--only", nargs="+", choices=list(GROUPS), help="run (and write) these groups of rows only")
+    parser.add_argument("--write", type=Path, metavar="FILE", help="also write each group's output between its markers")
     args = parser.parse_args(argv)
+    groups = args.only or list(GROUPS)
     if args.write:
-        between(args.write.read_text(), "")
+        for group in groups:  # a file without the markers fails now, not after hours
+            between(args.write.read_text(), "", group)
     quiet()
     path, note = faces(args.quick)
     if args.quick and not note:
         path, note = sample(per_class=30), "generated sample (--quick)"
     sizes = QUICK if args.quick else FULL
-    started = time.perf_counter()
-    rows = [default_run(path, sizes), *searched_runs(path, sizes)]
-    command = "python -m benchmarks.accuracy" + (" --quick" if args.quick else "")
-    output = "\n".join([machine(), f"Data: {note or path}",
-                        f"Command: {command}; wall time {(time.perf_counter() - started) / 60:.1f} min", "",
-                        table(rows)])
-    print(output, flush=True)
-    if args.write:
-        args.write.write_text(between(args.write.read_text(), f"```text\n{output}\n```\n"))
-    return 0 if all(r.met is not False for r in rows) else 1
+    ok = True
+    for group in groups:
+        started = time.perf_counter()
+        rows = GROUPS[group](path, sizes)
+        command = ("python -m benchmarks.accuracy" + (" --quick" if args.quick else "") +
+                   (f" --only {group}" if args.only else ""))
+        output = "\n".join([machine(), f"Data: {note or path}",
+                            f"Command: {command}; wall time {(time.perf_counter() - started) / 60:.1f} min", "",
+                            table(rows)])
+        print(output, flush=True)
+        if args.write:
+            args.write.write_text(between(args.write.read_text(), f"```text\n{output}\n```\n", group))
+        ok = ok and all(r.met is not False for r in rows)
+    return 0 if ok else 1
 
 
-def between(text: str, inner: str) -> str:
-    return generic_between(text, inner, START, END)
+def between(text: str, inner: str, group: str = "mini_xception") -> str:
+    return generic_between(text, inner, *MARKERS[group])
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from benchmarks.common import faces, log, machine, quiet, sample, scratch_dir
 from study.config import TrainConfig
 from study.data import load_dataset
 from study.diagnostics import LearningProbe, ProbeBatches
+from study.pipeline import training_steps
 from study.training import train
 
 AS_LANDED = {"l2": 0.01, "momentum": 0.0}  # the defaults before docs/learning.md
@@ -62,6 +63,8 @@ EXPERIMENTS = (
                steps=12 * 305, every=305),
     Experiment("densenet169-as-landed", "densenet169", AS_LANDED, steps=300, every=50),
     Experiment("densenet169-defaults", "densenet169", {}, steps=300, every=50),
+    Experiment("densenet169-bn-0.99", "densenet169", {"bn_momentum": 0.99}, steps=300, every=50),
+    Experiment("densenet169-bn-0.9", "densenet169", {"bn_momentum": 0.9}, steps=300, every=50),
     Experiment("densenet169-3-epochs", "densenet169", {}, steps=3 * 305, every=305),
     Experiment("densenet169-paper-schedule", "densenet169", {}, steps=20 * 305, every=305),
 )
@@ -69,6 +72,7 @@ LONG = ("densenet169-3-epochs", "densenet169-paper-schedule")  # run only when n
 COLUMNS = (
     ("step", "step", "{:.0f}"),
     ("val acc", "val_accuracy", "{:.3f}"),
+    ("val acc, batch stats", "val_accuracy_batch_statistics", "{:.3f}"),
     ("top answer", "top_class_share", "{:.2f}"),
     ("entropy", "entropy", "{:.3f}"),
     ("data term", "data_term", "{:.3f}"),
@@ -83,7 +87,7 @@ COLUMNS = (
 
 
 def run_experiment(experiment: Experiment, data, quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    per_epoch = math.ceil(len(data.train.y) / TrainConfig().batch_size)
+    per_epoch = training_steps(len(data.train.y), TrainConfig().batch_size)
     steps, every = (min(experiment.steps, 2 * per_epoch), max(1, per_epoch // 2)) if quick else (experiment.steps, experiment.every)
     epochs = max(1, math.ceil(steps / per_epoch))
     config = TrainConfig(regime="scratch", backbone=experiment.backbone, epochs=epochs, stall_epochs=0,

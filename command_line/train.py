@@ -3,6 +3,7 @@
 train     one run with the paper's settings (or a config), evaluated on test; or, with --from-study,
           a study's best configuration retrained once per seed
 evaluate  every metric of the paper from a run's stored predictions, with its figures
+pretrain  a transfer source trained from scratch on a share of the faces (named later with --weights)
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from study import config as config_mod
 from study.config import TrainConfig
 from study.model_files import check_weights_source
 from study.data import CLASSES, Dataset, load_dataset, training_share
+from study.pretraining import DEFAULT_FRACTION
+from study.pretraining import pretrain as pretrain_run
 from study.runs import Run
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
@@ -118,4 +121,38 @@ def evaluate_run(run_dir: Path, split: str, out: Path | None) -> None:
     console.print("figures: " + ", ".join(str(p) for p in paths))
 
 
-COMMANDS: list[click.Command] = [train, evaluate]
+PRETRAIN_SHORTCUTS = ("backbone", "epochs", "batch_size", "seed", "precision", "jit")
+
+
+@click.command()
+@click.option("--data", "data_path", default=DEFAULT_DATA, show_default=True, help="Dataset folder or fer2013.csv.")
+@click.option("--fraction", default=DEFAULT_FRACTION, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Stratified share of the training split to pretrain on; later runs on these weights leave it out.")
+@config_options(*PRETRAIN_SHORTCUTS)
+@click.option("--out", type=click.Path(), help="Run directory (default runs/pretrained-<backbone>-<time>).")
+@click.option("--strict", is_flag=True, help="Fail on unreadable images instead of skipping them.")
+def pretrain(data_path: str, fraction: float, config_file: str | None, overrides: tuple[str, ...], out: str | None,
+             strict: bool, **options: Any) -> None:
+    """Pretrain a backbone from scratch on a share of the faces: a transfer source where ImageNet is out of reach.
+
+    Then: train --regime transfer --weights OUT. Runs on those weights train without the faces the
+    backbone saw (matched by content), and their manifest says how many were left out.
+    """
+    values = config_values(config_file, overrides, options, PRETRAIN_SHORTCUTS)
+    config = config_mod.from_dict({**values, "regime": "scratch", "weights": "none"})
+    run_dir = Path(out) if out else Path("runs") / f"pretrained-{config.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dataset = load_dataset(data_path, val_fraction=config.val_fraction, strict=strict)
+    _describe_start(config, dataset, run_dir)
+    console.print(f"pretraining on a stratified {fraction:.0%} of the training split "
+                  f"({round(fraction * len(dataset.train.y)):,} of {len(dataset.train.y):,} faces)")
+    result = pretrain_run(config, dataset, run_dir, fraction=fraction)  # loads TensorFlow only now
+    console.print(run_summary(result.metrics, result.history, title=f"pretraining / {config.backbone}"))
+    val = result.metrics["val"]
+    if not val["learned"]:
+        console.print(f"[bold red]this backbone did not learn[/] (validation accuracy {val['accuracy']:.3f}, majority "
+                      f"rate {val['baseline']['majority_rate']:.3f}): it is no transfer source")
+    console.print(f"transfer from it with: python cli.py train --regime transfer --backbone {config.backbone} "
+                  f"--weights {run_dir} --data {data_path}")
+
+
+COMMANDS: list[click.Command] = [train, evaluate, pretrain]

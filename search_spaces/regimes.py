@@ -5,7 +5,8 @@ Nesterov, Adam, AdamW with weight decay), the learning rate and its schedule (co
 warmup, reduce-on-plateau), label smoothing, the batch size, the augmentation (the paper's rotation,
 zoom and flip; shift, brightness and contrast) and class weighting. Scratch searches its single
 phase's epochs; transfer adds the frozen phase (its learning rate, epochs, early-stopping patience),
-how much of the backbone to unfreeze and the fine-tune epochs. Parameters that only some choices use
+how much of the backbone to unfreeze, the fine-tune epochs and the size the faces are upsampled to
+for the backbone. Parameters that only some choices use
 are conditional (``When``). The command line prints each one (its ``space`` command).
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _optimizer(learning_rate: Float) -> tuple[Param, ...]:
         Choice("nesterov", (False, True), when=sgd),
         Float("weight_decay", 1e-5, 1e-1, log=True, default=1e-2, when=When("optimizer", ("adamw",))),
         Choice("lr_schedule", ("constant", "cosine", "plateau")),
-        Int("warmup_epochs", 0, 5, when=When("lr_schedule", ("cosine",))),
+        Int("warmup_epochs", 0, 5, when=When("lr_schedule", ("constant", "cosine"))),
         Float("label_smoothing", 0.0, 0.2),
         Choice("batch_size", (32, 64, 128)),
     )
@@ -71,6 +72,8 @@ def _transfer_schedule() -> tuple[Param, ...]:
         Int("frozen_patience", 1, 6),
         Choice("unfreeze", ("all", "2", "8")),
         Int("epochs", 5, 40, step=5),
+        # upsampling inside the model: ImageNet's features were learnt on larger objects (the paper: 48)
+        Choice("input_size", (48, 72, 96)),
     )
 
 

@@ -23,7 +23,9 @@ STALL_ACTIONS = ("stop", "warn")
 MAX_HEAD_LAYERS = 3  # the paper's head has three hidden Dense layers
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 FROZEN_AUGMENTATIONS = ("live", "none", "views")
-MAX_FEATURE_VIEWS = 32  # each view costs one backbone pass over the training split, and its memory
+MAX_FEATURE_VIEWS = 32
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 224  # the smallest input keras.applications takes; ImageNet's size
+FACE_SIZE = 48  # the faces' side in pixels (FER2013's): every model takes 48x48 faces  # each view costs one backbone pass over the training split, and its memory
 
 
 # The settings whose default the paper states (section IV of ../shared/paper.md); every other default
@@ -31,7 +33,7 @@ MAX_FEATURE_VIEWS = 32  # each view costs one backbone pass over the training sp
 # measurement (docs/learning.md), and what it does not use (Adam, schedules, label smoothing, shift,
 # brightness, contrast) off. ``default_source`` says which, for every table that shows a default.
 PAPER_STATES = frozenset({
-    "regime", "backbone", "weights", "head_layers", "dense1_units", "dense2_units", "dense3_units", "dropout1",
+    "regime", "backbone", "weights", "input_size", "head_layers", "dense1_units", "dense2_units", "dense3_units", "dropout1",
     "dropout2", "dropout3", "optimizer", "batch_size", "learning_rate", "epochs", "frozen_learning_rate",
     "frozen_epochs", "frozen_patience", "unfreeze", "lr_schedule", "flip",
 })
@@ -65,6 +67,11 @@ class TrainConfig:
     dropout1: float = 0.3
     dropout2: float = 0.5
     dropout3: float = 0.5
+    # The side in pixels the backbone sees. Faces stay 48x48 (the paper's) at the model's input; a
+    # larger input_size upsamples them (bilinear) inside the model, so a saved model still takes 48x48
+    # faces. ImageNet's features were learnt on objects larger than a 48x48 face: transfer may gain
+    # from it, at (input_size / 48)^2 times the backbone's compute. 48 is the paper's.
+    input_size: int = 48
     # The paper names L2 on every hidden Dense layer but not its factor. Keras's own default, 0.01, made
     # the penalty 87% of the objective; 1e-4 and 1e-3 learn alike (docs/learning.md): the smaller is ours.
     l2: float = 1e-4
@@ -80,11 +87,16 @@ class TrainConfig:
     # (lr / (1 - momentum) = 0.1) and learns (docs/learning.md).
     momentum: float = 0.99
     nesterov: bool = False
+    # Every BatchNormalization layer of the backbone: the weight its moving statistics give the past.
+    # Validation and test read the model on those statistics. Keras's (and keras.applications') 0.99
+    # averages over ~100 steps, and they lagged weights that change fast: DenseNet169 answered worse in
+    # inference mode than in training mode (docs/learning.md). 0.9 (PyTorch's default) tracks within ~20.
+    bn_momentum: float = 0.9
     weight_decay: float = 0.0
     epochs: int = 20
     # Each phase's learning rate over its epochs: "constant" (the paper), "cosine" (decay to 0 over
-    # the phase, after warmup_epochs of linear warmup) or "plateau" (x plateau_factor after
-    # plateau_patience epochs without a lower val_loss).
+    # the phase) or "plateau" (x plateau_factor after plateau_patience epochs without a lower
+    # val_loss); "constant" and "cosine" start with warmup_epochs of linear warmup from 0.
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
     plateau_factor: float = 0.5
@@ -224,6 +236,8 @@ def _validate(c: TrainConfig) -> None:
     check(0.0 <= c.label_smoothing < 1.0, f"label_smoothing must be in [0, 1), got {c.label_smoothing}")
     check(c.stall_epochs >= 0, f"stall_epochs must be >= 0 (0 turns the stall guard off), got {c.stall_epochs}")
     check(c.stall_action in STALL_ACTIONS, f"stall_action must be one of {', '.join(STALL_ACTIONS)}, got {c.stall_action!r}")
+    check(MIN_INPUT_SIZE <= c.input_size <= MAX_INPUT_SIZE,
+          f"input_size must be in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] pixels, got {c.input_size}")
     for name in ("dense1_units", "dense2_units", "dense3_units", "batch_size"):
         check(getattr(c, name) >= 1, f"{name} must be at least 1, got {getattr(c, name)}")
     for name in ("dropout1", "dropout2", "dropout3"):
@@ -232,6 +246,7 @@ def _validate(c: TrainConfig) -> None:
     for name in ("learning_rate", "frozen_learning_rate"):
         check(getattr(c, name) > 0.0, f"{name} must be > 0, got {getattr(c, name)}")
     check(0.0 <= c.momentum < 1.0, f"momentum must be in [0, 1), got {c.momentum}")
+    check(0.0 <= c.bn_momentum < 1.0, f"bn_momentum must be in [0, 1), got {c.bn_momentum}")
     check(c.epochs >= 0, f"epochs must be >= 0, got {c.epochs}")
     check(c.frozen_epochs >= 0, f"frozen_epochs must be >= 0, got {c.frozen_epochs}")
     check(c.frozen_patience >= 1, f"frozen_patience must be >= 1, got {c.frozen_patience}")

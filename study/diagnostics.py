@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from study.data import CLASSES, Split
-from study.model import BACKBONE_LAYER, backbone_blocks
+from study.model import BACKBONE_LAYER, all_layers, backbone_blocks
 
 PROBE_TRAIN = 256
 PROBE_VAL = 1024
@@ -85,6 +85,7 @@ class LearningProbe(keras.callbacks.Callback):
             row.update(_objective_terms(model, self.batches))
             row.update(_gradient_norms(model, self.batches))
             row.update(_head_and_predictions(model, self.batches))
+            row.update(_batch_statistics_accuracy(model, self.batches))
         return row
 
 
@@ -160,6 +161,36 @@ def _head_and_predictions(model: keras.Model, batches: ProbeBatches) -> dict[str
     row["val_accuracy"] = float(np.mean(predicted == batches.val_y))
     row["majority_rate"] = batches.majority_rate
     return row
+
+
+def _batch_statistics_accuracy(model: keras.Model, batches: ProbeBatches, batch_size: int = 64) -> dict[str, float]:
+    """Validation accuracy with BatchNorm normalizing each batch of ``batch_size`` faces by that batch's
+    own statistics (as in training) and dropout off: the model as it would answer if its moving
+    statistics matched its weights. Far above ``val_accuracy`` (BatchNorm on its moving statistics,
+    as evaluation reads the model), the moving statistics lag the weights.
+
+    Dropout is switched off by setting its rate to 0 for the call; the BatchNorm statistics the
+    training-mode call moves are restored afterwards.
+    """
+    dropouts = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]
+    norms = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return {}
+    rates = [layer.rate for layer in dropouts]
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    try:
+        for layer in dropouts:
+            layer.rate = 0.0
+        predicted = np.concatenate([
+            np.asarray(model(batches.val_x[i:i + batch_size], training=True)).argmax(axis=1)
+            for i in range(0, len(batches.val_y), batch_size)
+        ])
+    finally:
+        for layer, rate in zip(dropouts, rates):
+            layer.rate = rate
+        for variable, value in zip(model.non_trainable_variables, saved):
+            variable.assign(value)
+    return {"val_accuracy_batch_statistics": float(np.mean(predicted == batches.val_y))}
 
 
 def _has_layer(model: keras.Model, name: str) -> bool:

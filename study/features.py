@@ -112,6 +112,7 @@ def feature_key(model: keras.Model, config: TrainConfig, data: Dataset, views: i
         "format": _FORMAT,
         "backbone": config.backbone,
         "input_shape": list(model.input_shape[1:]),
+        "backbone_input_shape": list(backbone_of(model).input_shape[1:]),
         "weights": _weights_digest(backbone_of(model)),
         "train": split_digest(data.train),
         "val": split_digest(data.val),

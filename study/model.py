@@ -24,13 +24,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from study.config import TrainConfig
+from study.config import FACE_SIZE, TrainConfig
 from study.model_files import check_weights_file
 from study.runs import not_kept_note
 from study.errors import ConfigError, ModelError
 
 BACKBONE_LAYER = "backbone"
-MIN_IMAGE_SIZE = 32  # the smallest input keras.applications accepts with include_top=False
 
 # ImageNet statistics the pretrained backbones were trained with (keras.applications.imagenet_utils).
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -145,7 +144,7 @@ MINI_XCEPTION_EXIT = 256
 # of 0.99 the moving statistics still lag the batch statistics after ~200 steps, and the model in
 # inference mode predicted the majority class while reaching 0.50 train accuracy on the sample.
 # 0.9 tracks within ~20 steps.
-MINI_XCEPTION_BN_MOMENTUM = 0.9
+MINI_XCEPTION_BN_MOMENTUM = 0.9  # as built; build_model sets every backbone's to config.bn_momentum
 
 
 def _bn(name: str) -> layers.BatchNormalization:
@@ -384,7 +383,7 @@ class _Kept:
         self.key_ = key
         self.backbone = backbone
         self.weights = backbone.get_weights()
-        self.trainable = [(layer, layer.trainable) for layer in _all_layers(backbone)]
+        self.trainable = [(layer, layer.trainable) for layer in all_layers(backbone)]
         self.nodes = (list(backbone._inbound_nodes), list(backbone._outbound_nodes))
         self.returned = False
 
@@ -402,7 +401,7 @@ class _Kept:
 
     @staticmethod
     def allowed(backbone: keras.Model) -> bool:
-        return not any(hasattr(layer, "seed_generator") for layer in _all_layers(backbone))
+        return not any(hasattr(layer, "seed_generator") for layer in all_layers(backbone))
 
     def lend(self) -> keras.Model:
         backbone = self.backbone
@@ -417,10 +416,10 @@ class _Kept:
 _KEPT: _Kept | None = None
 
 
-def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     found: list[keras.layers.Layer] = [model]
     for layer in model.layers:
-        found += _all_layers(layer) if isinstance(layer, keras.Model) else [layer]
+        found += all_layers(layer) if isinstance(layer, keras.Model) else [layer]
     return found
 
 
@@ -494,8 +493,9 @@ def _head(features, config: TrainConfig, num_classes: int):
                         kernel_initializer=keras.initializers.GlorotUniform(seed + 4))(x)
 
 
-def build_model(config: TrainConfig, num_classes: int = 7, image_size: int = 48) -> keras.Model:
-    """Grayscale 0..255 input -> preprocessing -> backbone -> the paper's head.
+def build_model(config: TrainConfig, num_classes: int = 7) -> keras.Model:
+    """Grayscale 0..255 48x48 input -> preprocessing -> (upsampling to ``config.input_size``) ->
+    backbone -> the paper's head.
 
     In the transfer regime BatchNorm keeps its pretrained statistics, even once unfrozen, as the
     Keras transfer-learning guide advises, unless ``config.finetune_batchnorm``; from scratch it
@@ -508,11 +508,12 @@ def build_model(config: TrainConfig, num_classes: int = 7, image_size: int = 48)
     spec = backbone_spec(config.backbone)
     if num_classes < 2:
         raise ModelError(f"num_classes must be at least 2, got {num_classes}")
-    if image_size < MIN_IMAGE_SIZE:
-        raise ModelError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
-    backbone = build_backbone(config.backbone, config.weights, image_size)
-    inputs = keras.Input((image_size, image_size, 1), name="image")
+    backbone = build_backbone(config.backbone, config.weights, config.input_size)
+    set_batchnorm_momentum(backbone, config.bn_momentum)
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 1), name="image")
     x = GrayscalePreprocessing(spec.preprocessing, spec.channels, name="preprocess")(inputs)
+    if config.input_size != FACE_SIZE:
+        x = layers.Resizing(config.input_size, config.input_size, interpolation="bilinear", name="upsample")(x)
     if config.regime == "transfer" and not config.finetune_batchnorm:
         _freeze_batchnorm(backbone)
         features = backbone(x, training=False)
@@ -520,6 +521,14 @@ def build_model(config: TrainConfig, num_classes: int = 7, image_size: int = 48)
         features = backbone(x)
     outputs = _head(features, config, num_classes)
     return keras.Model(inputs, outputs, name=f"fer_{config.backbone}")
+
+
+def set_batchnorm_momentum(backbone: keras.Model, momentum: float) -> None:
+    """``momentum`` for every BatchNormalization layer of ``backbone`` (it is read when the layer is
+    called, and saved with it)."""
+    for layer in all_layers(backbone):
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = momentum
 
 
 def backbone_of(model: keras.Model) -> keras.Model:

@@ -7,8 +7,6 @@ freezing or unfreezing requires anyway.
 """
 from __future__ import annotations
 
-import math
-
 import keras
 
 from study.config import TrainConfig
@@ -27,16 +25,19 @@ def make_optimizer(config: TrainConfig, learning_rate: float, epochs: int, steps
 
 def learning_rate_schedule(config: TrainConfig, learning_rate: float, epochs: int,
                            steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """A constant rate (also for "plateau": its callback lowers it), or cosine decay to 0 over the
-    phase's steps after ``warmup_epochs`` of linear warmup from 0 (warmup is capped below the phase)."""
-    if config.lr_schedule != "cosine":
-        return learning_rate
+    """After ``warmup_epochs`` of linear warmup from 0 (capped below the phase's steps): a constant
+    rate ("constant", and "plateau", whose callback lowers it; "plateau" takes no warmup, since its
+    callback sets the rate itself), or cosine decay to 0 over the rest of the phase ("cosine")."""
     total = max(1, epochs * steps_per_epoch)
-    warmup = min(config.warmup_epochs * steps_per_epoch, total - 1)
+    warmup = min(config.warmup_epochs * steps_per_epoch, total - 1) if config.lr_schedule != "plateau" else 0
+    if config.lr_schedule != "cosine" and warmup <= 0:
+        return learning_rate
     if warmup <= 0:
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total)
+    # alpha=1: the "decay" after the warmup stays at the target, a constant rate
+    alpha = 0.0 if config.lr_schedule == "cosine" else 1.0
     return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=total - warmup, warmup_target=learning_rate,
-                                                  warmup_steps=warmup)
+                                                  warmup_steps=warmup, alpha=alpha)
 
 
 def schedule_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
@@ -45,10 +46,6 @@ def schedule_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
         return []
     return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.plateau_factor,
                                               patience=config.plateau_patience, verbose=0)]
-
-
-def steps_per_epoch(examples: int, batch_size: int) -> int:
-    return max(1, math.ceil(examples / batch_size))
 
 
 def current_learning_rate(model: keras.Model) -> float:

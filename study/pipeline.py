@@ -95,11 +95,28 @@ def split_tensors(split: Split) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def index_batches(n: int, batch_size: int, *, training: bool, seed: int) -> tf.data.Dataset:
-    """Batches of row indices: every row once per epoch, reshuffled (seeded) each epoch when training."""
+    """Batches of row indices: every row once per epoch; when training, reshuffled (seeded) each epoch,
+    and without a last batch smaller than half a batch (``training_steps``).
+
+    A training epoch drops such a batch of the rows its shuffle put last (other rows each epoch):
+    BatchNorm normalizes a training batch by that batch's own statistics, and a batch of a few images
+    has degenerate ones. On DenseNet169 at 48x48, whose last block sees 1x1 maps (its statistics are
+    then over the batch's images alone), the 3-image batch that ended each epoch of 19,523 faces
+    multiplied the backbone's kernel norm by ~190 in one step, and the run stopped learning
+    (docs/learning.md, "The paper's own model").
+    """
     indices = tf.data.Dataset.range(n)
-    if training:
-        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    return indices.batch(batch_size)
+    if not training:
+        return indices.batch(batch_size)
+    indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    return indices.batch(batch_size).take(training_steps(n, batch_size))
+
+
+def training_steps(n: int, batch_size: int) -> int:
+    """Steps of one training epoch over ``n`` rows: the whole batches, and a last partial one only if it
+    holds at least half a batch (one batch of all rows when there are fewer than half a batch)."""
+    whole, rest = divmod(n, batch_size)
+    return max(1, whole + (1 if 2 * rest >= batch_size else 0))
 
 
 def with_batch_seeds(batches: tf.data.Dataset, seed: int) -> tf.data.Dataset:

@@ -58,8 +58,9 @@ from study.features import (
 )
 from study.learning import ANSWER_SHARE, AnswerShare, StallGuard, StallState, baseline
 from study.model import build_model, freeze_backbone, predict, release_backbone, unfreeze_backbone
-from study.optimization import current_learning_rate, make_optimizer, schedule_callbacks, steps_per_epoch
-from study.pipeline import class_weights, make_dataset
+from study.optimization import current_learning_rate, make_optimizer, schedule_callbacks
+from study.pipeline import class_weights, make_dataset, training_steps
+from study.pretraining import leave_out_pretraining_faces
 from study.progress import EpochProgress, console as progress_console
 
 # loss / val_loss are Keras's objective (cross-entropy, label-smoothed if asked, + the head's L2
@@ -114,18 +115,30 @@ def train(
     progress: bool = True,
     extra_manifest: dict[str, Any] | None = None,
     model_dropped: Callable[[dict[str, Any]], str | None] | None = None,
+    artifacts: dict[str, Callable[[Path], None]] | None = None,
 ) -> RunResult:
     """Train, evaluate and write every artifact of one run; the run directory appears atomically.
 
     ``model_dropped(metrics)``, asked once the run is evaluated, may return why its model.keras is not
     worth writing (a search trial outside the best few): every other file is written, the manifest
-    says why the model is not, and the model's saving time and disk are spared."""
+    says why the model is not, and the model's saving time and disk are spared. ``artifacts`` maps
+    further file names to writers, called with the file's path in the run directory before it appears.
+
+    A run whose «weights» is a pretraining run (``study.pretraining``) trains without the faces that
+    backbone was pretrained on; its manifest says how many were left out."""
     run_dir = Path(run_dir)
+    data, left_out = leave_out_pretraining_faces(data, config)
+    if left_out is not None:
+        extra_manifest = {**(extra_manifest or {}), "pretraining_faces": left_out.describe()}
+        if progress:
+            progress_console.print(left_out.sentence(), markup=False, highlight=False)
     stage = runs.start(run_dir)
     try:
         with releasing_traced_graphs():
             result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest,
                                      model_dropped)
+        for name, write in (artifacts or {}).items():
+            write(stage / name)
         runs.finish(stage, run_dir)
     except WriteFailed as exc:  # a full disk: the trained model lives only in this process, and it is gone
         runs.abandon(stage)
@@ -210,7 +223,7 @@ def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
     for phase in schedule(config):
         t = time.perf_counter()
         trained, train_ds, val_ds, outside = _phase_inputs(model, config, data, phase, callbacks, fitted, timings)
-        _prepare(model, trained, config, phase, steps_per_epoch(len(data.train.y), config.batch_size), train_ds)
+        _prepare(model, trained, config, phase, training_steps(len(data.train.y), config.batch_size), train_ds)
         recorder = _EpochRecorder(phase.name)
         bar = EpochProgress(phase.name, epoch + phase.epochs) if progress else None
         phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase),

@@ -35,6 +35,8 @@ def test_unknown_key_is_named_with_the_valid_ones():
         ({"batch_size": "many"}, "batch_size must be a int"),
         ({"regime": "transfer", "weights": "none"}, "transfer regime needs pretrained weights"),
         ({"epochs": 0}, "the schedule has no epochs"),
+        ({"input_size": 16}, r"input_size must be in \[32, 224\] pixels"),
+        ({"bn_momentum": 1.0}, r"bn_momentum must be in \[0, 1\)"),
     ],
 )
 def test_bad_values_give_one_line_messages(values, message):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli import cli
@@ -41,6 +42,27 @@ def test_the_epochs_are_the_spaces_capped() -> None:
     assert set(capped) == {"frozen", "finetune"} and all(n == 3 for n in capped.values())
     free = sampled_epochs(space_for("scratch"), {}, max_epochs=None)
     assert 25 < free["scratch"] < 45  # epochs 10..60 in steps of 5, drawn at random
+
+
+def test_faces_upsampled_for_the_backbone_are_counted_as_their_area_and_said() -> None:
+    from study.data import Dataset, LoadReport, Split
+    import numpy as np
+
+    split = Split(np.zeros((10, 48, 48, 1), np.uint8), np.arange(10) % 7)
+    data = Dataset(split, split, split, "f", "memory", "arrays", True, LoadReport(0, 0, ()))
+    probe = Probe({"frozen": 0.001, "finetune": 0.004}, fixed=10.0, images=1000, seconds=30.0)
+    plan = estimate_mod.Plan(space_for("transfer"), {"backbone": "mini_xception", "weights": "x.h5"}, data, trials=5,
+                             max_epochs=2, pruner="none", default_trial=True)
+    e = plan.project(probe)
+    assert e.sizes == (48, 72, 96)
+    configs = estimate_mod.sampled_configs(space_for("transfer"), plan.base, 2)
+    expected = np.mean([(c.input_size / 48) ** 2 for c in configs]) * 2  # every phase capped at 2 epochs
+    assert e.work["finetune"] == pytest.approx(expected) and e.work["frozen"] == pytest.approx(expected)
+    assert 2.0 < e.work["finetune"] < 4 * 2.0 and e.trial_seconds(e.work) > e.trial_seconds(e.epochs)
+    assert "upsampled to 48x48, 72x72, 96x96" in e.line() and "an assumption" in e.line()
+    pinned = estimate_mod.Plan(space_for("transfer"), {**plan.base, "input_size": 48}, data, trials=5, max_epochs=2,
+                               pruner="none", default_trial=True).project(probe)
+    assert pinned.work is None and "upsampled" not in pinned.line()
 
 
 def test_estimate_probes_and_writes_no_study(sample_dir: Path, tmp_path: Path) -> None:

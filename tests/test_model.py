@@ -110,6 +110,25 @@ def test_every_backbone_builds_at_48(name):
     assert len(backbone_blocks(backbone_of(model))) >= 4
 
 
+def test_a_larger_input_size_upsamples_inside_the_model_and_still_takes_48x48_faces(tmp_path):
+    model = build_model(TrainConfig(backbone="mini_xception", input_size=96, **TINY_HEAD))
+    assert model.input_shape == (None, 48, 48, 1)
+    assert backbone_of(model).input_shape == (None, 96, 96, 1)
+    assert model.get_layer("upsample").output.shape[1:3] == (96, 96)
+    faces = _gray(3)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict(faces, verbose=0), model.predict(faces, verbose=0), rtol=1e-5, atol=1e-6)
+    assert "upsample" not in {layer.name for layer in build_model(TrainConfig(backbone="mini_xception")).layers}
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.99])
+def test_bn_momentum_reaches_every_batchnorm_of_the_backbone(tmp_path, momentum):
+    model = build_model(TrainConfig(backbone="densenet121", bn_momentum=momentum, **TINY_HEAD))
+    norms = [layer for layer in backbone_of(model).layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) > 100 and {layer.momentum for layer in norms} == {momentum}
+
+
 def test_mini_xception_is_small():
     assert 60_000 <= build_backbone("mini_xception").count_params() <= 100_000
 

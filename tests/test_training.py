@@ -226,3 +226,19 @@ def test_each_phase_traces_its_training_step_once(tmp_path, pretrained, monkeypa
     assert result.history["phase"].tolist() == ["frozen", "frozen", "finetune", "finetune"]
     head = ["fer_mini_xception_head"] if augmentation == "none" else ["fer_mini_xception"]
     assert traced == [*head, "fer_mini_xception"], traced  # one trace per phase, not two
+
+
+@pytest.mark.parametrize("n, batch, sizes", [
+    (19523, 64, [64] * 305),  # the real faces' training split: its 3-image last batch is dropped
+    (56, 16, [16, 16, 16, 8]),  # half a batch stays
+    (50, 16, [16, 16, 16]),  # 2 images do not
+    (5, 16, [5]),  # fewer than half a batch: all of them, once
+])
+def test_a_training_epoch_has_no_batch_smaller_than_half_a_batch(n, batch, sizes):
+    from study.pipeline import index_batches, training_steps
+
+    epochs = [[len(b) for b in index_batches(n, batch, training=True, seed=0)] for _ in range(2)]
+    assert epochs[0] == epochs[1] == sizes and training_steps(n, batch) == len(sizes)
+    seen = [np.concatenate(list(index_batches(n, batch, training=True, seed=0).as_numpy_iterator()))]
+    assert len(set(seen[0].tolist())) == sum(sizes)  # no row twice in an epoch
+    assert [len(b) for b in index_batches(n, batch, training=False, seed=0)][-1] == n % batch or n % batch == 0

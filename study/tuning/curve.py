@@ -6,7 +6,7 @@ advantage ends. ``run_curve(plan)`` trains, for every seed, fraction and regime,
 whole test split. The design:
 
 * **The pool.** The training split (validation is held out as everywhere else). With a
-  ``pretrain_fraction`` F, a stratified F of it (drawn with ``PRETRAIN_DRAW``, the same for every seed)
+  ``pretrain_fraction`` F, a stratified F of it (drawn with ``study.pretraining.PRETRAIN_DRAW``, the same for every seed)
   is set aside, one run of the transfer backbone is trained from scratch on it (``pretrain``), and
   that run is the transfer regime's source of weights for every fraction: transfer from *other
   faces*, which can be tried where ImageNet cannot be downloaded. The pool is the rest; no curve run
@@ -37,6 +37,7 @@ from study.config import REGIMES, TrainConfig
 from study.data import Dataset, load_dataset, stratified_share, with_train
 from study.errors import ConfigError, TrialFailed
 from study.model_files import check_weights_source
+from study.pretraining import pretraining_indices
 from study.runs import Run
 from study.store import StorageError, load_existing, open_storage, required_best
 from study.training import train
@@ -44,7 +45,6 @@ from study.tuning.final import best_config
 from study.tuning.search import quiet_optuna
 
 KIND = "curve"
-PRETRAIN_DRAW = [0, 11]  # the faces set aside for pretraining: one draw for every seed
 FRACTION_DRAW = 12  # a seed's nested fractions: stratified_share(pool, f, [seed, FRACTION_DRAW])
 DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 PRETRAIN_DIR = "pretrain"
@@ -300,7 +300,7 @@ def _pretrain(plan: CurvePlan, study: optuna.Study, dataset: Dataset, pool: np.n
 
 
 def _pretrain_indices(plan: CurvePlan, dataset: Dataset) -> np.ndarray:
-    return stratified_share(dataset.train.y, plan.pretrain_fraction, PRETRAIN_DRAW)
+    return pretraining_indices(dataset, plan.pretrain_fraction)
 
 
 def _pool(plan: CurvePlan, dataset: Dataset) -> np.ndarray:

@@ -75,6 +75,10 @@ class SearchEstimate:
     probe: Probe
     pruner: str
     default_trial: bool
+    # phase -> mean of a sampled trial's epochs x (its input_size / the probe's)^2: the work of a space that
+    # upsamples faces for the backbone (None: every trial at the probe's size, the work is the epochs)
+    work: Mapping[str, float] | None = None
+    sizes: tuple[int, ...] = ()  # the input sizes the space draws, when it draws more than the probe's
 
     @property
     def shared(self) -> float:
@@ -89,7 +93,11 @@ class SearchEstimate:
         """Every trial run to its end: what the search costs at most (early stopping aside)."""
         sampled = self.trials - (1 if self.default_trial else 0)
         first = self.trial_seconds(self.default_epochs) if self.default_trial else 0.0
-        return self.shared + first + sampled * self.trial_seconds(self.epochs)
+        return self.shared + first + sampled * self.trial_seconds(self._work)
+
+    @property
+    def _work(self) -> Mapping[str, float]:
+        return self.work or self.epochs
 
     @property
     def pruned(self) -> float | None:
@@ -97,20 +105,29 @@ class SearchEstimate:
         if self.pruner == "none":
             return None
         judged = max(0, self.trials - PRUNER_STARTUP)
-        epochs = {p: n * PRUNED_AT for p, n in self.epochs.items()}
-        saved = judged * PRUNED_SHARE * (self.trial_seconds(self.epochs) - self.trial_seconds(epochs))
+        epochs = {p: n * PRUNED_AT for p, n in self._work.items()}
+        saved = judged * PRUNED_SHARE * (self.trial_seconds(self._work) - self.trial_seconds(epochs))
         return self.unpruned - saved
 
     def line(self) -> str:
         phases = ", ".join(f"{p} {n:.1f}" for p, n in self.epochs.items())
         text = (f"estimate: {self.trials} trials on {self.train_images:,} training images, a trial trains on "
-                f"average {phases} epochs; about {_duration(self.trial_seconds(self.epochs))} a trial on this machine "
+                f"average {phases} epochs{self._sizes_note()}; about {_duration(self.trial_seconds(self._work))} a trial "
+                f"on this machine "
                 f"-> at most {_duration(self.unpruned)} with every trial trained to its end")
         if self.pruned is not None:
             text += (f", about {_duration(self.pruned)} if the {self.pruner} pruner stops half of the trials after "
                      f"the first {PRUNER_STARTUP} halfway (an assumption)")
         source = self.probe.source or f"a {_duration(self.probe.seconds)} probe run of the defaults"
         return text + f" (measured by {source})"
+
+    def _sizes_note(self) -> str:
+        if not self.sizes:
+            return ""
+        shown = ", ".join(f"{s}x{s}" for s in self.sizes)
+        return (f", its backbone seeing faces upsampled to {shown} (an epoch at size s counted as (s / the probe's)^2 "
+                f"of the probe's: {sum(self._work.values()) / max(sum(self.epochs.values()), 1e-9):.1f}x the work of "
+                "its epochs, an assumption)")
 
 
 @dataclass(frozen=True)
@@ -133,9 +150,14 @@ class Plan:
 
     def project(self, probe: Probe) -> SearchEstimate:
         space = pin(self.space, {k: v for k, v in self.base.items() if k in self.space.names})
-        return SearchEstimate(self.trials, len(self.data.train.y), sampled_epochs(space, self.base, self.max_epochs,
-                                                                                  self.seed),
-                              _phase_epochs(self.defaults), probe, self.pruner, self.default_trial)
+        configs = sampled_configs(space, self.base, self.max_epochs, self.seed)
+        probed = self.defaults.input_size
+        sizes = tuple(sorted({c.input_size for c in configs}))
+        upsampled = sizes != (probed,)
+        return SearchEstimate(self.trials, len(self.data.train.y), _mean_epochs(configs), _phase_epochs(self.defaults),
+                              probe, self.pruner, self.default_trial,
+                              work=_mean_epochs(configs, probed) if upsampled else None,
+                              sizes=sizes if upsampled else ())
 
 
 def estimate_search(plan: Plan) -> SearchEstimate:
@@ -179,12 +201,15 @@ class Forecast:
 
 def sampled_epochs(space: Space, base: Mapping[str, Any], max_epochs: int | None, seed: int = 0) -> dict[str, float]:
     """Mean epochs per phase of ``EPOCH_SAMPLES`` configurations drawn at random from the space, capped."""
-    counts: dict[str, list[int]] = {}
+    return _mean_epochs(sampled_configs(space, base, max_epochs, seed))
+
+
+def sampled_configs(space: Space, base: Mapping[str, Any], max_epochs: int | None, seed: int = 0) -> list[TrainConfig]:
+    """``EPOCH_SAMPLES`` configurations drawn at random from the space, capped, as a search would train them."""
+    configs: list[TrainConfig] = []
 
     def draw(trial: optuna.Trial) -> float:
-        config = to_config(space.regime, from_optuna(space, trial), base, max_epochs=max_epochs)
-        for phase, epochs in _phase_epochs(config).items():
-            counts.setdefault(phase, []).append(epochs)
+        configs.append(to_config(space.regime, from_optuna(space, trial), base, max_epochs=max_epochs))
         return 0.0
 
     verbosity = optuna.logging.get_verbosity()
@@ -194,6 +219,16 @@ def sampled_epochs(space: Space, base: Mapping[str, Any], max_epochs: int | None
         study.optimize(draw, n_trials=EPOCH_SAMPLES)
     finally:
         optuna.logging.set_verbosity(verbosity)
+    return configs
+
+
+def _mean_epochs(configs: list[TrainConfig], probed_size: int | None = None) -> dict[str, float]:
+    """Mean epochs per phase; with ``probed_size``, each weighted by (its input_size / probed_size)^2."""
+    counts: dict[str, list[float]] = {}
+    for config in configs:
+        scale = (config.input_size / probed_size) ** 2 if probed_size else 1.0
+        for phase, epochs in _phase_epochs(config).items():
+            counts.setdefault(phase, []).append(epochs * scale)
     return {phase: statistics.fmean(values) for phase, values in counts.items()}
 
 
@@ -232,8 +267,8 @@ def probe_of(result: RunResult, images: int, source: str = "") -> Probe | None:
 
 
 # ------------------------------------------------------------------------------- kept probes
-COST_FIELDS = ("regime", "backbone", "batch_size", "precision", "jit", "frozen_augmentation", "frozen_feature_views",
-               "feature_cache", "unfreeze", "finetune_batchnorm")
+COST_FIELDS = ("regime", "backbone", "input_size", "batch_size", "precision", "jit", "frozen_augmentation",
+               "frozen_feature_views", "feature_cache", "unfreeze", "finetune_batchnorm")
 
 
 def probe_key(config: TrainConfig, data: Dataset) -> str:
