@@ -1,4 +1,4 @@
-"""fer-study command line: data, train, evaluate, search, studies, show, space, report, predict, export, demo.
+"""fer-study command line: data, train, evaluate, pretrain, search, studies, show, space, report, predict, export, demo.
 
 The commands live in the ``command_line`` package; this file is the entry point (``python cli.py``,
 or the ``fer-study`` script, and the workers of ``search --workers N``). Bad input ends with a

@@ -1,7 +1,7 @@
 """The command line: every click command, option and user-facing hint; nothing below it knows click.
 
 ``cli`` is the group ``cli.py`` runs. Each module holds one family of commands (``COMMANDS``):
-``data``, ``train`` (train, evaluate), ``search`` (search, studies, show, space), ``curve``, ``report``,
+``data``, ``train`` (train, evaluate, pretrain), ``search`` (search, studies, show, space), ``curve``, ``report``,
 ``inference`` (predict, export) and ``demo``. A command parses, builds a config or request, and calls
 one library function; the core's typed errors are worded here (``errors.word``): one line on
 stderr and exit status 2, never a traceback.

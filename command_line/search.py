@@ -41,7 +41,7 @@ from study.tuning.kept_models import KEEP_MODELS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 from study.tuning.pool import REQUEST_ENV, run_pool
 from study.tuning.request import BACKENDS, DEFAULT_DATA, SearchIncomplete, SearchRequest, from_json, validate
-from study.tuning.views import best_table, space_table, studies_table, trials_table
+from study.tuning.views import best_table, settings_table, space_table, studies_table, trials_table
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"  # beside this package, in a checkout or an install
 WORKER_COMMAND = "search-worker"
@@ -204,8 +204,11 @@ def show(study_name: str, storage: str) -> None:
 @click.command()
 @click.option("--regime", type=click.Choice(REGIMES), required=True)
 def space(regime: str) -> None:
-    """The regime's search space: each parameter's kind, range or choices, scale and paper default."""
-    table_console().print(space_table(space_for(regime)))
+    """The regime's search space: each parameter's kind, range or choices, scale and paper default; then
+    every setting it does not vary, with its default and where that comes from."""
+    searched = space_for(regime)
+    table_console().print(space_table(searched))
+    table_console().print(settings_table(searched))
 
 
 COMMANDS: list[click.Command] = [search, search_worker, studies, show, space]

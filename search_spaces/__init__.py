@@ -22,7 +22,7 @@ from search_spaces.hp import (
     grid_values,
     pin,
 )
-from search_spaces.regimes import SCRATCH, SPACES, TRANSFER, space_for, to_config
+from search_spaces.regimes import SCRATCH, SPACES, TRANSFER, defaults_over, space_for, to_config
 
 __all__ = [
     "Choice",
@@ -32,6 +32,7 @@ __all__ = [
     "Param",
     "Space",
     "When",
+    "defaults_over",
     "active_names",
     "SCRATCH",
     "SPACES",

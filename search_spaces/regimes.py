@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from search_spaces.hp import Choice, Float, Int, Param, Space, When, cap_epochs, from_dict, pin
+from search_spaces.hp import Choice, Float, Int, Param, Space, When, active_names, cap_epochs, from_dict, pin
 from study import config as config_mod
 from study.config import REGIMES, TrainConfig
 from study.errors import ConfigError
@@ -40,7 +40,7 @@ def _head() -> tuple[Param, ...]:
 def _optimizer(learning_rate: Float) -> tuple[Param, ...]:
     sgd = When("optimizer", ("sgd",))
     return (
-        Choice("optimizer", ("sgd", "adam", "adamw")),
+        Choice("optimizer", ("sgd", "adam", "adamw"), default="sgd"),  # the paper's; defaults_over: per backbone
         learning_rate,
         Float("momentum", 0.0, 0.99, when=sgd),
         Choice("nesterov", (False, True), when=sgd),
@@ -103,8 +103,21 @@ def to_config(
     base = dict(base or {})
     resolved = config_mod.from_dict({**base, "regime": regime})  # every base key checked, and typed
     space = pin(space_for(regime), {k: getattr(resolved, k) for k in base})
-    sampled = cap_epochs(from_dict(space, values), max_epochs)
+    sampled = cap_epochs(from_dict(space, {**defaults_over(space, base), **values}), max_epochs)
     return config_mod.from_dict({**base, **sampled, "regime": regime})
+
+
+def defaults_over(space: Space, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The space's defaults as a run over ``base`` trains them: where the configuration resolves a
+    parameter for its regime and backbone (``optimizer``: Adam for a DenseNet from scratch), that value,
+    not the paper's. A search's trial 0 trains these: the same configuration as ``train`` with the base."""
+    resolved = config_mod.from_dict({**base, "regime": space.regime})
+    everything = {p.name: p.default for p in space.params}
+    for param in space.params:
+        value = getattr(resolved, param.name)
+        if param.name not in base and value != param.default and param.contains(value):
+            everything[param.name] = value
+    return {name: everything[name] for name in active_names(space, everything)}
 
 
 def max_schedule_epochs(space: Space, max_epochs: int | None = None) -> int:

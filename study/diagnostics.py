@@ -35,6 +35,8 @@ from study.model import BACKBONE_LAYER, all_layers, backbone_blocks
 
 PROBE_TRAIN = 256
 PROBE_VAL = 1024
+CHUNK = 128  # images per eager call: a DenseNet169 call on all 1,024 held ~10 GB
+SMALL_BATCH = 3  # the last batch of an epoch of the real faces' 19,523 training faces at 64 a batch, before it was dropped
 HEAD_DENSE = ("head_dense1", "head_dense2", "head_dense3")
 
 
@@ -86,6 +88,7 @@ class LearningProbe(keras.callbacks.Callback):
             row.update(_gradient_norms(model, self.batches))
             row.update(_head_and_predictions(model, self.batches))
             row.update(_batch_statistics_accuracy(model, self.batches))
+            row.update(_backbone_scale(model, self.batches))
         return row
 
 
@@ -150,9 +153,10 @@ def _head_and_predictions(model: keras.Model, batches: ProbeBatches) -> dict[str
     names = [n for n in HEAD_DENSE if _has_layer(model, n)]
     outputs = [model.get_layer(n).output for n in names] + [model.output]
     reader = keras.Model(model.inputs, outputs)
-    values = reader(batches.val_x, training=False)
-    values = values if isinstance(values, (list, tuple)) else [values]  # a head without hidden layers
-    activations, probs = values[:-1], np.asarray(values[-1], dtype=np.float64)
+    chunks = [reader(batches.val_x[i:i + CHUNK], training=False) for i in range(0, len(batches.val_y), CHUNK)]
+    chunks = [c if isinstance(c, (list, tuple)) else [c] for c in chunks]  # a head without hidden layers
+    values = [np.concatenate([np.asarray(c[k]) for c in chunks]) for k in range(len(chunks[0]))]
+    activations, probs = values[:-1], values[-1].astype(np.float64)
     row = {f"dead_{n}": float(np.mean(np.all(np.asarray(a) <= 0.0, axis=0))) for n, a in zip(names, activations)}
     entropy = -np.sum(probs * np.log(np.clip(probs, 1e-12, 1.0)), axis=1) / math.log(len(CLASSES))
     predicted = probs.argmax(axis=1)
@@ -191,6 +195,27 @@ def _batch_statistics_accuracy(model: keras.Model, batches: ProbeBatches, batch_
         for variable, value in zip(model.non_trainable_variables, saved):
             variable.assign(value)
     return {"val_accuracy_batch_statistics": float(np.mean(predicted == batches.val_y))}
+
+
+def _backbone_scale(model: keras.Model, batches: ProbeBatches, few: int = SMALL_BATCH) -> dict[str, float]:
+    """The norm of the backbone's kernels (BatchNorm makes a convolution's output blind to its kernel's
+    scale, so a kernel that grows takes ever smaller steps), and the data term's gradient norm over the
+    backbone on a batch of ``few`` training faces: what a last, short batch of an epoch would step by
+    (a batch's BatchNorm statistics over a few images are degenerate where the maps are 1x1)."""
+    try:
+        backbone = model.get_layer(BACKBONE_LAYER)
+    except ValueError:
+        return {}
+    kernels = [w for w in backbone.trainable_weights if w.path.endswith("kernel")]
+    if not kernels:
+        return {}
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    with tf.GradientTape() as tape:
+        probs = model(batches.train_x[:few], training=True)
+        data = tf.reduce_mean(keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y[:few], len(CLASSES)), probs))
+    for variable, value in zip(model.non_trainable_variables, saved):
+        variable.assign(value)
+    return {"backbone_kernel_norm": _norm([tf.convert_to_tensor(k) for k in kernels]), "grad_backbone_small_batch": _norm(tape.gradient(data, kernels))}
 
 
 def _has_layer(model: keras.Model, name: str) -> bool:

@@ -101,9 +101,9 @@ def index_batches(n: int, batch_size: int, *, training: bool, seed: int) -> tf.d
     A training epoch drops such a batch of the rows its shuffle put last (other rows each epoch):
     BatchNorm normalizes a training batch by that batch's own statistics, and a batch of a few images
     has degenerate ones. On DenseNet169 at 48x48, whose last block sees 1x1 maps (its statistics are
-    then over the batch's images alone), the 3-image batch that ended each epoch of 19,523 faces
-    multiplied the backbone's kernel norm by ~190 in one step, and the run stopped learning
-    (docs/learning.md, "The paper's own model").
+    then over the batch's images alone), the 3-image batch that ended each epoch of 19,523 faces took
+    a gradient step orders of magnitude larger than a whole batch's, once an epoch (docs/learning.md,
+    "The paper's own model").
     """
     indices = tf.data.Dataset.range(n)
     if not training:

@@ -20,6 +20,16 @@ def test_defaults_are_the_papers_values():
     assert transfer.max_epochs == 50  # the paper's upper bound: 30 frozen + 20 fine-tune
 
 
+def test_the_optimizer_is_the_papers_sgd_except_for_a_densenet_from_scratch():
+    assert TrainConfig().optimizer == "adam"  # DenseNet169 did not learn from SGD here (docs/learning.md)
+    assert TrainConfig(backbone="densenet121").optimizer == TrainConfig(backbone="densenet201").optimizer == "adam"
+    assert TrainConfig(regime="transfer").optimizer == "sgd"
+    assert TrainConfig(backbone="mini_xception").optimizer == "sgd"
+    assert TrainConfig(optimizer="sgd").optimizer == "sgd"  # the paper's, one setting away
+    assert config_mod.from_dict(config_mod.to_dict(TrainConfig())) == TrainConfig()
+    assert config_mod.field_default("optimizer") == "sgd" and "ours" in config_mod.default_source("optimizer")
+
+
 def test_unknown_key_is_named_with_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown config key.*lerning_rate.*valid keys:.*learning_rate"):
         config_mod.from_dict({"lerning_rate": 0.1})

@@ -110,7 +110,7 @@ def test_a_learning_run_is_not_flagged(tmp_path):
 
 # ----------------------------------------------------------------------------- optimization
 def test_optimizers_follow_the_config():
-    sgd = make_optimizer(TrainConfig(momentum=0.9, nesterov=True), 0.01, 5, 10)
+    sgd = make_optimizer(TrainConfig(optimizer="sgd", momentum=0.9, nesterov=True), 0.01, 5, 10)
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9 and sgd.nesterov
     adam = make_optimizer(TrainConfig(optimizer="adam"), 1e-3, 5, 10)
     assert type(adam) is keras.optimizers.Adam and adam.weight_decay is None

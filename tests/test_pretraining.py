@@ -71,3 +71,27 @@ def test_other_weights_leave_every_face_in(tmp_path):
     for weights in ("none", "imagenet"):
         kept, left_out = leave_out_pretraining_faces(data, TrainConfig(backbone="densenet169", weights=weights))
         assert kept is data and left_out is None
+
+
+def test_the_pretrain_command_then_transfer_from_it_as_a_user_would(sample_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    out = tmp_path / "pre"
+    fast = ["--backbone", "mini_xception", "--epochs", "1", "--batch-size", "16", "--set", "stall_epochs=0"]
+    result = CliRunner().invoke(cli, ["pretrain", "--data", str(sample_dir), "--fraction", "0.5", "--out", str(out),
+                                      *fast])
+    assert result.exit_code == 0, result.output
+    assert "pretraining on a stratified 50% of the training split" in result.output
+    assert f"--weights {out}" in result.output and (out / FACES_FILE).is_file()
+    transfer = CliRunner().invoke(cli, ["train", "--regime", "transfer", "--weights", str(out), "--data",
+                                        str(sample_dir), "--frozen-epochs", "1", "--out", str(tmp_path / "t"), *fast])
+    assert transfer.exit_code == 0, transfer.output
+    held = json.loads((out / "manifest.json").read_text())["pretraining"]["faces"]
+    assert f"{held:,} training face(s) the backbone was pretrained on" in transfer.output
+    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert manifest["pretraining_faces"]["left_out_of_train"] == held
+
+    bad = CliRunner().invoke(cli, ["pretrain", "--data", str(sample_dir), "--fraction", "1", *fast])
+    assert bad.exit_code == 2 and "0<x<1" in bad.output

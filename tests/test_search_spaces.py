@@ -65,7 +65,7 @@ def test_log_scales_where_magnitudes_matter():
 
 
 @pytest.mark.parametrize("regime", ["scratch", "transfer"])
-def test_dict_adapter_with_no_values_is_the_papers_config(regime):
+def test_dict_adapter_with_no_values_is_the_default_config(regime):
     assert to_config(regime, {}) == TrainConfig(regime=regime)
     assert to_dict(to_config(regime, {}, {"seed": 3})) == to_dict(TrainConfig(regime=regime, seed=3))
 
@@ -220,3 +220,28 @@ def test_spaces_import_no_tensorflow():
 def test_every_space_value_is_a_trainconfig_field():
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert all(set(space.names) <= fields for space in SPACES.values())
+
+
+def test_space_shows_every_setting_it_does_not_vary_with_where_its_default_comes_from():
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    result = CliRunner().invoke(cli, ["space", "--regime", "scratch"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") == 4}
+    assert "0.9" in rows["bn_momentum"] and "ours (paper silent)" in rows["bn_momentum"]
+    assert "48" in rows["input_size"] and "paper" in rows["input_size"]
+    assert "learning_rate" not in rows  # searched: in the first table, not this one
+    assert "paper (SGD)" in result.output  # the optimizer's source, in the first table
+
+
+def test_trial_0_trains_what_train_trains_over_the_same_base():
+    from search_spaces import defaults_over
+
+    assert defaults_over(SCRATCH, {})["optimizer"] == "adam" and "momentum" not in defaults_over(SCRATCH, {})
+    over = defaults_over(SCRATCH, {"backbone": "mini_xception"})
+    assert over["optimizer"] == "sgd" and over["momentum"] == 0.99
+    assert defaults_over(TRANSFER, {})["optimizer"] == "sgd"
+    for base in ({}, {"backbone": "mini_xception"}, {"backbone": "densenet121", "subset": 0.5}):
+        assert to_config("scratch", defaults_over(SCRATCH, base), base) == TrainConfig(regime="scratch", **base)

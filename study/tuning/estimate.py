@@ -39,7 +39,7 @@ import numpy as np
 import optuna
 import tensorflow as tf
 
-from search_spaces import Space, from_optuna, pin, to_config
+from search_spaces import Space, defaults_over, from_optuna, pin, to_config
 from study.config import TrainConfig
 from study.data import Dataset, Split, cache_dir
 from study.training import RunResult, schedule, train
@@ -146,7 +146,7 @@ class Plan:
     @property
     def defaults(self) -> TrainConfig:
         space = pin(self.space, {k: v for k, v in self.base.items() if k in self.space.names})
-        return to_config(space.regime, space.defaults(), self.base, max_epochs=self.max_epochs)
+        return to_config(space.regime, defaults_over(space, self.base), self.base, max_epochs=self.max_epochs)
 
     def project(self, probe: Probe) -> SearchEstimate:
         space = pin(self.space, {k: v for k, v in self.base.items() if k in self.space.names})

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import optuna
 from rich.console import Console
 
-from search_spaces import Space, pin, space_for
+from search_spaces import Space, defaults_over, pin, space_for
 from search_spaces.regimes import max_phase_epochs
 from study.data import Dataset, load_dataset
 from study.store import OBJECTIVES, StudySpec, count_finished, open_storage, storage_errors
@@ -124,7 +124,8 @@ def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: 
     study = open_study(spec, storage, pruner=_pruner(request, space))
     if request.backend == "optuna" and request.default_trial and not study.get_trials(deepcopy=False):
         # What the search buys is measured against this trial; workers racing here enqueue it once.
-        study.enqueue_trial(space.defaults(), user_attrs={"default_config": True}, skip_if_exists=True)
+        study.enqueue_trial(defaults_over(space, request.base), user_attrs={"default_config": True},
+                            skip_if_exists=True)
     dead = fail_dead_trials(study, storage)
     _announce_dead(console, dead)
     remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # the dead trials' and any other

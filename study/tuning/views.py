@@ -8,7 +8,8 @@ import optuna
 from rich.table import Table
 
 from search_spaces import Space, describe
-from study.config import default_source, field_default
+from study import config as config_mod
+from study.config import TrainConfig, default_source, field_default
 from study.store import best_param_rows, best_trial, trial_params, trial_records
 from study.tuning.display import format_params, format_value
 
@@ -25,6 +26,20 @@ def space_table(space: Space) -> Table:
             default += f" (unsearched: {field_default(row['name'])})"
         table.add_row(row["name"], row["kind"], row["range"], "log" if row["log"] else "", default,
                       default_source(row["name"]), row["when"])
+    return table
+
+
+def settings_table(space: Space) -> Table:
+    """Every other TrainConfig key: what a trial of the space keeps (the base it is given, else these
+    defaults), each with where its default comes from."""
+    config = TrainConfig(regime=space.regime)
+    table = Table(title=f"{space.regime} settings the search does not vary (--set KEY=VALUE in its base), as "
+                        f"{config.backbone} trains them", title_justify="left")
+    for column in ("name", "default", "default from"):
+        table.add_column(column)
+    for name, value in config_mod.to_dict(config).items():
+        if name not in space.names:
+            table.add_row(name, _show(value), default_source(name))
     return table
 
 
