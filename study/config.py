@@ -164,11 +164,11 @@ class TrainConfig:
 
 
 # The paper trains both regimes with SGD, and SGD stays the default everywhere but here: DenseNet169
-# from scratch did not learn from it on the real faces at the paper's 0.001 (0.277 validation accuracy
-# after 3 epochs, majority rate 0.251, with momentum 0.99), nor at 0.1 with Nesterov momentum 0.9 (the
-# DenseNet authors' rate: the majority rate after 1.5 epochs), where Adam at the same 0.001 reached
-# 0.373 in 1.5 epochs (docs/learning.md). DenseNet121 and 201 share its design (a 1x1 last block at
-# 48x48) and its default. ``--set optimizer=sgd`` trains the paper's.
+# from scratch, on the real faces, at the paper's 0.001 with momentum 0.99 (and BatchNorm momentum 0.9,
+# no short last batch), was still at the majority rate after 2 epochs (validation 0.260 against
+# 0.251; docs/learning.md, densenet169-sgd-2-epochs), its kernels barely moving, where Adam at the same
+# 0.001 learns (densenet169-5-epochs). DenseNet121 and 201 share its design (a 1x1 last block at 48x48)
+# and its default, unmeasured. ``--set optimizer=sgd`` trains the paper's.
 ADAM_FROM_SCRATCH = frozenset({"densenet121", "densenet169", "densenet201"})
 PAPER_OPTIMIZER = "sgd"
 

@@ -72,15 +72,23 @@ def test_write_refuses_a_file_without_the_markers_before_running_anything(tmp_pa
 def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n\n<!-- accuracy:start -->\nold\n<!-- accuracy:end -->\n")
+    groups = ("accuracy", "accuracy-densenet169-scratch", "accuracy-densenet169-transfer")
+    readme.write_text("# x\n" + "".join(f"\n<!-- {g}:start -->\nold\n<!-- {g}:end -->\n" for g in groups))
     result = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--quick", "--write", str(readme)],
-                            check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                            check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
-    assert readme.read_text() == f"# x\n\n<!-- accuracy:start -->\n```text\n{out.rstrip()}\n```\n<!-- accuracy:end -->\n"
+    out, text = result.stdout, readme.read_text()
+    assert "old" not in text
+    blocks = [text.split(f"<!-- {g}:start -->\n")[1].split(f"<!-- {g}:end -->")[0] for g in groups]
+    assert all(b.startswith("```text\nMachine:") and b.rstrip().endswith("```") for b in blocks)
     names = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| accuracy")]
-    assert [n.split(":")[0] for n in names] == ["accuracy (a)", "accuracy (b)", "accuracy (b)"]
-    assert "majority rate" in out and "generated sample" in out
+    assert [n.split(":")[0] for n in names] == ["accuracy (a)", "accuracy (b)", "accuracy (b)", "accuracy (c)",
+                                                "accuracy (d)", "accuracy (d) against (c)"]
+    assert "majority rate" in out and "generated sample" in out and "NOT ImageNet" in out and "McNemar p" in out
+    # a second run reads DenseNet169's kept runs back instead of training them again
+    again = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--quick", "--only", "densenet169-transfer"],
+                           check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and again.stdout.count("kept from an earlier run") == 2, again.stdout[-3000:]
 
 
 @pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes

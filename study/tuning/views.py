@@ -33,7 +33,7 @@ def settings_table(space: Space) -> Table:
     """Every other TrainConfig key: what a trial of the space keeps (the base it is given, else these
     defaults), each with where its default comes from."""
     config = TrainConfig(regime=space.regime)
-    table = Table(title=f"{space.regime} settings the search does not vary (--set KEY=VALUE in its base), as "
+    table = Table(title=f"{space.regime} settings the search does not vary (its base may set them), as "
                         f"{config.backbone} trains them", title_justify="left")
     for column in ("name", "default", "default from"):
         table.add_column(column)
