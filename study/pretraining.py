@@ -102,9 +102,13 @@ def leave_out_pretraining_faces(data: Dataset, config: TrainConfig) -> tuple[Dat
     known = pretraining_faces(config.weights)
     if known is None:
         return data, None
+
     def inside(split: Split) -> np.ndarray:
         return np.isin(face_digests(split.x), known)
 
     dropped = inside(data.train)
+    if dropped.all():
+        raise ConfigError(f"every training face was among those «weights» {config.weights} was pretrained on: "
+                          "nothing is left to train on (give the whole dataset, not the pretraining share)")
     kept = with_train(data, np.flatnonzero(~dropped)) if dropped.any() else data
     return kept, LeftOut(config.weights, int(dropped.sum()), int(inside(data.val).sum()), int(inside(data.test).sum()))

@@ -95,3 +95,14 @@ def test_the_pretrain_command_then_transfer_from_it_as_a_user_would(sample_dir, 
 
     bad = CliRunner().invoke(cli, ["pretrain", "--data", str(sample_dir), "--fraction", "1", *fast])
     assert bad.exit_code == 2 and "0<x<1" in bad.output
+
+
+def test_a_dataset_made_only_of_pretraining_faces_is_refused_in_one_line(tmp_path):
+    data = tiny_dataset(112)
+    pretrain(TrainConfig(epochs=1, **FAST), data, tmp_path / "pre", fraction=0.5, progress=False)
+    from study.data import with_train
+
+    only_held = with_train(data, pretraining_indices(data, 0.5))
+    config = TrainConfig(regime="transfer", weights=str(tmp_path / "pre"), **FAST)
+    with pytest.raises(ConfigError, match="nothing is left to train on"):
+        leave_out_pretraining_faces(only_held, config)
