@@ -23,8 +23,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import keras
 import numpy as np
@@ -92,6 +93,17 @@ class LearningProbe(keras.callbacks.Callback):
         return row
 
 
+@contextmanager
+def statistics_kept(model: keras.Model) -> Iterator[None]:
+    """The block may call ``model`` in training mode: the BatchNorm statistics it moves are put back."""
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.non_trainable_variables, saved):
+            variable.assign(value)
+
+
 def _objective_terms(model: keras.Model, batches: ProbeBatches) -> dict[str, float]:
     probs = model(batches.train_x, training=False)
     data = keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y, len(CLASSES)), probs)
@@ -128,13 +140,10 @@ def _gradient_norms(model: keras.Model, batches: ProbeBatches) -> dict[str, floa
     variables = [w for ws in groups.values() for w in ws]
     if not variables:
         return {}
-    saved = [v.numpy() for v in model.non_trainable_variables]
-    with tf.GradientTape(persistent=True) as tape:
+    with statistics_kept(model), tf.GradientTape(persistent=True) as tape:
         probs = model(batches.train_x, training=True)
         data = tf.reduce_mean(keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y, len(CLASSES)), probs))
         penalty = tf.add_n([tf.cast(loss, tf.float32) for loss in model.losses]) if model.losses else None
-    for variable, value in zip(model.non_trainable_variables, saved):
-        variable.assign(value)  # the BatchNorm statistics the training-mode call moved
     norms: dict[str, float] = {}
     for name, weights in groups.items():
         norms[f"grad_{name}"] = _norm(tape.gradient(data, weights))
@@ -181,19 +190,17 @@ def _batch_statistics_accuracy(model: keras.Model, batches: ProbeBatches, batch_
     if not norms:
         return {}
     rates = [layer.rate for layer in dropouts]
-    saved = [v.numpy() for v in model.non_trainable_variables]
-    try:
-        for layer in dropouts:
-            layer.rate = 0.0
-        predicted = np.concatenate([
-            np.asarray(model(batches.val_x[i:i + batch_size], training=True)).argmax(axis=1)
-            for i in range(0, len(batches.val_y), batch_size)
-        ])
-    finally:
-        for layer, rate in zip(dropouts, rates):
-            layer.rate = rate
-        for variable, value in zip(model.non_trainable_variables, saved):
-            variable.assign(value)
+    with statistics_kept(model):
+        try:
+            for layer in dropouts:
+                layer.rate = 0.0
+            predicted = np.concatenate([
+                np.asarray(model(batches.val_x[i:i + batch_size], training=True)).argmax(axis=1)
+                for i in range(0, len(batches.val_y), batch_size)
+            ])
+        finally:
+            for layer, rate in zip(dropouts, rates):
+                layer.rate = rate
     return {"val_accuracy_batch_statistics": float(np.mean(predicted == batches.val_y))}
 
 
@@ -209,12 +216,9 @@ def _backbone_scale(model: keras.Model, batches: ProbeBatches, few: int = SMALL_
     kernels = [w for w in backbone.trainable_weights if w.path.endswith("kernel")]
     if not kernels:
         return {}
-    saved = [v.numpy() for v in model.non_trainable_variables]
-    with tf.GradientTape() as tape:
+    with statistics_kept(model), tf.GradientTape() as tape:
         probs = model(batches.train_x[:few], training=True)
         data = tf.reduce_mean(keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y[:few], len(CLASSES)), probs))
-    for variable, value in zip(model.non_trainable_variables, saved):
-        variable.assign(value)
     return {"backbone_kernel_norm": _norm([tf.convert_to_tensor(k) for k in kernels]), "grad_backbone_small_batch": _norm(tape.gradient(data, kernels))}
 
 
