@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import BENCHMARKS
 from benchmarks.common import Row, between, log, machine, quiet, table
-from study.training import releasing_traced_graphs
+from study.backend import releasing_traced_graphs
 
 
 def run_all(names: tuple[str, ...], quick: bool) -> tuple[list[Row], bool]:

@@ -56,14 +56,15 @@ def table(rows: Sequence[Row]) -> str:
 
 def machine() -> str:
     """CPU model, cores, load and library versions: a benchmark figure means nothing without them."""
-    import keras
-    import tensorflow as tf
+    import keras  # deferred: the backend
 
-    gpus = tf.config.list_physical_devices("GPU")
+    from study import backend  # deferred: Keras
+
+    device = backend.device()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"Machine: {cpu_model()}, {os.cpu_count()} cores, {'GPU: ' + str(len(gpus)) if gpus else 'no GPU'}; "
-            f"load average at start {load}; Python {platform.python_version()}, TensorFlow {tf.__version__}, "
-            f"Keras {keras.__version__}")
+    return (f"Machine: {cpu_model()}, {os.cpu_count()} cores, {'no GPU' if device.startswith('CPU (') else device}; "
+            f"load average at start {load}; Python {platform.python_version()}, Keras {keras.__version__} on "
+            f"{backend.name()} {backend.version()}")
 
 
 def cpu_model() -> str:
@@ -188,17 +189,29 @@ def tiny_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------------------------ command line
 def main(run: Callable[[bool], list[Row]], argv: Sequence[str] | None = None) -> list[Row]:
-    """The command line of one benchmark module: ``python -m benchmarks.<name> [--quick]``."""
+    """The command line of one benchmark module: ``python -m benchmarks.<name> [--quick] [--write FILE]``;
+    ``--write`` also puts its table between FILE's ``<!-- benchmarks-<name>:start -->`` and
+    ``<!-- benchmarks-<name>:end -->`` lines."""
+    name = run.__module__.rpartition(".")[2]
+    start, end = f"<!-- benchmarks-{name}:start -->", f"<!-- benchmarks-{name}:end -->"
     parser = argparse.ArgumentParser(description=(sys.modules[run.__module__].__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data and few steps (CI smoke test)")
+    parser.add_argument("--write", type=Path, metavar="FILE", help=f"also write the table between {start} and {end}")
     args = parser.parse_args(argv)
+    if args.write:
+        between(args.write.read_text(), "", start, end)  # a file without the markers fails now, not after the run
     quiet()
     print(machine(), flush=True)
-    from study.training import releasing_traced_graphs  # deferred: TensorFlow, after quiet()
+    from study.backend import releasing_traced_graphs  # deferred: the backend, after quiet()
 
+    started = time.perf_counter()
     with releasing_traced_graphs():
         rows = run(args.quick)
+    output = (f"{machine()}\nCommand: python -m benchmarks.{name}{' --quick' if args.quick else ''}; wall time "
+              f"{(time.perf_counter() - started) / 60:.1f} min\n\n{table(rows)}")
     print(table(rows), flush=True)
+    if args.write:
+        args.write.write_text(between(args.write.read_text(), f"```text\n{output}\n```\n", start, end))
     return rows
 
 
@@ -207,10 +220,13 @@ def quiet() -> None:
     per-study lines; Keras's shuffle note for the peer's fit) would bury the table."""
     import warnings
 
+    import keras
     import optuna
-    import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed")
 

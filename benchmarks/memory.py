@@ -27,7 +27,7 @@ import psutil
 
 from benchmarks.common import Row, log, main, percent, quiet, scratch_dir, tiny_images
 from search_spaces import SCRATCH
-from study import training
+from study import backend, training
 from study.data import Dataset, LoadReport, Split
 from study.tuning.objective import Objective
 
@@ -89,7 +89,7 @@ def peaks_in_child(trials: int, name: str, leak: bool = False) -> list[int]:
 def _child(argv: list[str]) -> None:
     quiet()
     name, trials, leak = argv[1], int(argv[2]), "--leak" in argv
-    patch = (mock.patch.object(training, "releasing_traced_graphs", contextlib.nullcontext) if leak
+    patch = (mock.patch.object(backend, "releasing_traced_graphs", contextlib.nullcontext) if leak
              else contextlib.nullcontext())
     with patch:
         print(json.dumps(peaks(trials, name)), flush=True)

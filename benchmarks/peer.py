@@ -62,7 +62,7 @@ from search_spaces.regimes import TRANSFER
 from study.data import Dataset, load_dataset
 from study.learning import baseline, learned_pvalue
 from study.model import TORCH_MEAN_RGB, TORCH_STD_RGB
-from study.training import releasing_traced_graphs
+from study.backend import releasing_traced_graphs
 from study.tuning.keras_tuner_backend.tuner import make_oracle
 from study.tuning.keras_tuner_backend.tuner import run as run_keras_tuner
 from study.tuning.objective import Objective

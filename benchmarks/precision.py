@@ -18,7 +18,7 @@ from benchmarks.common import Row, log, main, rate, tiny_images
 from benchmarks.input_pipeline import step_seconds
 from study.config import TrainConfig
 from study.model import build_model
-from study.training import releasing_traced_graphs
+from study.backend import releasing_traced_graphs
 
 BATCH = 64
 VARIANTS = (("float32", True), ("mixed_bfloat16", False), ("mixed_bfloat16", True), ("mixed_float16", False),

@@ -507,8 +507,8 @@ def importances_table(search: SearchSummary) -> ReportTable | None:
 def environment_table(evidence: Evidence) -> ReportTable:
     """What the runs' manifests record; differing runs list every value seen."""
     manifests = {regime: [run.manifest for run in e.runs] for regime, e in evidence.regimes.items()}
-    rows: dict[str, list[Any]] = {}
-    for key in ("python", "tensorflow", "keras", "numpy", "scikit_learn"):
+    rows: dict[str, list[Any]] = {"Keras backend": [_seen(map(_keras_backend, ms)) for ms in manifests.values()]}
+    for key in ("python", "keras", "numpy", "scikit_learn"):
         rows[key] = [_seen(m.get("versions", {}).get(key) for m in ms) for ms in manifests.values()]
     for key in ("device", "precision"):
         rows[key] = [_seen(m.get(key) for m in ms) for ms in manifests.values()]
@@ -516,7 +516,15 @@ def environment_table(evidence: Evidence) -> ReportTable:
     regimes = list(manifests)
     body = pd.DataFrame.from_dict(rows, orient="index", columns=regimes).astype(object)
     body.index.name = "recorded"
-    return ReportTable("environment", "Environment of the runs", body, "From each run's manifest.json.")
+    return ReportTable("environment", "Environment of the runs", body, "From each run's manifest.json; the Keras backend "
+                       "is the library that trained each regime's runs (TensorFlow, JAX or PyTorch).")
+
+
+def _keras_backend(manifest: Mapping[str, Any]) -> str:
+    """"jax 0.10.2": the backend that trained the run (a run from before backends were recorded: TensorFlow)."""
+    recorded = manifest.get("backend") or {"name": "tensorflow",
+                                           "version": manifest.get("versions", {}).get("tensorflow", "")}
+    return f"{recorded['name']} {recorded['version']}".strip()
 
 
 def _seconds(manifest: Mapping[str, Any]) -> float:

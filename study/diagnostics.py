@@ -25,12 +25,12 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from study import backend
 from study.data import CLASSES, Split
 from study.model import BACKBONE_LAYER, all_layers, backbone_blocks
 
@@ -96,7 +96,7 @@ class LearningProbe(keras.callbacks.Callback):
 @contextmanager
 def statistics_kept(model: keras.Model) -> Iterator[None]:
     """The block may call ``model`` in training mode: the BatchNorm statistics it moves are put back."""
-    saved = [v.numpy() for v in model.non_trainable_variables]
+    saved = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
     try:
         yield
     finally:
@@ -106,15 +106,15 @@ def statistics_kept(model: keras.Model) -> Iterator[None]:
 
 def _objective_terms(model: keras.Model, batches: ProbeBatches) -> dict[str, float]:
     probs = model(batches.train_x, training=False)
-    data = keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y, len(CLASSES)), probs)
+    data = float(_data_term(batches.train_y)(probs, []))
     penalty = float(sum(float(loss) for loss in model.losses)) if model.losses else 0.0
-    return {"data_term": float(tf.reduce_mean(data)), "penalty": penalty}
+    return {"data_term": data, "penalty": penalty}
 
 
-def layer_groups(model: keras.Model) -> dict[str, list[tf.Variable]]:
+def layer_groups(model: keras.Model) -> dict[str, list[keras.Variable]]:
     """Trainable weights by group: the backbone's bottom, middle and top thirds of its blocks, then
     each Dense layer of the head (kernels and biases)."""
-    groups: dict[str, list[tf.Variable]] = {}
+    groups: dict[str, list[keras.Variable]] = {}
     try:
         blocks = backbone_blocks(model.get_layer(BACKBONE_LAYER))
     except ValueError:
@@ -134,28 +134,40 @@ def layer_groups(model: keras.Model) -> dict[str, list[tf.Variable]]:
     return groups
 
 
+def _data_term(labels: np.ndarray) -> Callable:
+    """The mean cross-entropy of a model's output against ``labels``, as an objective of ``backend``."""
+    targets = np.eye(len(CLASSES), dtype=np.float32)[labels]
+    return lambda outputs, losses: keras.ops.mean(keras.losses.categorical_crossentropy(targets, outputs))
+
+
+def _penalty(outputs, losses):
+    return keras.ops.sum(keras.ops.stack([keras.ops.cast(loss, "float32") for loss in losses]))
+
+
 def _gradient_norms(model: keras.Model, batches: ProbeBatches) -> dict[str, float]:
     """Data-term gradient norm per group, and the penalty's for the head's Dense kernels."""
     groups = layer_groups(model)
     variables = [w for ws in groups.values() for w in ws]
     if not variables:
         return {}
-    with statistics_kept(model), tf.GradientTape(persistent=True) as tape:
-        probs = model(batches.train_x, training=True)
-        data = tf.reduce_mean(keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y, len(CLASSES)), probs))
-        penalty = tf.add_n([tf.cast(loss, tf.float32) for loss in model.losses]) if model.losses else None
+    objectives = {"data": _data_term(batches.train_y), **({"penalty": _penalty} if model.losses else {})}
+    with statistics_kept(model):
+        grads = backend.variable_gradients(model, batches.train_x, objectives, variables, training=True)
     norms: dict[str, float] = {}
+    start = 0
     for name, weights in groups.items():
-        norms[f"grad_{name}"] = _norm(tape.gradient(data, weights))
-        if penalty is not None and name.startswith("head_dense"):
-            norms[f"penalty_grad_{name}"] = _norm(tape.gradient(penalty, weights))
-    del tape
+        span = slice(start, start + len(weights))
+        start += len(weights)
+        norms[f"grad_{name}"] = _norm(grads["data"][span])
+        if "penalty" in grads and name.startswith("head_dense"):
+            norms[f"penalty_grad_{name}"] = _norm(grads["penalty"][span])
     return norms
 
 
-def _norm(gradients: list[tf.Tensor | None]) -> float:
-    present = [g for g in gradients if g is not None]
-    return float(tf.linalg.global_norm(present)) if present else 0.0
+def _norm(arrays: list[np.ndarray | None]) -> float:
+    """The global norm of the arrays present (the square root of all their squares' sum)."""
+    present = [np.asarray(a, np.float64) for a in arrays if a is not None]
+    return float(math.sqrt(sum(float(np.sum(a * a)) for a in present))) if present else 0.0
 
 
 def _head_and_predictions(model: keras.Model, batches: ProbeBatches) -> dict[str, float]:
@@ -216,10 +228,11 @@ def _backbone_scale(model: keras.Model, batches: ProbeBatches, few: int = SMALL_
     kernels = [w for w in backbone.trainable_weights if w.path.endswith("kernel")]
     if not kernels:
         return {}
-    with statistics_kept(model), tf.GradientTape() as tape:
-        probs = model(batches.train_x[:few], training=True)
-        data = tf.reduce_mean(keras.losses.categorical_crossentropy(tf.one_hot(batches.train_y[:few], len(CLASSES)), probs))
-    return {"backbone_kernel_norm": _norm([tf.convert_to_tensor(k) for k in kernels]), "grad_backbone_small_batch": _norm(tape.gradient(data, kernels))}
+    with statistics_kept(model):
+        grads = backend.variable_gradients(model, batches.train_x[:few], {"data": _data_term(batches.train_y[:few])},
+                                           kernels, training=True)
+    return {"backbone_kernel_norm": _norm([keras.ops.convert_to_numpy(k) for k in kernels]),
+            "grad_backbone_small_batch": _norm(grads["data"])}
 
 
 def _has_layer(model: keras.Model, name: str) -> bool:

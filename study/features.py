@@ -17,7 +17,7 @@ trade-off is measured in ``benchmarks.frozen_features`` and discussed in docs/pe
 
 A cache entry is keyed by what decides the numbers: backbone and image size, a digest of the
 backbone's actual weights (however they were loaded), digests of the train and validation arrays,
-the views (with the augmentation and seed when they are augmented), the precision and the TF/Keras versions. It
+the views (with the augmentation and seed when they are augmented), the precision, the Keras backend and the versions. It
 is kept in-process (so the trials of a study share it) and under ``$FER_STUDY_CACHE/features`` (so
 other workers and resumed searches do too); deleting that folder is always safe.
 """
@@ -36,12 +36,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from study.config import TrainConfig
 from study.data import CLASSES, Dataset, Split, cache_dir
 from study.model import HEAD_LAYERS, backbone_of, head_layers_of, predict
-from study.pipeline import Augmentation, augment, index_batches, split_tensors, with_batch_seeds
+from study.pipeline import Augmentation, Batches, batch_rng, index_batches, one_hot
 
 FEATURE_LAYER = HEAD_LAYERS[0]  # the head's global average pooling: features are (N, channels)
 EXTRACT_BATCH = 256  # fixed: it decides which view seed meets which image
@@ -49,7 +48,6 @@ _FORMAT = 1
 _MEMO_BYTES = 2 * 2**30  # in-process memo bound; the disk cache has no bound (delete it at will)
 _MEMO: OrderedDict[str, FrozenFeatures] = OrderedDict()
 _DIGESTS: weakref.WeakKeyDictionary[Split, str] = weakref.WeakKeyDictionary()
-_TENSORS: weakref.WeakKeyDictionary[FrozenFeatures, tuple[tf.Tensor, tf.Tensor]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,7 +117,7 @@ def feature_key(model: keras.Model, config: TrainConfig, data: Dataset, views: i
         "views": views,
         "augmentation": [*dataclasses.astuple(augmentation), config.seed] if augmentation.active else None,
         "precision": config.precision,
-        "versions": [tf.__version__, keras.__version__],
+        "versions": [keras.config.backend(), _backend_version(), keras.__version__],
     }
     return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=16).hexdigest()
 
@@ -152,15 +150,8 @@ def _compute(model: keras.Model, config: TrainConfig, data: Dataset, views: int)
 
 
 def _extract(extractor: keras.Model, split: Split, augmentation: Augmentation, seed: int) -> np.ndarray:
-    images, _ = split_tensors(split)
-    batches = with_batch_seeds(index_batches(len(split.y), EXTRACT_BATCH, training=False, seed=0), seed)
-
-    def load(indices: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
-        x = tf.cast(tf.gather(images, indices), tf.float32)
-        return augment(x, batch_seed, augmentation) if augmentation.active else x
-
-    ds = batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    return predict(extractor, ds)
+    batches = Batches(split, EXTRACT_BATCH, training=False, augmentation=augmentation, seed=seed, labels=False)
+    return predict(extractor, batches)
 
 
 # ------------------------------------------------------------------------------------ training
@@ -173,31 +164,53 @@ def head_model(model: keras.Model, features: FrozenFeatures) -> keras.Model:
     return keras.Model(inputs, x, name=f"{model.name}_head")
 
 
+class FeatureBatches(keras.utils.PyDataset):
+    """(features, one-hot) batches in ``make_dataset``'s order (the same ``index_batches``); training
+    draws one of the cached views per image, anew each epoch."""
+
+    def __init__(self, features: FrozenFeatures, split: Split, batch_size: int, *, training: bool,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.x = features.train if training else features.val[None]
+        self.split, self.batch_size, self.training, self.seed = split, batch_size, training, seed
+        self.epoch = 0
+        self._order = self._indices()
+
+    def _indices(self) -> list[np.ndarray]:
+        return index_batches(len(self.split.y), self.batch_size, training=self.training, seed=self.seed,
+                             epoch=self.epoch)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self._order[index]
+        views = len(self.x)
+        view = batch_rng(self.seed, self.epoch, index).integers(0, views, len(rows)) if views > 1 else 0
+        return self.x[view, rows], one_hot(self.split.y[rows])
+
+    def on_epoch_end(self) -> None:
+        if self.training:
+            self.epoch += 1
+            self._order = self._indices()
+
+    def spec(self) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+        return (keras.KerasTensor((None, self.x.shape[-1]), "float32"),
+                keras.KerasTensor((None, len(CLASSES)), "float32"))
+
+
 def feature_dataset(features: FrozenFeatures, split: Split, batch_size: int, *, training: bool,
-                    seed: int = 0) -> tf.data.Dataset:
+                    seed: int = 0) -> FeatureBatches:
     """(features, one-hot) batches in ``make_dataset``'s order; training draws one view per image."""
-    train_x, val_x = _tensors(features)
-    x = train_x if training else val_x
-    views = features.views if training else 1
-    n = len(split.y)
-    _, labels = split_tensors(split)
-    batches = with_batch_seeds(index_batches(n, batch_size, training=training, seed=seed), seed)
-
-    def load(indices: tf.Tensor, batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        rows = indices
-        if views > 1:
-            view = tf.random.stateless_uniform(tf.shape(indices), batch_seed, 0, views, dtype=tf.int64)
-            rows = view * n + indices
-        return tf.gather(x, rows), tf.one_hot(tf.gather(labels, indices), len(CLASSES))
-
-    return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return FeatureBatches(features, split, batch_size, training=training, seed=seed)
 
 
-def _tensors(features: FrozenFeatures) -> tuple[tf.Tensor, tf.Tensor]:
-    if features not in _TENSORS:
-        flat = features.train.reshape(-1, features.train.shape[-1])
-        _TENSORS[features] = (tf.convert_to_tensor(flat), tf.convert_to_tensor(features.val))
-    return _TENSORS[features]
+def _backend_version() -> str:
+    """The version of the library under Keras (TensorFlow, JAX or PyTorch): its numbers may differ."""
+    import importlib
+
+    name = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(keras.config.backend())
+    return getattr(importlib.import_module(name), "__version__", "") if name else ""
 
 
 # ------------------------------------------------------------------------------------ storing

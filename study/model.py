@@ -21,7 +21,6 @@ from typing import Callable, Literal
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 
 from study.config import FACE_SIZE, TrainConfig
@@ -538,18 +537,25 @@ def backbone_of(model: keras.Model) -> keras.Model:
         raise ModelError(f"model {model.name!r} has no {BACKBONE_LAYER!r} layer; it was not built by study.model") from None
 
 
-def predict(model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
-    """``model``'s float32 outputs for every batch (of images, or of (images, labels) pairs), in order.
+def predict(model: keras.Model, batches) -> np.ndarray:
+    """``model``'s float32 outputs for every batch of ``batches`` (a sequence of image batches, or of
+    (images, labels) pairs, such as ``pipeline.Batches``), in order.
 
-    What ``model.predict`` computes (the same call, ``training=False``, the same numbers), traced once
-    for any batch size: Keras's predict traces anew for an epoch's last, smaller batch, which on a
-    large backbone costs seconds per run.
+    What ``model.predict`` computes (the same call, ``training=False``, the same numbers), compiled once
+    for any number of images: a batch smaller than the first is padded to its size and the padding's
+    outputs dropped (in inference mode each image's output depends on that image alone), where Keras's
+    predict compiles anew for an epoch's last, smaller batch, which on a large backbone costs seconds
+    per run.
     """
-    spec = batches.element_spec
-    image_spec = spec[0] if isinstance(spec, tuple) else spec
-    signature = tf.TensorSpec([None, *image_spec.shape[1:]], image_spec.dtype)
-    forward = tf.function(lambda x: model(x, training=False), input_signature=[signature])
-    outputs = [forward(batch[0] if isinstance(batch, tuple) else batch).numpy() for batch in batches]
+    outputs, size = [], None
+    for index in range(len(batches)):
+        batch = batches[index]
+        x = keras.ops.convert_to_numpy(batch[0] if isinstance(batch, (tuple, list)) else batch)
+        n = len(x)
+        size = size or n
+        if n < size:
+            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
+        outputs.append(np.asarray(model.predict_on_batch(x))[:n])
     if not outputs:
         return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)

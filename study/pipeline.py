@@ -1,35 +1,37 @@
-"""tf.data input pipelines from the cached uint8 arrays.
+"""Input batches from the cached uint8 arrays, the same on every Keras backend (no tf.data).
 
-What is shuffled is the vector of row indices, not the images: a shuffle buffer of 20k integers
-fills in milliseconds, where one of 20k images stalled the first batch of every epoch. Each batch of
-indices is then gathered from one uint8 tensor per split, memoized for the life of the ``Split``,
-so the trials of a study neither copy the arrays again nor hold a copy each. Images stay uint8 until
-gathered (4x less memory) and reach the model as float32 0..255: scaling lives inside the model.
+``Batches`` is a ``keras.utils.PyDataset``: Keras feeds it to ``fit``, ``evaluate`` and ``predict``
+under TensorFlow, JAX and PyTorch alike. What is shuffled is the vector of row indices, not the
+images; each batch is gathered from the split's own uint8 array (no copy per trial, 4x less memory
+than float32) and reaches the model as float32 0..255: scaling lives inside the model.
 
-Augmentation (training batches only) is one vectorized op per batch: the random rotation, zoom,
-shift and horizontal flip of each image compose into one affine matrix, and a single
-``ImageProjectiveTransformV3`` resamples the batch, where Keras's preprocessing layers resampled it
-once each; contrast and brightness are then one multiply-add. Its random numbers are stateless, drawn from a per-batch seed stream that
-is seeded by ``seed`` and differs every epoch, so a run is reproducible and each epoch sees new
-augmentations. ``benchmarks.input_pipeline`` measures all of this against the plain Keras pipeline.
+Augmentation (training batches only) is one resampling per batch: the random rotation, zoom, shift
+and horizontal flip of each image compose into one affine matrix, and a single
+``keras.ops.image.affine_transform`` resamples the batch (on TensorFlow that is the same
+``ImageProjectiveTransformV3`` the pipeline used before; under JAX or PyTorch it runs where their
+arrays live, on the GPU there); contrast and brightness are then one multiply-add in ``keras.ops``.
+The random numbers of a batch (a few per image) are drawn with NumPy from ``(seed, epoch, batch)``,
+so a run is reproducible for a seed, the same draws on every backend, whatever thread gathers the
+batch, and each epoch sees new augmentations and a new order.
 
-The batch order comes from ``index_batches``, which the frozen-feature cache
-(``study.features``) uses too: a head trained on cached features sees the same batches, in the same
-order, as one trained through the frozen backbone.
+``benchmarks.input_pipeline`` measures it against the tf.data pipeline it replaced
+(``benchmarks.tf_data_pipeline``) and against Keras's plain recipe; ``tests/test_pipeline.py`` checks
+that it draws the same distribution of augmentations as that one.
+
+The batch order comes from ``index_batches``, which the frozen-feature cache (``study.features``)
+uses too: a head trained on cached features sees the same batches, in the same order, as one trained
+through the frozen backbone.
 """
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from study.config import TrainConfig
 from study.data import CLASSES, Split
-
-_TENSORS: weakref.WeakKeyDictionary[Split, tuple[tf.Tensor, tf.Tensor]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -65,38 +67,11 @@ class Augmentation:
         return self.geometric or self.photometric
 
 
-def make_dataset(
-    split: Split,
-    batch_size: int,
-    *,
-    training: bool,
-    config: TrainConfig | None = None,
-    seed: int = 0,
-) -> tf.data.Dataset:
-    """Batches of (float32 images 0..255, one-hot labels); shuffled and augmented when training."""
-    images, labels = split_tensors(split)
-    augmentation = Augmentation.of(config) if training else Augmentation()
-    batches = with_batch_seeds(index_batches(len(split.y), batch_size, training=training, seed=seed), seed)
-
-    def load(indices: tf.Tensor, batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x = tf.cast(tf.gather(images, indices), tf.float32)
-        if augmentation.active:
-            x = augment(x, batch_seed, augmentation)
-        return x, tf.one_hot(tf.gather(labels, indices), len(CLASSES))
-
-    return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def split_tensors(split: Split) -> tuple[tf.Tensor, tf.Tensor]:
-    """The split's images and labels as tensors, converted once per ``Split`` object."""
-    if split not in _TENSORS:
-        _TENSORS[split] = (tf.convert_to_tensor(split.x), tf.convert_to_tensor(split.y))
-    return _TENSORS[split]
-
-
-def index_batches(n: int, batch_size: int, *, training: bool, seed: int) -> tf.data.Dataset:
-    """Batches of row indices: every row once per epoch; when training, reshuffled (seeded) each epoch,
-    and without a last batch smaller than half a batch (``training_steps``).
+# ----------------------------------------------------------------------------------- batch order
+def index_batches(n: int, batch_size: int, *, training: bool, seed: int, epoch: int = 0) -> list[np.ndarray]:
+    """The row indices of each batch of one epoch: every row once, in order when not training; when
+    training, shuffled by ``(seed, epoch)`` and without a last batch smaller than half a batch
+    (``training_steps``).
 
     A training epoch drops such a batch of the rows its shuffle put last (other rows each epoch):
     BatchNorm normalizes a training batch by that batch's own statistics, and a batch of a few images
@@ -105,11 +80,10 @@ def index_batches(n: int, batch_size: int, *, training: bool, seed: int) -> tf.d
     a gradient step orders of magnitude larger than a whole batch's, once an epoch (docs/learning.md,
     "The paper's own model").
     """
-    indices = tf.data.Dataset.range(n)
     if not training:
-        return indices.batch(batch_size)
-    indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    return indices.batch(batch_size).take(training_steps(n, batch_size))
+        return [np.arange(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(training_steps(n, batch_size))]
 
 
 def training_steps(n: int, batch_size: int) -> int:
@@ -119,59 +93,117 @@ def training_steps(n: int, batch_size: int) -> int:
     return max(1, whole + (1 if 2 * rest >= batch_size else 0))
 
 
-def with_batch_seeds(batches: tf.data.Dataset, seed: int) -> tf.data.Dataset:
-    """Pairs each batch with a stateless-RNG seed: the same stream for the same seed, new each epoch."""
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip((batches, seeds))
+def batch_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random numbers of one batch: the same for the same (seed, epoch, batch), new for each."""
+    return np.random.default_rng([seed, epoch, index, 1])
 
 
-def augment(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> tf.Tensor:
-    """Rotate, zoom, shift and flip each image of a float batch in one resampling pass (reflect fill),
-    then change its contrast and brightness; pixels stay in 0..255."""
-    n = tf.shape(images)[0]
-    height, width = images.shape[1], images.shape[2]
-    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
+# ----------------------------------------------------------------------------------- batches
+class Batches(keras.utils.PyDataset):
+    """Batches of (float32 images 0..255, one-hot labels) of a split; shuffled and augmented when
+    training, a new order and new augmentations each epoch. ``labels=False`` yields images alone."""
+
+    def __init__(self, split: Split, batch_size: int, *, training: bool, augmentation: Augmentation | None = None,
+                 seed: int = 0, labels: bool = True) -> None:
+        super().__init__()
+        self.split, self.batch_size, self.training, self.seed, self.labels = split, batch_size, training, seed, labels
+        self.augmentation = augmentation or Augmentation()
+        self.epoch = 0
+        self._order = self._indices()
+
+    def _indices(self) -> list[np.ndarray]:
+        return index_batches(len(self.split.y), self.batch_size, training=self.training, seed=self.seed,
+                             epoch=self.epoch)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __getitem__(self, index: int):
+        rows = self._order[index]
+        x = self.split.x[rows].astype(np.float32)
+        if self.augmentation.active:
+            x = augment(x, batch_rng(self.seed, self.epoch, index), self.augmentation)
+        if not self.labels:
+            return (x,)
+        return x, one_hot(self.split.y[rows])
+
+    def on_epoch_end(self) -> None:
+        if self.training:
+            self.epoch += 1
+            self._order = self._indices()
+
+    def spec(self) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+        """Symbolic (images, labels) of a batch, for building a model's training state before ``fit``."""
+        return (keras.KerasTensor((None, *self.split.x.shape[1:]), "float32"),
+                keras.KerasTensor((None, len(CLASSES)), "float32"))
+
+
+def make_dataset(split: Split, batch_size: int, *, training: bool, config: TrainConfig | None = None,
+                 seed: int = 0) -> Batches:
+    """Batches of (float32 images 0..255, one-hot labels); shuffled and augmented (``config``'s
+    augmentation) when training."""
+    augmentation = Augmentation.of(config) if training else Augmentation()
+    return Batches(split, batch_size, training=training, augmentation=augmentation, seed=seed)
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(len(CLASSES), dtype=np.float32)[labels]
+
+
+# ----------------------------------------------------------------------------------- augmentation
+@dataclass(frozen=True)
+class Draw:
+    """One batch's random augmentation: per image an affine map (``affine_transform``'s 8 numbers, output
+    to input), a contrast factor and a brightness offset (pixels)."""
+
+    transforms: np.ndarray  # (n, 8) float32
+    contrast: np.ndarray  # (n,)
+    offset: np.ndarray  # (n,)
+
+
+def draw(n: int, height: int, width: int, augmentation: Augmentation, rng: np.random.Generator) -> Draw:
+    """Per image: an angle, a scale, a mirror, a shift, a contrast factor and a brightness offset, each
+    uniform in its +- range (the mirror a fair coin), composed as in ``affine``."""
+    limit = augmentation.rotation * math.pi / 180.0
+    angle = rng.uniform(-limit, limit, n)
+    scale = rng.uniform(1.0 - augmentation.zoom, 1.0 + augmentation.zoom, n)
+    mirror = np.where(rng.uniform(size=n) < 0.5, -1.0, 1.0) if augmentation.flip else np.ones(n)
+    shift = rng.uniform(-augmentation.shift, augmentation.shift, (2, n))
+    contrast = rng.uniform(1.0 - augmentation.contrast, 1.0 + augmentation.contrast, n)
+    offset = 255.0 * rng.uniform(-augmentation.brightness, augmentation.brightness, n)
+    transforms = affine(angle, scale, mirror, shift[0] * width, shift[1] * height, height, width)
+    return Draw(transforms.astype(np.float32), contrast.astype(np.float32), offset.astype(np.float32))
+
+
+def augment(images, rng: np.random.Generator, augmentation: Augmentation):
+    """Rotate, zoom, shift and flip each image of a float batch (N, H, W, C) in one resampling pass
+    (reflect fill), then change its contrast and brightness; pixels stay in 0..255. Runs in
+    ``keras.ops``, on the backend's device; returns the backend's tensor."""
+    n, height, width = images.shape[0], images.shape[1], images.shape[2]
+    drawn = draw(n, height, width, augmentation, rng)
+    x = keras.ops.convert_to_tensor(images, "float32")
     if augmentation.geometric:
-        limit = augmentation.rotation * math.pi / 180.0
-        angle = tf.random.stateless_uniform([n], seeds[0], -limit, limit)
-        scale = tf.random.stateless_uniform([n], seeds[1], 1.0 - augmentation.zoom, 1.0 + augmentation.zoom)
-        mirror = tf.ones([n])
-        if augmentation.flip:
-            mirror = tf.where(tf.random.stateless_uniform([n], seeds[2]) < 0.5, -1.0, 1.0)
-        shift = tf.random.stateless_uniform([2, n], seeds[3], -augmentation.shift, augmentation.shift)
-        transforms = _affine(angle, scale, mirror, shift[0] * width, shift[1] * height, height, width)
-        images = tf.raw_ops.ImageProjectiveTransformV3(
-            images=images, transforms=transforms, output_shape=tf.constant([height, width]),
-            fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="REFLECT",
-        )
+        x = keras.ops.image.affine_transform(x, keras.ops.convert_to_tensor(drawn.transforms), interpolation="bilinear",
+                                             fill_mode="reflect", data_format="channels_last")
     if augmentation.photometric:
-        images = _photometric(images, seeds[4], seeds[5], augmentation)
-    return images
+        factor = keras.ops.reshape(keras.ops.convert_to_tensor(drawn.contrast), (n, 1, 1, 1))
+        offset = keras.ops.reshape(keras.ops.convert_to_tensor(drawn.offset), (n, 1, 1, 1))
+        mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        x = keras.ops.clip((x - mean) * factor + mean + offset, 0.0, 255.0)
+    return x
 
 
-def _photometric(images: tf.Tensor, contrast_seed: tf.Tensor, brightness_seed: tf.Tensor,
-                 augmentation: Augmentation) -> tf.Tensor:
-    n = tf.shape(images)[0]
-    factor = tf.random.stateless_uniform([n, 1, 1, 1], contrast_seed, 1.0 - augmentation.contrast,
-                                         1.0 + augmentation.contrast)
-    offset = 255.0 * tf.random.stateless_uniform([n, 1, 1, 1], brightness_seed, -augmentation.brightness,
-                                                 augmentation.brightness)
-    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-    return tf.clip_by_value((images - mean) * factor + mean + offset, 0.0, 255.0)
-
-
-def _affine(angle: tf.Tensor, scale: tf.Tensor, mirror: tf.Tensor, dx: tf.Tensor, dy: tf.Tensor, height: int,
-            width: int) -> tf.Tensor:
+def affine(angle: np.ndarray, scale: np.ndarray, mirror: np.ndarray, dx: np.ndarray, dy: np.ndarray, height: int,
+           width: int) -> np.ndarray:
     """Per image, the output->input map ``in = c + d + scale * R(angle) * diag(mirror, 1) * (out - c)``
-    about the centre ``c``, shifted by ``d = (dx, dy)`` pixels, as ImageProjectiveTransformV3's 8
-    coefficients."""
-    cos, sin = tf.cos(angle) * scale, tf.sin(angle) * scale
+    about the centre ``c``, shifted by ``d = (dx, dy)`` pixels, as ``affine_transform``'s 8 numbers."""
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
     a0, a1, b0, b1 = cos * mirror, -sin, sin * mirror, cos
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     a2 = cx + dx - a0 * cx - a1 * cy
     b2 = cy + dy - b0 * cx - b1 * cy
-    zeros = tf.zeros_like(angle)
-    return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    zeros = np.zeros_like(angle)
+    return np.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
 
 def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:

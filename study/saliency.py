@@ -120,8 +120,6 @@ def grad_cam_of(model, images: np.ndarray, class_index: int | Sequence[int] | No
     probabilities of that run are checked against the model's own, so a model of another shape is
     refused rather than explained wrongly.
     """
-    import tensorflow as tf  # deferred: TensorFlow
-
     target = target_layer(model, layer)
     x = np.asarray(images, dtype=np.float32).reshape(-1, *model.inputs[0].shape[1:])
     if isinstance(class_index, (int, np.integer)):
@@ -134,9 +132,9 @@ def grad_cam_of(model, images: np.ndarray, class_index: int | Sequence[int] | No
         wanted = None
     maps, probs, classes = [], [], []
     for start in range(0, len(x), BATCH):
-        chunk = tf.constant(x[start:start + BATCH])
+        chunk = x[start:start + BATCH]
         m, p, c = _grad_cam_batch(model, target, chunk, None if wanted is None else wanted[start:start + BATCH])
-        if not np.allclose(p, np.asarray(model(chunk, training=False), dtype=np.float32), atol=1e-3):
+        if not np.allclose(p, np.asarray(model.predict_on_batch(chunk), dtype=np.float32), atol=1e-3):
             raise ModelError(f"model {model.name!r} is not a chain of layers around one nested model; Grad-CAM "
                              "here explains the models this toolkit builds")
         maps.append(m), probs.append(p), classes.append(c)
@@ -153,41 +151,71 @@ def grad_cam(model, images: np.ndarray, class_index: int | Sequence[int] | None 
     return grad_cam_of(model, images, class_index, layer).maps
 
 
-def _grad_cam_batch(model, target: TargetLayer, x, wanted: np.ndarray | None):
-    import keras  # deferred: TensorFlow
-    import tensorflow as tf  # deferred: TensorFlow
+def _grad_cam_batch(model, target: TargetLayer, x: np.ndarray, wanted: np.ndarray | None):
+    """One batch's maps, probabilities and explained classes. The gradient of a class score at the
+    feature map is taken as its gradient at a zero added to that map (``study.backend.input_gradient``:
+    the same on every Keras backend)."""
+    import keras  # deferred: the backend
+
+    from study import backend  # deferred: Keras
 
     outer = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     last = outer[-1]
-    inner = None
-    if target.parent is not None:
-        parent = model.get_layer(target.parent)
-        inner = keras.Model(parent.inputs, [parent.get_layer(target.name).output, parent.output])
-    with tf.GradientTape() as tape:
-        h, feature_map = x, None
+    softmax = _is_softmax_dense(last)
+    shape = (len(x), *target.shape)
+    captured = {}
+
+    def scores(delta):
+        """The class scores (logits where the last layer is a softmax Dense) with ``delta`` added to the map."""
+        h = x
         for layer in outer:
-            if inner is not None and layer.name == target.parent:
-                feature_map, h = inner(h, training=False)
-            elif layer is last and _is_softmax_dense(layer):
-                h = tf.matmul(tf.cast(h, tf.float32), tf.cast(layer.kernel, tf.float32))
+            if layer.name == target.parent:
+                h = layer._run_through_graph(h, operation_fn=lambda op: _perturbing(op, target.name, delta, captured))
+            elif layer is last and softmax:
+                h = keras.ops.matmul(keras.ops.cast(h, "float32"), keras.ops.cast(layer.kernel, "float32"))
                 if layer.use_bias:
-                    h = h + tf.cast(layer.bias, tf.float32)
+                    h = h + keras.ops.cast(layer.bias, "float32")
             else:
                 h = layer(h, training=False)
                 if target.parent is None and layer.name == target.name:
-                    feature_map = h
-        scores = tf.cast(h, tf.float32)
-        probs = tf.nn.softmax(scores) if _is_softmax_dense(last) else scores
-        classes = tf.argmax(probs, axis=-1) if wanted is None else tf.constant(wanted, tf.int64)
-        chosen = tf.gather(scores, classes, axis=1, batch_dims=1)
-    grads = tape.gradient(chosen, feature_map)
-    feature_map = tf.cast(feature_map, tf.float32)
-    weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2), keepdims=True)  # one per channel
-    cam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1, keepdims=True))
-    cam = tf.image.resize(cam, x.shape[1:3], method="bilinear")[..., 0].numpy()
+                    h = h + keras.ops.cast(delta, h.dtype)
+                    captured["map"] = h
+        return keras.ops.cast(h, "float32")
+
+    zeros = np.zeros(shape, np.float32)
+    logits = keras.ops.convert_to_numpy(scores(zeros))
+    feature_map = keras.ops.convert_to_numpy(keras.ops.cast(captured["map"], "float32"))
+    probs = _softmax(logits) if softmax else logits
+    classes = probs.argmax(axis=-1) if wanted is None else np.asarray(wanted, np.int64)
+    chosen = np.eye(logits.shape[-1], dtype=np.float32)[classes]
+    _, grads = backend.input_gradient(lambda delta: scores(delta) * chosen, zeros)
+    weights = grads.astype(np.float32).mean(axis=(1, 2), keepdims=True)  # one per channel
+    cam = np.maximum((weights * feature_map).sum(axis=-1, keepdims=True), 0.0)
+    cam = keras.ops.convert_to_numpy(keras.ops.image.resize(cam, x.shape[1:3], interpolation="bilinear"))[..., 0]
     peak = cam.reshape(len(cam), -1).max(axis=1)
     cam = np.where(peak[:, None, None] > 1e-12, cam / np.maximum(peak, 1e-12)[:, None, None], 0.0)
-    return cam.astype(np.float32), probs.numpy().astype(np.float32), classes.numpy().astype(np.int64)
+    return cam.astype(np.float32), probs.astype(np.float32), classes.astype(np.int64)
+
+
+def _perturbing(op, name: str, delta, captured: dict):
+    """``op`` called in inference mode, with ``delta`` added to its output if it is the layer ``name``."""
+    import keras  # deferred: the backend
+
+    def call(*args, **kwargs):
+        if "training" in getattr(op, "_call_context_args", {}):
+            kwargs["training"] = False
+        out = op(*args, **kwargs)
+        if getattr(op, "name", None) == name:
+            out = out + keras.ops.cast(delta, out.dtype)
+            captured["map"] = out
+        return out
+
+    return call
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 # ------------------------------------------------------------------------------- models and faces

@@ -21,11 +21,10 @@ A run hands its backbone back when it ends (``study.model.release_backbone``): t
 same backbone and weights, the next trial of a search, gets it restored instead of building it and
 reading its weights again.
 
-Each run removes, when it ends, the gradient functions its traced training steps registered in
-TensorFlow's global gradient registry (``tf.custom_gradient``, used by Keras's optimizer for its
-gradient all-reduce even without a distribution strategy): the registry is never pruned and each
-entry keeps its whole traced graph alive, about 25 MiB per model (tensorflow#97697). That was the
-memory that grew with every trial of a search despite ``clear_session``.
+Each run removes, when it ends, what its traced training steps left in TensorFlow's global gradient
+registry (``study.backend.releasing_traced_graphs``): that was the memory that grew with every trial of
+a search despite ``clear_session``. The loop itself is Keras's ``fit`` on ``pipeline.Batches``, the same
+on every Keras backend.
 """
 from __future__ import annotations
 
@@ -33,16 +32,15 @@ import gc
 import math
 import platform
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
+from study import backend
 from study import config as config_mod
 from study import runs
 from study.config import TrainConfig
@@ -134,7 +132,7 @@ def train(
             progress_console.print(left_out.sentence(), markup=False, highlight=False)
     stage = runs.start(run_dir)
     try:
-        with releasing_traced_graphs():
+        with backend.releasing_traced_graphs():
             result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest,
                                      model_dropped)
         for name, write in (artifacts or {}).items():
@@ -152,22 +150,6 @@ def train(
         gc.collect()
     result.run_dir = run_dir
     return result
-
-
-@contextmanager
-def releasing_traced_graphs() -> Iterator[None]:
-    """Unregister the custom gradients traced inside the block (see the module docstring): wrap any
-    ``model.fit`` outside ``train`` that runs many times in one process (benchmarks do)."""
-    from tensorflow.python.framework import ops
-
-    registry = ops._gradient_registry._registry
-    before = set(registry)
-    try:
-        yield
-    finally:
-        for name in set(registry) - before:
-            if name.startswith("CustomGradient-"):
-                del registry[name]
 
 
 @dataclass
@@ -235,7 +217,7 @@ def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
                 initial_epoch=epoch,
                 epochs=epoch + phase.epochs,
                 class_weight=weights,
-                shuffle=False,  # tf.data shuffles (seeded, every epoch)
+                shuffle=False,  # the batches shuffle (seeded, every epoch)
                 callbacks=phase_callbacks + ([bar] if bar else []) + [guard],  # the guard speaks after the epoch line
                 verbose=0,
             )
@@ -277,7 +259,7 @@ def _phase_inputs(model, config, data, phase, callbacks, fitted, timings):
 
 
 def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phase: Phase, steps: int,
-             batches: tf.data.Dataset) -> None:
+             batches) -> None:
     """Set what trains in this phase and compile what is fitted (a change of trainable weights needs a
     recompile)."""
     if phase.name == "frozen":
@@ -288,7 +270,7 @@ def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phas
         optimizer=make_optimizer(config, phase.learning_rate, phase.epochs, steps),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="cross_entropy"), AnswerShare()],
-        jit_compile=config.jit,
+        jit_compile=backend.jit_compile(config.jit),
         # A batch of the head alone on cached features is cheaper than Keras's per-call overhead, so
         # one call runs many batches (the same batches in the same order, the same results).
         steps_per_execution=HEAD_STEPS_PER_EXECUTION if trained is not model else 1,
@@ -296,7 +278,7 @@ def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phas
     build_training_state(trained, batches)
 
 
-def build_training_state(model: keras.Model, batches: tf.data.Dataset) -> None:
+def build_training_state(model: keras.Model, batches) -> None:
     """Create what ``fit`` creates on its first step (the optimizer's slots, the compiled loss's and
     metrics' totals) before it, outside the traced step.
 
@@ -306,8 +288,7 @@ def build_training_state(model: keras.Model, batches: tf.data.Dataset) -> None:
     a trial's two phases (``benchmarks.trial_overhead`` measures before and after). Keras's own
     ``_symbolic_build`` (what it runs under a strategy) builds it from the batches' shapes.
     """
-    x, y = batches.element_spec[:2]
-    model._symbolic_build(data_batch=(x, y))
+    model._symbolic_build(data_batch=batches.spec())
 
 
 _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
@@ -451,17 +432,17 @@ def _summary(history: pd.DataFrame, metrics: dict[str, Any]) -> dict[str, Any]:
 
 def manifest(config: TrainConfig, data: Dataset, timings: dict[str, float], extra: dict | None) -> dict[str, Any]:
     import sklearn
-    import tensorflow as tf
 
     return {
+        "backend": backend.describe(),
         "versions": {
             "python": platform.python_version(),
-            "tensorflow": tf.__version__,
+            backend.name(): backend.version(),
             "keras": keras.__version__,
             "numpy": np.__version__,
             "scikit_learn": sklearn.__version__,
         },
-        "device": _device(),
+        "device": backend.device(),
         "precision": config.precision,
         "seed": config.seed,
         "data": {
@@ -476,10 +457,3 @@ def manifest(config: TrainConfig, data: Dataset, timings: dict[str, float], extr
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(extra or {}),
     }
-
-
-def _device() -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    return ", ".join(g.name for g in gpus) if gpus else f"CPU ({platform.processor() or platform.machine()})"

@@ -21,7 +21,7 @@ CORE = ("study", "search_spaces", "reports")
 # What a function may defer on purpose: seconds of start-up (TensorFlow and what loads it, OpenCV,
 # the ONNX converter, the plotting and PDF stacks) that most commands never need.
 HEAVY = {"tensorflow", "keras", "keras_tuner", "tf2onnx", "onnxruntime", "cv2", "matplotlib", "reportlab",
-         "optuna_integration"}
+         "optuna_integration", "jax", "torch"}
 
 
 def module_name(path: Path) -> str:

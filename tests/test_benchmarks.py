@@ -41,7 +41,7 @@ def test_every_benchmark_runs_quick_and_prints_its_rows(tmp_path):
     written = readme.read_text()  # the output exactly as printed, between the markers, the rest untouched
     assert written == ("# x\n\n## Performance\n\n<!-- benchmarks:start -->\n```text\n" + out.rstrip("\n") +
                        "\n```\n<!-- benchmarks:end -->\n\n## Tests\n")
-    assert out.startswith("Machine: ") and "TensorFlow" in out and "cores" in out
+    assert out.startswith("Machine: ") and "Keras" in out and " on tensorflow " in out and "cores" in out
     lines = [line for line in out.splitlines() if line.startswith("| ")]
     assert lines[0].split("|")[1].strip() == COLUMNS[0] and len(lines[0].split("|")) == len(COLUMNS) + 2
     names = [line.split("|")[1].strip() for line in lines[1:]]

@@ -54,7 +54,7 @@ def test_onnx_export_agrees_or_names_what_is_missing(model, faces: np.ndarray, t
         path, check = export_model(model, "onnx", tmp_path / "m.onnx", faces)
         assert path.is_file() and check.ok
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    with pytest.raises(ExportError, match="ONNX export needs tf2onnx and onnxruntime: pip install"):
+    with pytest.raises(ExportError, match="ONNX export on tensorflow needs tf2onnx and onnxruntime: pip install"):
         export_model(model, "onnx", tmp_path / "n.onnx", faces)
 
 

@@ -221,7 +221,8 @@ def test_each_phase_traces_its_training_step_once(tmp_path, pretrained, monkeypa
 
     monkeypatch.setattr(TensorFlowTrainer, "train_step", counting)
     config = TrainConfig(regime="transfer", weights=pretrained, frozen_epochs=2, frozen_patience=2, epochs=2,
-                         frozen_augmentation=augmentation, **{**FAST, "rotation": 10.0})  # live: through the backbone
+                         frozen_augmentation=augmentation, stall_epochs=0,
+                         **{**FAST, "rotation": 10.0})  # live: through the backbone
     result = train(config, tiny_dataset(), tmp_path / "t", progress=False)
     assert result.history["phase"].tolist() == ["frozen", "frozen", "finetune", "finetune"]
     head = ["fer_mini_xception_head"] if augmentation == "none" else ["fer_mini_xception"]
@@ -237,8 +238,8 @@ def test_each_phase_traces_its_training_step_once(tmp_path, pretrained, monkeypa
 def test_a_training_epoch_has_no_batch_smaller_than_half_a_batch(n, batch, sizes):
     from study.pipeline import index_batches, training_steps
 
-    epochs = [[len(b) for b in index_batches(n, batch, training=True, seed=0)] for _ in range(2)]
+    epochs = [[len(b) for b in index_batches(n, batch, training=True, seed=0, epoch=e)] for e in range(2)]
     assert epochs[0] == epochs[1] == sizes and training_steps(n, batch) == len(sizes)
-    seen = [np.concatenate(list(index_batches(n, batch, training=True, seed=0).as_numpy_iterator()))]
+    seen = [np.concatenate(index_batches(n, batch, training=True, seed=0))]
     assert len(set(seen[0].tolist())) == sum(sizes)  # no row twice in an epoch
     assert [len(b) for b in index_batches(n, batch, training=False, seed=0)][-1] == n % batch or n % batch == 0

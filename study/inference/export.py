@@ -2,7 +2,9 @@
 
 Formats: a TensorFlow SavedModel (Keras's ``model.export``), TFLite (converted from that
 SavedModel; ``quantize`` = dynamic-range quantization, int8 weights with float activations) and
-ONNX (Keras's ``model.export(format="onnx")``, which runs tf2onnx; checked with onnxruntime).
+ONNX (Keras's ``model.export(format="onnx")``: tf2onnx on TensorFlow, jax2onnx on JAX, torch.onnx on
+PyTorch; checked with onnxruntime, and an export it cannot run is refused in one line). SavedModel and TFLite need TensorFlow as the Keras backend: under another,
+the export is refused in one line (exit 2).
 Every export keeps the model's contract: float32 (N, 48, 48, 1) raw 0..255 grayscale in, the 7
 probabilities of ``study.data.CLASSES`` out, since the preprocessing is a layer inside the model.
 
@@ -40,6 +42,7 @@ from study.inference import models
 from study.inference.samples import generated_faces, labelled_faces
 
 FORMATS = ("savedmodel", "tflite", "onnx")
+TENSORFLOW_ONLY = ("savedmodel", "tflite")  # written and run by TensorFlow: under JAX or PyTorch, refused
 CHECK_FACES = 16
 
 
@@ -103,13 +106,17 @@ def export_model(model, fmt: str, out: str | Path, faces: np.ndarray, quantize: 
 
 
 def _export(model, fmt: str, out: Path, faces: np.ndarray, quantize: bool) -> ExportCheck:
+    import keras  # deferred: the backend
+
     staging = out.with_name(f".{out.name}.partial")
     _remove(staging)
     try:
         x = np.asarray(faces, np.float32).reshape(-1, *model.inputs[0].shape[1:])
-        reference = np.asarray(model.predict_on_batch(x))  # first: the ONNX exporter needs a model that has run
+        # a direct call first: the ONNX exporter needs a model that has been called (under JAX, predict's
+        # compiled function does not count)
+        reference = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)))
         _write(fmt, model, staging, quantize, out)
-        check = compare(reference, RUNNERS[fmt](staging, x), QUANTIZED_TOLERANCE if quantize else FLOAT_TOLERANCE)
+        check = compare(reference, _run(fmt, staging, x), QUANTIZED_TOLERANCE if quantize else FLOAT_TOLERANCE)
         if not check.ok:
             raise ExportError(f"the {fmt} export disagrees with the Keras model {check.describe()}: it was not kept")
         with runs.writing(out):
@@ -118,6 +125,18 @@ def _export(model, fmt: str, out: Path, faces: np.ndarray, quantize: bool) -> Ex
     finally:
         _remove(staging)
     return check
+
+
+def _run(fmt: str, path: Path, x: np.ndarray) -> np.ndarray:
+    """The written export on the check faces; one that its runtime cannot run is one line, not a trace."""
+    try:
+        return RUNNERS[fmt](path, x)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
+        hint = (": export from a TensorFlow process instead (KERAS_BACKEND=tensorflow; model.keras is the same "
+                "file on every backend)" if _keras_backend() != "tensorflow" else "")
+        raise ExportError(f"the {fmt} export was written on {_keras_backend()} but does not run ({first}); it was "
+                          f"not kept{hint}") from exc
 
 
 def _write(fmt: str, model, path: Path, quantize: bool, out: Path) -> None:
@@ -178,16 +197,29 @@ def _check_request(fmt: str, out: Path, quantize: bool) -> None:
         )
     if fmt != "savedmodel" and out.is_dir():
         raise ExportError(f"{out} is a folder: a {fmt} export is one file; pass a file path such as model.{fmt}")
+    if fmt in TENSORFLOW_ONLY and _keras_backend() != "tensorflow":
+        raise ExportError(f"a {fmt} export needs TensorFlow as the Keras backend, and this process runs "
+                          f"{_keras_backend()}: rerun with KERAS_BACKEND=tensorflow, or export to onnx")
     if fmt == "onnx":
         _require_onnx()
 
 
+def _keras_backend() -> str:
+    from study import backend  # deferred: Keras
+
+    return backend.name()
+
+
 def _require_onnx() -> None:
-    missing = [name for name in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    # Keras exports ONNX through tf2onnx on TensorFlow, jax2onnx on JAX and torch.onnx on PyTorch;
+    # onnxruntime checks every export
+    needed = {"torch": ("onnxruntime",), "jax": ("jax2onnx", "onnxruntime")}.get(_keras_backend(),
+                                                                              ("tf2onnx", "onnxruntime"))
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         raise ExportError(
-            f"ONNX export needs {' and '.join(missing)}: pip install 'tf2onnx>=1.17,<2' 'onnxruntime>=1.17' "
-            "(or pip install -e '.[onnx]')"
+            f"ONNX export on {_keras_backend()} needs {' and '.join(missing)}: pip install {' '.join(missing)} "
+            "(on TensorFlow: pip install -e '.[onnx]')"
         )
 
 

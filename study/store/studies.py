@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "loss": "minimize", "macro_f1": "maximize"}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Study attributes that must match for a search to resume a study (the backend may differ).
-_MUST_MATCH = ("regime", "objective", "fingerprint", "base", "max_epochs")
+_MUST_MATCH = ("regime", "objective", "fingerprint", "base", "max_epochs", "keras_backend")
 
 
 class NoStudy(StorageError):
@@ -61,6 +61,7 @@ class StudySpec:
     fingerprint: str
     base: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig keys not searched: backbone, weights, ...
     max_epochs: int | None = None  # the cap on each phase's epochs
+    keras_backend: str = "tensorflow"  # the Keras backend its trials train on (study.backend); not the tuner
 
     @property
     def direction(self) -> str:
@@ -76,6 +77,7 @@ class StudySpec:
             "fingerprint": self.fingerprint,
             "base": dict(self.base),
             "max_epochs": self.max_epochs,
+            "keras_backend": self.keras_backend,
         }
 
 
@@ -99,6 +101,7 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, **kwargs: 
 def check_compatible(study: optuna.Study, spec: StudySpec) -> None:
     """Refuse to mix trials of different regimes, objectives, data or base settings in one study."""
     saved, wanted = dict(study.user_attrs), spec.attrs()
+    saved.setdefault("keras_backend", "tensorflow")  # a study from before backends were recorded ran on TensorFlow
     if isinstance(saved.get("base"), Mapping):  # a study from before a base key existed had its default
         saved["base"] = {**_base_defaults(wanted["base"]), **saved["base"]}
     for key in _MUST_MATCH:

@@ -37,9 +37,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import optuna
-import tensorflow as tf
 
 from search_spaces import Space, defaults_over, from_optuna, pin, to_config
+from study import backend
 from study.config import TrainConfig
 from study.data import Dataset, Split, cache_dir
 from study.training import RunResult, schedule, train
@@ -319,8 +319,8 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
-            "tensorflow": tf.__version__}
+    return {"cpu": model, "cores": os.cpu_count(), "device": backend.device(), "backend": backend.name(),
+            backend.name(): backend.version()}
 
 
 def _head(split: Split, share: float) -> Split:

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from search_spaces import Space, defaults_over, pin, space_for
 from search_spaces.regimes import max_phase_epochs
+from study import backend as keras_backend
 from study.data import Dataset, load_dataset
 from study.store import OBJECTIVES, StudySpec, count_finished, open_storage, storage_errors
 from study.store.liveness import fail_dead_trials
@@ -73,7 +74,7 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
     """Resume the study and run the trials it still lacks."""
     space = trial_space(request)
     spec = StudySpec(request.study_name, request.regime, request.backend, request.objective, request.dataset,
-                     data.fingerprint, base, request.max_epochs)
+                     data.fingerprint, base, request.max_epochs, keras_backend=keras_backend.name())
     with quiet_optuna():  # optuna's "[I ...] A new study created in RDB" line: the display names the study
         study = _resume(request, storage, spec, space, console)
     remaining = request.trials - count_finished(study)

@@ -1,0 +1,162 @@
+"""Keras 3 on every backend: TensorFlow stays the default and the one the suite runs fully; JAX runs the
+toolkit (a subprocess with ``KERAS_BACKEND=jax``), nothing on its training path imports TensorFlow, and
+its gradients (Grad-CAM, the learning probe) are TensorFlow's on the same weights."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from study.store import StorageError, StudySpec, open_storage
+from study.store.studies import open_study
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_JAX = importlib.util.find_spec("jax") is not None
+needs_jax = pytest.mark.skipif(not HAS_JAX, reason="jax is not installed (pip install -e '.[jax]')")
+
+
+def under(backend: str, code: str, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": backend, "FER_STUDY_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def cli(backend: str, tmp_path: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": backend, "FER_STUDY_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "cli.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_resumed_search_refuses_another_keras_backend(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    spec = StudySpec("s", "scratch", "optuna", "accuracy", "data/sample", "0" * 16, {"backbone": "mini_xception"}, 2)
+    open_study(spec, storage)
+    open_study(spec, storage)  # the same backend resumes
+    jax = StudySpec(**{**spec.__dict__, "keras_backend": "jax"})
+    with pytest.raises(StorageError, match="keras_backend='tensorflow', this search has keras_backend='jax'"):
+        open_study(jax, storage)
+
+
+def test_a_study_from_before_backends_were_recorded_counts_as_tensorflow(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    spec = StudySpec("old", "scratch", "optuna", "accuracy", "data/sample", "0" * 16, {"backbone": "mini_xception"}, 2)
+    study = optuna.create_study(storage=storage, study_name="old", direction="maximize")
+    for key, value in spec.attrs().items():
+        if key != "keras_backend":
+            study.set_user_attr(key, value)
+    open_study(spec, storage)
+    with pytest.raises(StorageError, match="keras_backend"):
+        open_study(StudySpec(**{**spec.__dict__, "keras_backend": "jax"}), storage)
+
+
+@needs_jax
+def test_nothing_on_the_training_path_imports_tensorflow_under_jax(tmp_path):
+    code = ("import sys\n"
+            "import cli, study.training, study.features, study.diagnostics, study.saliency, study.tuning.search, "
+            "study.tuning.final, study.tuning.curve, study.inference.export, reports.build, command_line\n"
+            "import keras\n"
+            "print(keras.config.backend(), sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))\n")
+    done = under("jax", code, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "jax []"
+
+
+@needs_jax
+def test_jax_gradients_are_tensorflows_on_the_same_weights(tmp_path):
+    """Grad-CAM and the probe's gradient norms of one saved model, under TensorFlow here and JAX there."""
+    import keras
+
+    from study.config import TrainConfig
+    from study.diagnostics import ProbeBatches, _backbone_scale, _gradient_norms
+    from study.model import build_model
+    from study.saliency import grad_cam_of
+    from tests.test_training import FAST, tiny_dataset
+
+    keras.utils.set_random_seed(0)
+    model = build_model(TrainConfig(**FAST, dropout1=0.0, dropout2=0.0, dropout3=0.0), num_classes=7)  # no random draw
+    model.save(tmp_path / "model.keras")
+    data = tiny_dataset()
+    np.save(tmp_path / "x.npy", data.val.x[:6].astype(np.float32))
+    np.save(tmp_path / "y.npy", data.val.y[:6])
+    batches = ProbeBatches(data.val.x[:6].astype(np.float32), data.val.y[:6], data.val.x[:6].astype(np.float32),
+                           data.val.y[:6])
+    here = {"maps": grad_cam_of(model, batches.val_x).maps,
+            "norms": {**_gradient_norms(model, batches), **_backbone_scale(model, batches)}}
+    code = f"""
+import json, numpy as np, keras
+from study.diagnostics import ProbeBatches, _backbone_scale, _gradient_norms
+from study.saliency import grad_cam_of
+import study.model  # registers the custom layers
+model = keras.models.load_model({str(tmp_path / 'model.keras')!r}, compile=False)
+x, y = np.load({str(tmp_path / 'x.npy')!r}), np.load({str(tmp_path / 'y.npy')!r})
+np.save({str(tmp_path / 'maps.npy')!r}, grad_cam_of(model, x).maps)
+b = ProbeBatches(x, y, x, y)
+print(json.dumps({{**_gradient_norms(model, b), **_backbone_scale(model, b)}}))
+"""
+    done = under("jax", code, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    there = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(np.load(tmp_path / "maps.npy"), here["maps"], atol=2e-3)
+    assert set(there) == set(here["norms"]) and len(there) >= 5
+    for key, value in here["norms"].items():
+        assert there[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
+
+
+@needs_jax
+@pytest.mark.slow  # minutes of training: CI runs it
+def test_jax_trains_a_learner_searches_and_reports(tmp_path):
+    sample = tmp_path / "sample"
+    assert cli("jax", tmp_path, "data", "sample", str(sample)).returncode == 0
+    run = tmp_path / "run"
+    done = cli("jax", tmp_path, "train", "--data", str(sample), "--regime", "scratch", "--backbone", "mini_xception",
+               "--set", "optimizer=adam", "--set", "learning_rate=0.003", "--set", "l2=0", "--epochs", "8",
+               "--out", str(run))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["backend"]["name"] == "jax" and "jax" in manifest["versions"]
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert test["learned"] and test["accuracy"] > 1.5 * test["baseline"]["majority_rate"], test["accuracy"]
+    store = f"sqlite:///{tmp_path / 'studies.db'}"
+    done = cli("jax", tmp_path, "search", "--regime", "scratch", "--trials", "2", "--max-epochs", "1", "--data",
+               str(sample), "--backbone", "mini_xception", "--storage", store, "--study", "jax-scratch",
+               "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    refused = cli("tensorflow", tmp_path, "search", "--regime", "scratch", "--trials", "3", "--max-epochs", "1",
+                  "--data", str(sample), "--backbone", "mini_xception", "--storage", store, "--study", "jax-scratch",
+                  "--runs-dir", str(tmp_path / "runs"))
+    assert refused.returncode != 0 and "keras_backend='jax'" in refused.stdout + refused.stderr
+    done = cli("jax", tmp_path, "train", "--from-study", "jax-scratch", "--storage", store, "--data", str(sample),
+               "--epochs", "2")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = cli("jax", tmp_path, "report", "--storage", store, "--study", "jax-scratch", "--out", str(tmp_path / "rep"),
+               "--format", "md", "--partial")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert any(line.startswith("| Keras backend") and "jax" in line for line in report.splitlines()), report[-3000:]
+
+
+@needs_jax
+def test_tensorflow_only_exports_are_refused_under_jax_in_one_line(tmp_path):
+    import keras
+
+    from study.config import TrainConfig
+    from study.model import build_model
+    from tests.test_training import FAST
+
+    keras.utils.set_random_seed(0)
+    build_model(TrainConfig(**FAST), num_classes=7).save(tmp_path / "model.keras")
+    for fmt in ("savedmodel", "tflite"):
+        done = cli("jax", tmp_path, "export", str(tmp_path / "model.keras"), "--format", fmt, "--out",
+                   str(tmp_path / f"out-{fmt}"), timeout=300)
+        lines = [line for line in done.stderr.splitlines() + done.stdout.splitlines() if line.startswith("error:")]
+        assert done.returncode == 2 and len(lines) == 1, done.stdout[-1000:] + done.stderr[-1000:]
+        assert f"a {fmt} export needs TensorFlow as the Keras backend" in lines[0] and "runs jax" in lines[0]
+        assert not (tmp_path / f"out-{fmt}").exists()
