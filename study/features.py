@@ -40,7 +40,7 @@ import numpy as np
 from study.config import TrainConfig
 from study.data import CLASSES, Dataset, Split, cache_dir
 from study.model import HEAD_LAYERS, backbone_of, head_layers_of, predict
-from study.pipeline import Augmentation, Batches, batch_rng, index_batches, one_hot
+from study.pipeline import Augmentation, Batches, IndexedBatches, one_hot
 
 FEATURE_LAYER = HEAD_LAYERS[0]  # the head's global average pooling: features are (N, channels)
 EXTRACT_BATCH = 256  # fixed: it decides which view seed meets which image
@@ -164,35 +164,20 @@ def head_model(model: keras.Model, features: FrozenFeatures) -> keras.Model:
     return keras.Model(inputs, x, name=f"{model.name}_head")
 
 
-class FeatureBatches(keras.utils.PyDataset):
+class FeatureBatches(IndexedBatches):
     """(features, one-hot) batches in ``make_dataset``'s order (the same ``index_batches``); training
     draws one of the cached views per image, anew each epoch."""
 
     def __init__(self, features: FrozenFeatures, split: Split, batch_size: int, *, training: bool,
                  seed: int = 0) -> None:
-        super().__init__()
         self.x = features.train if training else features.val[None]
-        self.split, self.batch_size, self.training, self.seed = split, batch_size, training, seed
-        self.epoch = 0
-        self._order = self._indices()
+        self.split = split
+        super().__init__(len(split.y), batch_size, training=training, seed=seed)
 
-    def _indices(self) -> list[np.ndarray]:
-        return index_batches(len(self.split.y), self.batch_size, training=self.training, seed=self.seed,
-                             epoch=self.epoch)
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._order[index]
+    def batch(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         views = len(self.x)
-        view = batch_rng(self.seed, self.epoch, index).integers(0, views, len(rows)) if views > 1 else 0
+        view = rng.integers(0, views, len(rows)) if views > 1 else 0
         return self.x[view, rows], one_hot(self.split.y[rows])
-
-    def on_epoch_end(self) -> None:
-        if self.training:
-            self.epoch += 1
-            self._order = self._indices()
 
     def spec(self) -> tuple[keras.KerasTensor, keras.KerasTensor]:
         return (keras.KerasTensor((None, self.x.shape[-1]), "float32"),

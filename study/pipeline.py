@@ -99,38 +99,49 @@ def batch_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 
 # ----------------------------------------------------------------------------------- batches
-class Batches(keras.utils.PyDataset):
-    """Batches of (float32 images 0..255, one-hot labels) of a split; shuffled and augmented when
-    training, a new order and new augmentations each epoch. ``labels=False`` yields images alone."""
+class IndexedBatches(keras.utils.PyDataset):
+    """Batches of ``n`` rows in ``index_batches``' order: a new shuffle each epoch when training.
+    Subclasses say what a batch of rows is (``batch(rows, rng)``, ``rng`` that batch's random numbers)."""
 
-    def __init__(self, split: Split, batch_size: int, *, training: bool, augmentation: Augmentation | None = None,
-                 seed: int = 0, labels: bool = True) -> None:
+    def __init__(self, n: int, batch_size: int, *, training: bool, seed: int = 0) -> None:
         super().__init__()
-        self.split, self.batch_size, self.training, self.seed, self.labels = split, batch_size, training, seed, labels
-        self.augmentation = augmentation or Augmentation()
+        self.n, self.batch_size, self.training, self.seed = n, batch_size, training, seed
         self.epoch = 0
         self._order = self._indices()
 
     def _indices(self) -> list[np.ndarray]:
-        return index_batches(len(self.split.y), self.batch_size, training=self.training, seed=self.seed,
-                             epoch=self.epoch)
+        return index_batches(self.n, self.batch_size, training=self.training, seed=self.seed, epoch=self.epoch)
 
     def __len__(self) -> int:
         return len(self._order)
 
     def __getitem__(self, index: int):
-        rows = self._order[index]
-        x = self.split.x[rows].astype(np.float32)
-        if self.augmentation.active:
-            x = augment(x, batch_rng(self.seed, self.epoch, index), self.augmentation)
-        if not self.labels:
-            return (x,)
-        return x, one_hot(self.split.y[rows])
+        return self.batch(self._order[index], batch_rng(self.seed, self.epoch, index))
+
+    def batch(self, rows: np.ndarray, rng: np.random.Generator):
+        raise NotImplementedError
 
     def on_epoch_end(self) -> None:
         if self.training:
             self.epoch += 1
             self._order = self._indices()
+
+
+class Batches(IndexedBatches):
+    """Batches of (float32 images 0..255, one-hot labels) of a split; shuffled and augmented when
+    training, a new order and new augmentations each epoch. ``labels=False`` yields images alone."""
+
+    def __init__(self, split: Split, batch_size: int, *, training: bool, augmentation: Augmentation | None = None,
+                 seed: int = 0, labels: bool = True) -> None:
+        self.split, self.labels = split, labels
+        self.augmentation = augmentation or Augmentation()
+        super().__init__(len(split.y), batch_size, training=training, seed=seed)
+
+    def batch(self, rows: np.ndarray, rng: np.random.Generator):
+        x = self.split.x[rows].astype(np.float32)
+        if self.augmentation.active:
+            x = augment(x, rng, self.augmentation)
+        return (x, one_hot(self.split.y[rows])) if self.labels else (x,)
 
     def spec(self) -> tuple[keras.KerasTensor, keras.KerasTensor]:
         """Symbolic (images, labels) of a batch, for building a model's training state before ``fit``."""

@@ -117,8 +117,8 @@ def test_jax_trains_a_learner_searches_and_reports(tmp_path):
     assert cli("jax", tmp_path, "data", "sample", str(sample)).returncode == 0
     run = tmp_path / "run"
     done = cli("jax", tmp_path, "train", "--data", str(sample), "--regime", "scratch", "--backbone", "mini_xception",
-               "--set", "optimizer=adam", "--set", "learning_rate=0.003", "--set", "l2=0", "--epochs", "8",
-               "--out", str(run))
+               "--set", "optimizer=adam", "--set", "learning_rate=0.003", "--set", "head_layers=1", "--set",
+               "stall_epochs=0", "--epochs", "10", "--out", str(run))  # the demo's learner: it leaves the majority at 3-5
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["backend"]["name"] == "jax" and "jax" in manifest["versions"]
@@ -160,3 +160,36 @@ def test_tensorflow_only_exports_are_refused_under_jax_in_one_line(tmp_path):
         assert done.returncode == 2 and len(lines) == 1, done.stdout[-1000:] + done.stderr[-1000:]
         assert f"a {fmt} export needs TensorFlow as the Keras backend" in lines[0] and "runs jax" in lines[0]
         assert not (tmp_path / f"out-{fmt}").exists()
+
+
+@needs_jax
+@pytest.mark.slow  # minutes of training: CI runs it
+def test_the_gpu_check_runs_under_jax_and_writes_its_table_part_by_part(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "FER_STUDY_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--quick", "--out", str(tmp_path / "out")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    found = json.loads((tmp_path / "out" / "gpu.json").read_text())
+    assert found["backend"]["name"] == "jax" and len(found["throughput"]) == 4 and not found["skipped"]
+    assert all(rate > 0 for rate in found["throughput"].values())
+    assert found["schedule"]["epochs"] == 1 and found["search"]["trials"] == 2
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "on jax" in table and "gpu: search, 2 trials" in table and "16/mixed_bfloat16/nojit" in table
+
+
+@pytest.mark.slow  # downloads a dozen wheels from the package index
+def test_the_gpu_pack_holds_the_wheels_the_faces_and_the_command_within_the_limit(tmp_path):
+    faces = tmp_path / "faces"
+    assert cli("tensorflow", tmp_path, "data", "sample", str(faces), "--per-class", "5").returncode == 0
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_pack", "--faces", str(faces), "--dest",
+                           str(tmp_path / "pack")], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    wheels = sorted(p.name for p in (tmp_path / "pack" / "wheels").glob("*.whl"))
+    assert any(w.startswith("keras-") for w in wheels) and any(w.startswith("optuna-") for w in wheels)
+    assert all("cp312" in w or "py3-none-any" in w for w in wheels), wheels
+    import tarfile
+
+    with tarfile.open(tmp_path / "pack" / "fer2013.tar.gz") as tar:
+        assert any(name.startswith("fer2013/train/") for name in tar.getnames())
+    run = (tmp_path / "pack" / "run.sh").read_text()
+    assert "KERAS_BACKEND=jax" in run and "python3 -m benchmarks.gpu" in run and "MiB travel" in done.stdout

@@ -1,0 +1,250 @@
+"""The GPU check: DenseNet169's training throughput, the paper's scratch schedule on real faces and a short
+search, on whatever Keras backend and device run it, each beside the same figure on our CPU.
+
+    python -m benchmarks.gpu [--quick] [--data DIR] [--budget SECONDS] [--out DIR] [--write FILE]
+    python -m benchmarks.gpu --reference          # this CPU's figures, into benchmarks/gpu_reference.json
+
+It is made to run on the lent GPU machine (one H100; JAX and PyTorch there, no TensorFlow, no network)
+under ``KERAS_BACKEND=jax``, from what ``python -m benchmarks.gpu_pack`` packs (the wheels that machine
+lacks and ``../shared/fer2013``'s faces); ``.gpu/run.sh`` is the command. Parts, in order, each one
+skipped (and said so) once ``--budget`` seconds are spent, so a slow machine still returns a table:
+
+1. images/s of one DenseNet169 training step (SGD, a resident batch) at batch 64 and 256, float32 and
+   mixed bfloat16, compiled (``jit_compile=True``) and not;
+2. the paper's scratch schedule with every default (``train``'s code path, the whole training split,
+   20 epochs): wall time, epochs, test accuracy against the majority rate;
+3. a short search (``SEARCH``: scratch, TPE with median pruning, capped epochs, a share of the
+   training split): wall time and the best validation accuracy.
+
+The CPU column is ``benchmarks/gpu_reference.json``: throughput measured here by ``--reference``, and
+the schedule's figures read from ``benchmarks.accuracy``'s kept DenseNet169 run (c) on the same faces.
+Every part also writes what it measured to ``OUT/gpu.json`` as soon as it has it.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import Row, between, faces, log, machine, quiet, sample, scratch_dir, table
+
+REFERENCE = Path(__file__).with_name("gpu_reference.json")
+START, END = "<!-- benchmarks-gpu:start -->", "<!-- benchmarks-gpu:end -->"
+BACKBONE = "densenet169"
+BATCHES, PRECISIONS, JITS = (64, 256), ("float32", "mixed_bfloat16"), (True, False)
+STEPS = {True: 10, False: 3}  # timed steps after the warm-up (uncompiled ones are slow under JAX: fewer)
+SEARCH = {"trials": 6, "max_epochs": 3, "subset": 0.25}
+BUDGET = 420.0  # seconds: the run script's 8 minutes, less the unpacking and a margin
+QUICK = {"backbone": "mini_xception", "batches": (16,), "steps": {True: 2, False: 1}, "epochs": 1,
+         "search": {"trials": 2, "max_epochs": 1, "subset": 0.5}}
+
+
+def throughput(backbone: str, batch: int, precision: str, jit: bool, steps: int) -> float:
+    """Training images/s of one step on a resident batch, after two warm-up steps (the compile)."""
+    import keras
+
+    from study.config import TrainConfig
+    from study.model import build_model
+
+    keras.mixed_precision.set_dtype_policy(precision)
+    try:
+        keras.utils.set_random_seed(0)
+        model = build_model(TrainConfig(backbone=backbone, precision=precision), num_classes=7)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy", jit_compile=jit)
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (batch, 48, 48, 1)).astype(np.float32)
+        y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, batch)]
+        for _ in range(2):
+            model.train_on_batch(x, y)  # returns a float: the step has finished
+        started = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+        return steps * batch / (time.perf_counter() - started)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+        keras.backend.clear_session()
+
+
+def schedule(data_path: Path, backbone: str, epochs: int | None) -> dict:
+    """The paper's scratch schedule with every default (``epochs`` overrides only for --quick)."""
+    from study.config import TrainConfig
+    from study.data import load_dataset
+    from study.training import train
+
+    data = load_dataset(data_path)
+    config = TrainConfig(regime="scratch", backbone=backbone, **({"epochs": epochs} if epochs else {}))
+    started = time.perf_counter()
+    result = train(config, data, scratch_dir() / "gpu-schedule", evaluate_test=True, progress=False)
+    test = result.metrics["test"]
+    return {"seconds": time.perf_counter() - started, "epochs": int(len(result.history)),
+            "test_accuracy": test["accuracy"], "majority_rate": test["baseline"]["majority_rate"],
+            "learned": bool(test["learned"]), "test_faces": int(test["n"]), "fingerprint": data.fingerprint}
+
+
+def search(data_path: Path, backbone: str, sizes: dict) -> dict:
+    """A short scratch search (TPE, median pruning) of ``sizes``' trials, capped epochs, on a share of train."""
+    from rich.console import Console
+
+    from study.tuning.request import SearchRequest
+    from study.tuning.search import run_search
+
+    folder = scratch_dir() / "gpu-search"
+    folder.mkdir(parents=True, exist_ok=True)
+    request = SearchRequest(regime="scratch", trials=sizes["trials"], data=str(data_path),
+                            base={"backbone": backbone, "subset": sizes["subset"], "seed": 0},
+                            max_epochs=sizes["max_epochs"], pruner="median", storage=f"sqlite:///{folder}/studies.db",
+                            study="gpu-scratch", runs_dir=str(folder / "runs"))
+    started = time.perf_counter()
+    study = run_search(request, Console(file=io.StringIO()))
+    return {"seconds": time.perf_counter() - started, "trials": len(study.trials), "best": study.best_value, **sizes}
+
+
+def key(batch: int, precision: str, jit: bool) -> str:
+    return f"{batch}/{precision}/{'jit' if jit else 'nojit'}"
+
+
+def measure(data_path: Path, quick: bool, budget: float, out: Path | None, reference_only: bool = False) -> dict:
+    """Every part within ``budget`` seconds (a part not started in time is recorded as skipped)."""
+    from study import backend
+
+    started = time.perf_counter()
+    backbone = QUICK["backbone"] if quick else BACKBONE
+    found: dict = {"machine": machine(), "backend": backend.describe(), "device": backend.device(),
+                   "backbone": backbone, "quick": quick, "throughput": {}, "skipped": []}
+
+    def save() -> None:
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "gpu.json").write_text(json.dumps(found, indent=1))
+
+    def in_time(what: str) -> bool:
+        if time.perf_counter() - started < budget:
+            return True
+        found["skipped"].append(what)
+        log(f"gpu: {what} skipped: the budget of {budget:.0f} s is spent")
+        save()
+        return False
+
+    for batch in QUICK["batches"] if quick else BATCHES:
+        for precision in PRECISIONS:
+            for jit in JITS:
+                name = key(batch, precision, jit)
+                if in_time(f"throughput {name}"):
+                    log(f"gpu: throughput {backbone} {name}")
+                    steps = (QUICK["steps"] if quick else STEPS)[jit]
+                    found["throughput"][name] = throughput(backbone, batch, precision, jit, steps)
+                    save()
+    if reference_only:
+        return found
+    if in_time("schedule"):
+        log("gpu: the paper's scratch schedule, every default")
+        found["schedule"] = schedule(data_path, backbone, QUICK["epochs"] if quick else None)
+        save()
+    sizes = QUICK["search"] if quick else SEARCH
+    if in_time("search"):
+        log(f"gpu: a search of {sizes['trials']} trials")
+        found["search"] = search(data_path, backbone, sizes)
+        save()
+    found["seconds"] = time.perf_counter() - started
+    save()
+    return found
+
+
+def rows(found: dict, reference: dict | None) -> list[Row]:
+    """This machine's figures beside the CPU's (``reference``), the ratio a speed-up."""
+    where = f"{found['backend']['name']} on {found['device']}"
+    cpu = reference or {}
+    out = []
+    for name, rate in found["throughput"].items():
+        base = cpu.get("throughput", {}).get(name)
+        out.append(Row(f"gpu: {found['backbone']} training step, batch/precision/compile {name} ({where})",
+                       f"{base:,.0f} img/s" if base else "not measured", f"{rate:,.0f} img/s",
+                       rate / base if base else None))
+    for what in found["skipped"]:
+        out.append(Row(f"gpu: {what}", "-", "skipped (time budget)", None))
+    if "schedule" in found:
+        s, base = found["schedule"], cpu.get("schedule")
+        out.append(Row(f"gpu: the paper's scratch schedule, every default, {s['epochs']} epochs; test ({s['test_faces']:,} "
+                       f"faces; majority rate {s['majority_rate']:.3f}) ({where})",
+                       _schedule_text(base) if base else "not measured",
+                       _schedule_text(s), base["seconds"] / s["seconds"] if base else None,
+                       "-" if found["quick"] else "learned", None if found["quick"] else bool(s["learned"])))
+    if "search" in found:
+        s, base = found["search"], cpu.get("search")
+        out.append(Row(f"gpu: search, {s['trials']} trials, <= {s['max_epochs']} epochs, {s['subset']:.0%} of train, "
+                       f"TPE + median pruning ({where})", _search_text(base) if base else "not measured (hours here)",
+                       _search_text(s), base["seconds"] / s["seconds"] if base else None))
+    return out
+
+
+def _schedule_text(s: dict) -> str:
+    return f"{s['seconds'] / 60:.1f} min, test accuracy {s['test_accuracy']:.3f}"
+
+
+def _search_text(s: dict) -> str:
+    return f"{s['seconds'] / 60:.1f} min, best val accuracy {s['best']:.3f}"
+
+
+# ------------------------------------------------------------------------------------ this CPU
+def reference_figures(quick: bool) -> dict:
+    """This CPU's throughput (measured now), and the schedule from ``benchmarks.accuracy``'s kept run (c)."""
+    found = measure(Path("."), quick, math.inf, None, reference_only=True)
+    kept = _kept_scratch_run()
+    if kept is not None:
+        test = kept.metrics["test"]
+        found["schedule"] = {"seconds": float(kept.manifest["timings_seconds"]["total"]),
+                             "epochs": int(len(kept.history)), "test_accuracy": test["accuracy"],
+                             "majority_rate": test["baseline"]["majority_rate"], "learned": bool(test["learned"]),
+                             "test_faces": int(test["n"]), "fingerprint": kept.manifest["data"]["fingerprint"],
+                             "run": str(kept.path)}
+    return found
+
+
+def _kept_scratch_run():
+    """(c)'s run of ``python -m benchmarks.accuracy --only densenet169-scratch``, if this machine kept one."""
+    from study.data import cache_dir
+    from study.runs import Run
+
+    kept = sorted((cache_dir() / "bench-accuracy").glob("densenet169-scratch-*"))
+    return Run.load(kept[-1]) if kept else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="mini_xception, a generated sample, a few steps")
+    parser.add_argument("--data", type=Path, help="the real faces (default ../shared/fer2013)")
+    parser.add_argument("--budget", type=float, default=BUDGET, help="seconds; parts not started by then are skipped")
+    parser.add_argument("--out", type=Path, help="also write gpu.json here, part by part")
+    parser.add_argument("--reference", action="store_true", help=f"measure this CPU into {REFERENCE.name}")
+    parser.add_argument("--write", type=Path, metavar="FILE", help=f"also write the table between {START} and {END}")
+    args = parser.parse_args(argv)
+    if args.write:
+        between(args.write.read_text(), "", START, END)  # a file without the markers fails now, not after the run
+    quiet()
+    if args.reference:
+        found = reference_figures(args.quick)
+        if not args.quick:
+            REFERENCE.write_text(json.dumps(found, indent=1) + "\n")
+        print(json.dumps(found, indent=1))
+        return 0
+    data_path = args.data or (sample(per_class=20) if args.quick else faces(False)[0])
+    found = measure(data_path, args.quick, args.budget, args.out)
+    reference = json.loads(REFERENCE.read_text()) if REFERENCE.is_file() and not args.quick else None
+    output = f"{found['machine']}\nCommand: python -m benchmarks.gpu{' --quick' if args.quick else ''}; " \
+             f"wall time {found['seconds'] / 60:.1f} min; CPU column: {REFERENCE.name} " \
+             f"({(reference or {}).get('machine', 'none')})\n\n{table(rows(found, reference))}"
+    print(output, flush=True)
+    if args.out:
+        (args.out / "table.md").write_text(output + "\n")
+    if args.write:
+        args.write.write_text(between(args.write.read_text(), f"```text\n{output}\n```\n", START, END))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
