@@ -188,7 +188,8 @@ def _grad_cam_batch(model, target: TargetLayer, x: np.ndarray, wanted: np.ndarra
     probs = _softmax(logits) if softmax else logits
     classes = probs.argmax(axis=-1) if wanted is None else np.asarray(wanted, np.int64)
     chosen = np.eye(logits.shape[-1], dtype=np.float32)[classes]
-    _, grads = backend.input_gradient(lambda delta: scores(delta) * chosen, zeros)
+    chosen = keras.ops.convert_to_tensor(chosen)
+    _, grads = backend.input_gradient(lambda delta: keras.ops.multiply(scores(delta), chosen), zeros)
     weights = grads.astype(np.float32).mean(axis=(1, 2), keepdims=True)  # one per channel
     cam = np.maximum((weights * feature_map).sum(axis=-1, keepdims=True), 0.0)
     cam = keras.ops.convert_to_numpy(keras.ops.image.resize(cam, x.shape[1:3], interpolation="bilinear"))[..., 0]

@@ -20,6 +20,10 @@ from study.store.studies import open_study
 ROOT = Path(__file__).resolve().parents[1]
 HAS_JAX = importlib.util.find_spec("jax") is not None
 needs_jax = pytest.mark.skipif(not HAS_JAX, reason="jax is not installed (pip install -e '.[jax]')")
+# PyTorch is not in the test extras (its wheel is gigabytes): where it is installed, these run on it too
+OTHERS = [pytest.param("jax", marks=needs_jax),
+          pytest.param("torch", marks=pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                                         reason="torch is not installed"))]
 
 
 def under(backend: str, code: str, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -57,21 +61,21 @@ def test_a_study_from_before_backends_were_recorded_counts_as_tensorflow(tmp_pat
         open_study(StudySpec(**{**spec.__dict__, "keras_backend": "jax"}), storage)
 
 
-@needs_jax
-def test_nothing_on_the_training_path_imports_tensorflow_under_jax(tmp_path):
+@pytest.mark.parametrize("other", OTHERS)
+def test_nothing_on_the_training_path_imports_tensorflow_under_another_backend(tmp_path, other):
     code = ("import sys\n"
             "import cli, study.training, study.features, study.diagnostics, study.saliency, study.tuning.search, "
             "study.tuning.final, study.tuning.curve, study.inference.export, reports.build, command_line\n"
             "import keras\n"
             "print(keras.config.backend(), sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))\n")
-    done = under("jax", code, tmp_path)
+    done = under(other, code, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "jax []"
+    assert done.stdout.strip().splitlines()[-1] == f"{other} []"
 
 
-@needs_jax
-def test_jax_gradients_are_tensorflows_on_the_same_weights(tmp_path):
-    """Grad-CAM and the probe's gradient norms of one saved model, under TensorFlow here and JAX there."""
+@pytest.mark.parametrize("other", OTHERS)
+def test_gradients_on_another_backend_are_tensorflows_on_the_same_weights(tmp_path, other):
+    """Grad-CAM and the probe's gradient norms of one saved model, under TensorFlow here and the other there."""
     import keras
 
     from study.config import TrainConfig
@@ -101,7 +105,7 @@ np.save({str(tmp_path / 'maps.npy')!r}, grad_cam_of(model, x).maps)
 b = ProbeBatches(x, y, x, y)
 print(json.dumps({{**_gradient_norms(model, b), **_backbone_scale(model, b)}}))
 """
-    done = under("jax", code, tmp_path)
+    done = under(other, code, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     there = json.loads(done.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(np.load(tmp_path / "maps.npy"), here["maps"], atol=2e-3)
@@ -110,37 +114,37 @@ print(json.dumps({{**_gradient_norms(model, b), **_backbone_scale(model, b)}}))
         assert there[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
 
 
-@needs_jax
 @pytest.mark.slow  # minutes of training: CI runs it
-def test_jax_trains_a_learner_searches_and_reports(tmp_path):
+@pytest.mark.parametrize("other", OTHERS)
+def test_another_backend_trains_a_learner_searches_and_reports(tmp_path, other):
     sample = tmp_path / "sample"
-    assert cli("jax", tmp_path, "data", "sample", str(sample)).returncode == 0
+    assert cli(other, tmp_path, "data", "sample", str(sample)).returncode == 0
     run = tmp_path / "run"
-    done = cli("jax", tmp_path, "train", "--data", str(sample), "--regime", "scratch", "--backbone", "mini_xception",
+    done = cli(other, tmp_path, "train", "--data", str(sample), "--regime", "scratch", "--backbone", "mini_xception",
                "--set", "optimizer=adam", "--set", "learning_rate=0.003", "--set", "head_layers=1", "--set",
                "stall_epochs=0", "--epochs", "10", "--out", str(run))  # the demo's learner: it leaves the majority at 3-5
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["backend"]["name"] == "jax" and "jax" in manifest["versions"]
+    assert manifest["backend"]["name"] == other and other in manifest["versions"]
     test = json.loads((run / "metrics.json").read_text())["test"]
     assert test["learned"] and test["accuracy"] > 1.5 * test["baseline"]["majority_rate"], test["accuracy"]
     store = f"sqlite:///{tmp_path / 'studies.db'}"
-    done = cli("jax", tmp_path, "search", "--regime", "scratch", "--trials", "2", "--max-epochs", "1", "--data",
-               str(sample), "--backbone", "mini_xception", "--storage", store, "--study", "jax-scratch",
+    done = cli(other, tmp_path, "search", "--regime", "scratch", "--trials", "2", "--max-epochs", "1", "--data",
+               str(sample), "--backbone", "mini_xception", "--storage", store, "--study", "other-scratch",
                "--runs-dir", str(tmp_path / "runs"))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     refused = cli("tensorflow", tmp_path, "search", "--regime", "scratch", "--trials", "3", "--max-epochs", "1",
-                  "--data", str(sample), "--backbone", "mini_xception", "--storage", store, "--study", "jax-scratch",
+                  "--data", str(sample), "--backbone", "mini_xception", "--storage", store, "--study", "other-scratch",
                   "--runs-dir", str(tmp_path / "runs"))
-    assert refused.returncode != 0 and "keras_backend='jax'" in refused.stdout + refused.stderr
-    done = cli("jax", tmp_path, "train", "--from-study", "jax-scratch", "--storage", store, "--data", str(sample),
+    assert refused.returncode != 0 and f"keras_backend='{other}'" in refused.stdout + refused.stderr
+    done = cli(other, tmp_path, "train", "--from-study", "other-scratch", "--storage", store, "--data", str(sample),
                "--epochs", "2")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    done = cli("jax", tmp_path, "report", "--storage", store, "--study", "jax-scratch", "--out", str(tmp_path / "rep"),
+    done = cli(other, tmp_path, "report", "--storage", store, "--study", "other-scratch", "--out", str(tmp_path / "rep"),
                "--format", "md", "--partial")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = (tmp_path / "rep" / "report.md").read_text()
-    assert any(line.startswith("| Keras backend") and "jax" in line for line in report.splitlines()), report[-3000:]
+    assert any(line.startswith("| Keras backend") and other in line for line in report.splitlines()), report[-3000:]
 
 
 @needs_jax
