@@ -24,10 +24,12 @@ Tolerances (probabilities in [0, 1]):
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -143,14 +145,35 @@ def _write(fmt: str, model, path: Path, quantize: bool, out: Path) -> None:
     """Converter failures come as any exception type, often with pages of graph dump: keep one line.
     A failed write is named at ``out`` with about the export's size (its weights; a quarter, quantized)."""
     try:
-        WRITERS[fmt](model, path, quantize)
+        with _quiet_output():  # exporters print whole graphs when they fail (torch's from C++)
+            WRITERS[fmt](model, path, quantize)
     except Exception as exc:
         disk = _os_error(exc)
         if disk is not None:
             needed = runs.variables_bytes(model.weights) // (4 if quantize else 1)
             raise WriteFailed.of(out, disk, needed) from exc
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ExportError(f"the {fmt} conversion failed ({reason}): try another «format»") from exc
+        advice = ("try another «format»" if _keras_backend() == "tensorflow" else
+                  "export from a TensorFlow process instead (KERAS_BACKEND=tensorflow; model.keras is the same file "
+                  "on every backend)")
+        raise ExportError(f"the {fmt} conversion on {_keras_backend()} failed ({reason}): {advice}") from exc
+
+
+@contextlib.contextmanager
+def _quiet_output():
+    """Standard output and error, at the file-descriptor level, into a discarded file for the block."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush(), sys.stderr.flush()
+                os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+    finally:
+        os.close(saved[0]), os.close(saved[1])
 
 
 def _os_error(exc: Exception) -> OSError | None:
