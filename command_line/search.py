@@ -21,6 +21,7 @@ import optuna
 from rich.console import Console
 
 from command_line.options import config_options, config_values, storage_option, study_option, table_console
+from reports.budget import budget_line, study_budget
 from search_spaces import space_for
 from study.config import REGIMES
 from study.errors import ConfigError
@@ -35,6 +36,7 @@ from study.store import (
     open_storage,
     study_row,
     study_rows,
+    trial_records,
 )
 from study.tuning.keras_tuner_backend import TUNERS
 from study.tuning.kept_models import KEEP_MODELS
@@ -197,6 +199,10 @@ def show(study_name: str, storage: str) -> None:
     console.print(trials_table(study))
     if study_row(study)["best"] is not None:
         console.print(best_table(study))
+    budget = study_budget(trial_records(study), maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    if budget is not None:
+        metric = f"validation {study.user_attrs.get('objective', 'accuracy').replace('_', '-')}"
+        console.print(budget_line(budget, metric), markup=False, highlight=False)
     for run_dir in study.user_attrs.get("final_runs", []):
         console.print(f"final run: {run_dir}")
 
