@@ -104,3 +104,48 @@ def budget_line(budget: Budget, metric: str = "validation accuracy") -> str:
     return (f"expected best {metric} by number of trials (Tang et al.'s estimator over these {count} trials"
             f"{pruned}): {points}; within {TOLERANCE} of the best ({budget.best:.3f}) from {budget.close_at} "
             f"trial(s) on. {PRUNED_RULE[0].upper()}{PRUNED_RULE[1:]}.")
+
+
+# ------------------------------------------------------------------------------------ regimes compared
+def search_budget(trials, direction: str) -> Budget | None:
+    """``study_budget`` of a report's trials frame (``store.trials_frame``)."""
+    return study_budget(trials.to_dict("records"), maximize=direction == "maximize")
+
+
+def regime_budgets(regimes: Mapping) -> dict[str, Budget]:
+    """Each regime's budget (a report's ``evidence.regimes``), where its study scored two trials or more."""
+    found = {}
+    for regime, evidence in regimes.items():
+        b = search_budget(evidence.search.trials, evidence.search.direction)
+        if b is not None:
+            found[regime] = b
+    return found
+
+
+def mean_trial_seconds(trials) -> float:
+    """Mean wall time of the scored (complete and pruned) trials: the compute one more trial costs."""
+    scored = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]["seconds"]
+    return float(scored.mean()) if len(scored) else math.nan
+
+
+def regimes_sentence(budgets: Mapping[str, Budget], metric: str) -> str:
+    """At how many trials each regime came within TOLERANCE of its best, and whether the regimes' order
+    holds at every budget both studies reached or flips."""
+    parts = [f"{regime} came within {TOLERANCE} of its best ({b.best:.3f}) from {b.close_at} of its {len(b.curve)} "
+             f"trials on" for regime, b in budgets.items()]
+    sentence = "Expected best " + metric + ": " + "; ".join(parts) + "."
+    if len(budgets) == 2:
+        (a, ba), (b, bb) = budgets.items()
+        common = min(len(ba.curve), len(bb.curve))
+        sign = np.sign(ba.curve[:common] - bb.curve[:common]) * (1 if ba.maximize else -1)
+        if np.all(sign == 0):
+            sentence += f" The two are tied at every budget from 1 to {common} trials."
+        elif np.all(sign >= 0) or np.all(sign <= 0):
+            ahead = a if np.any(sign > 0) else b
+            sentence += f" {ahead} is ahead (or tied) at every budget from 1 to {common} trials."
+        else:
+            lead = sign[np.flatnonzero(sign)[0]]
+            first = int(np.flatnonzero(sign == -lead)[0]) + 1
+            sentence += (f" The order flips: {a if lead > 0 else b} leads at first, {b if lead > 0 else a} from {first} "
+                         "trials on; which regime wins depends on the budget.")
+    return sentence + f" {PRUNED_RULE[0].upper()}{PRUNED_RULE[1:]}."

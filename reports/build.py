@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from reports import DEFAULT_OUT, collect, figures
+from reports import DEFAULT_OUT, budget, collect, figures
 from reports import curve as curve_report
 from reports import markdown as md
 from reports import pdf
@@ -219,6 +219,7 @@ def draw_figures(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
     drawn.update(saliency_figure(content, out, _figure))
     for evidence in content.evidence.regimes.values():
         drawn.update(_search_figures(evidence.search, out, synthetic=any(v.synthetic for v in content.data)))
+    drawn.update(_budget_figure(content, out))
     drawn.update(draw_curve_figures(content.curves, out))
     return drawn
 
@@ -407,6 +408,21 @@ def _search_figures(search: SearchSummary, out: Path, synthetic: bool = False) -
                                                          title=f"{search.name}: complete trials", mark=mark),
             synthetic=synthetic)
     return drawn
+
+
+def _budget_figure(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
+    budgets = budget.regime_budgets(content.evidence.regimes)
+    if not budgets:
+        return {}
+    searches = {regime: e.search for regime, e in content.evidence.regimes.items() if regime in budgets}
+    seconds = {regime: budget.mean_trial_seconds(s.trials) for regime, s in searches.items()}
+    objective = next(iter(searches.values())).objective
+    caption = (f"Expected best validation {objective} of each regime's search by number of trials (left) and by "
+               "compute (right: trials times the study's mean trial time), Tang et al.'s unbiased estimator over the "
+               f"study's own trials, with a 95% bootstrap band; {budget.PRUNED_RULE}.")
+    return {"budget": _figure(out, "search_budget", caption, lambda p, mark: figures.expected_best(
+        budgets, seconds, objective, p, title="Expected best by budget", mark=mark),
+        synthetic=any(v.synthetic for v in content.data))}
 
 
 def parallel_axes(search: SearchSummary) -> list:

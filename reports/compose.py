@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from importlib import metadata
 
+from reports import budget
 from reports.collect import DataView, RegimeEvidence, SearchSummary
 from reports.content import ReportContent
 from reports.curve import CurveSummary, curve_tables, gap_sentence, source_sentence
@@ -196,6 +197,10 @@ def _card(view: DataView, content: ReportContent, figures: dict[str, FigureBlock
 
 def _searches(content: ReportContent, figures: dict[str, FigureBlock]) -> list[Block]:
     blocks: list[Block] = [Heading("Hyperparameter searches"), TableBlock(content.tables["search"])]
+    if "budget" in figures:
+        budgets = budget.regime_budgets(content.evidence.regimes)
+        objective = next(iter(content.evidence.regimes.values())).search.objective
+        blocks += [Paragraph(budget.regimes_sentence(budgets, f"validation {objective}")), figures["budget"]]
     for e in content.evidence.regimes.values():
         blocks += _search(e.search, content, figures)
     return blocks

@@ -217,6 +217,28 @@ def optimization_history(trials: pd.DataFrame, direction: str, objective: str, p
     return _save(fig, path, mark)
 
 
+def expected_best(curves: Mapping[str, Any], seconds: Mapping[str, float], objective: str, path: str | Path,
+                  title: str = "", *, mark: str = "") -> Path:
+    """Each regime's expected best by number of trials (left) and by compute spent (right), with its band;
+    ``curves``: regime -> ``reports.budget.Budget``, ``seconds``: regime -> mean seconds a trial."""
+    fig, (by_trials, by_time) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for i, (regime, b) in enumerate(curves.items()):
+        color = REGIME_COLORS.get(regime, f"C{i}")
+        n = np.arange(1, len(b.curve) + 1)
+        for ax, x in ((by_trials, n), (by_time, n * seconds[regime] / 60)):
+            ax.plot(x, b.curve, color=color, marker="o", markersize=3, label=f"{regime} (best {b.best:.3f})")
+            ax.fill_between(x, b.low, b.high, color=color, alpha=0.2, linewidth=0)
+    by_trials.set_xlabel("trials")
+    by_time.set_xlabel("compute spent (minutes: trials x mean trial time)")
+    by_trials.set_ylabel(f"expected best validation {objective}")
+    by_trials.xaxis.get_major_locator().set_params(integer=True)
+    for ax in (by_trials, by_time):
+        ax.grid(alpha=0.3)
+    by_trials.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or "Expected best by budget")
+    return _save(fig, path, mark)
+
+
 def param_importances(importances: Mapping[str, float], path: str | Path, title: str = "", *,
                       mark: str = "") -> Path:
     """Horizontal bars, most important on top, each labelled with its value."""

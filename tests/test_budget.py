@@ -75,3 +75,19 @@ def test_show_prints_the_expected_best_line(tmp_path):
     text = " ".join(done.stdout.split())
     assert "expected best validation accuracy by number of trials" in text
     assert "1: 0.375, 2: 0.440" in text and "from 2 trial(s) on" in text and PRUNED_RULE[1:] in text
+
+
+def test_the_regimes_sentence_says_whether_the_order_holds_or_flips():
+    from reports.budget import regimes_sentence
+
+    steady = {"scratch": study_budget(_rows([0.3, 0.4, 0.5])), "transfer": study_budget(_rows([0.5, 0.6, 0.7]))}
+    assert "transfer is ahead (or tied) at every budget from 1 to 3 trials" in regimes_sentence(steady, "x")
+    # scratch's mean is higher (better with one trial), transfer's best is higher (better with all three)
+    flip = {"scratch": study_budget(_rows([0.5, 0.5, 0.5])), "transfer": study_budget(_rows([0.2, 0.3, 0.6]))}
+    assert "The order flips: scratch leads at first, transfer from 3 trials on" in regimes_sentence(flip, "x")
+    tied = {"scratch": study_budget(_rows([0.5, 0.5])), "transfer": study_budget(_rows([0.5, 0.5]))}
+    assert "tied at every budget" in regimes_sentence(tied, "x")
+
+
+def _rows(values):
+    return [{"state": "COMPLETE", "value": v, "last_value": v} for v in values]

@@ -275,6 +275,7 @@ def test_every_figure_is_written_and_referenced(full: dict) -> None:
     expected |= {f"{kind}:{r}" for kind in ("training", "confusion", "roc", "pr", "faces") for r in ("scratch", "transfer")}
     expected |= {f"{kind}:{r}-optuna" for kind in ("history", "importance", "parallel") for r in ("scratch", "transfer")}
     expected |= {"confusion-difference"} | {f"reliability:{r}" for r in ("scratch", "transfer")}  # calibration, classes
+    expected |= {"budget"}  # both searches, expected best by trials
     assert set(full["built"].figures) == expected
     for figure in full["built"].figures.values():
         assert (out / figure.path).stat().st_size > 5000
@@ -522,6 +523,9 @@ def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_
     text = (tmp_path / "out" / "report.md").read_text()
     assert "Table I: accuracy and loss" in text and "Paired comparison on the same" in text
     assert (tmp_path / "out" / "figures" / "saliency.png").is_file() and "No Grad-CAM figure" not in text
+    assert (tmp_path / "out" / "figures" / "search_budget.png").is_file()
+    assert "Expected best validation accuracy: scratch came within 0.01 of its best" in text
+    assert "pruned trials count with the last score they reported" in text
     pdf_text = " ".join(page.extract_text() for page in PdfReader(tmp_path / "out" / "report.pdf").pages)
     for value in cells(content.tables["table1"])[1][0][1:]:
         assert _squash(value) in _squash(pdf_text)
