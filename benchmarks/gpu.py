@@ -3,6 +3,7 @@ search, on whatever Keras backend and device run it, each beside the same figure
 
     python -m benchmarks.gpu [--quick] [--data DIR] [--budget SECONDS] [--out DIR] [--write FILE]
     python -m benchmarks.gpu --reference          # this CPU's figures, into benchmarks/gpu_reference.json
+    python -m benchmarks.gpu --read gpu.json --write README.md   # the GPU machine's figures, written here
 
 It is made to run on the lent GPU machine (one H100; JAX and PyTorch there, no TensorFlow, no network)
 under ``KERAS_BACKEND=jax``, from what ``python -m benchmarks.gpu_pack`` packs (the wheels that machine
@@ -167,7 +168,7 @@ def rows(found: dict, reference: dict | None) -> list[Row]:
                        f"faces; majority rate {s['majority_rate']:.3f}) ({where})",
                        _schedule_text(base) if base else "not measured",
                        _schedule_text(s), base["seconds"] / s["seconds"] if base else None,
-                       "-" if found["quick"] else "learned", None if found["quick"] else bool(s["learned"])))
+                       "-" if found.get("quick") else "learned", None if found.get("quick") else bool(s["learned"])))
     if "search" in found:
         s, base = found["search"], cpu.get("search")
         out.append(Row(f"gpu: search, {s['trials']} trials, <= {s['max_epochs']} epochs, {s['subset']:.0%} of train, "
@@ -212,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=BUDGET, help="seconds; parts not started by then are skipped")
     parser.add_argument("--out", type=Path, help="also write gpu.json here, part by part")
     parser.add_argument("--reference", action="store_true", help=f"measure this CPU into {REFERENCE.name}")
+    parser.add_argument("--read", type=Path, metavar="GPU_JSON",
+                        help="measure nothing: the table of a gpu.json another machine wrote (with --write: into FILE)")
     parser.add_argument("--write", type=Path, metavar="FILE", help=f"also write the table between {START} and {END}")
     args = parser.parse_args(argv)
     if args.write:
@@ -223,14 +226,18 @@ def main(argv: list[str] | None = None) -> int:
             REFERENCE.write_text(json.dumps(found, indent=1) + "\n")
         print(json.dumps(found, indent=1))
         return 0
-    data_path = args.data or (sample(per_class=20) if args.quick else faces(False)[0])
-    found = measure(data_path, args.quick, args.budget, args.out)
-    reference = json.loads(REFERENCE.read_text()) if REFERENCE.is_file() and not args.quick else None
-    output = f"{found['machine']}\nCommand: python -m benchmarks.gpu{' --quick' if args.quick else ''}; " \
-             f"wall time {found['seconds'] / 60:.1f} min; CPU column: {REFERENCE.name} " \
+    if args.read:  # a GPU machine's gpu.json, brought back: its table, written here
+        found = json.loads(args.read.read_text())
+    else:
+        data_path = args.data or (sample(per_class=20) if args.quick else faces(False)[0])
+        found = measure(data_path, args.quick, args.budget, args.out)
+    reference = json.loads(REFERENCE.read_text()) if REFERENCE.is_file() and not found.get("quick") else None
+    wall = f"wall time {found['seconds'] / 60:.1f} min" if "seconds" in found else "stopped before its end"
+    output = f"{found['machine']}\nCommand: python -m benchmarks.gpu{' --quick' if found.get('quick') else ''}; " \
+             f"{wall}; CPU column: {REFERENCE.name} " \
              f"({(reference or {}).get('machine', 'none')})\n\n{table(rows(found, reference))}"
     print(output, flush=True)
-    if args.out:
+    if args.out and not args.read:
         (args.out / "table.md").write_text(output + "\n")
     if args.write:
         args.write.write_text(between(args.write.read_text(), f"```text\n{output}\n```\n", START, END))

@@ -179,6 +179,13 @@ def test_the_gpu_check_runs_under_jax_and_writes_its_table_part_by_part(tmp_path
     assert found["schedule"]["epochs"] == 1 and found["search"]["trials"] == 2
     table = (tmp_path / "out" / "table.md").read_text()
     assert "on jax" in table and "gpu: search, 2 trials" in table and "16/mixed_bfloat16/nojit" in table
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- benchmarks-gpu:start -->\nnot run\n<!-- benchmarks-gpu:end -->\n")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--read", str(tmp_path / "out" / "gpu.json"),
+                           "--write", str(readme)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = readme.read_text()
+    assert "not run" not in written and "16/mixed_bfloat16/nojit (jax on CPU" in written  # the JAX run's figures
 
 
 @pytest.mark.slow  # downloads a dozen wheels from the package index
