@@ -192,7 +192,9 @@ def main(run: Callable[[bool], list[Row]], argv: Sequence[str] | None = None) ->
     """The command line of one benchmark module: ``python -m benchmarks.<name> [--quick] [--write FILE]``;
     ``--write`` also puts its table between FILE's ``<!-- benchmarks-<name>:start -->`` and
     ``<!-- benchmarks-<name>:end -->`` lines."""
-    name = run.__module__.rpartition(".")[2]
+    module = sys.modules[run.__module__]
+    spec = getattr(module, "__spec__", None)  # run as python -m benchmarks.<name>, the module is __main__
+    name = (spec.name if spec else run.__module__).rpartition(".")[2]
     start, end = f"<!-- benchmarks-{name}:start -->", f"<!-- benchmarks-{name}:end -->"
     parser = argparse.ArgumentParser(description=(sys.modules[run.__module__].__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data and few steps (CI smoke test)")
