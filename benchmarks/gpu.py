@@ -186,9 +186,9 @@ def _search_text(s: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------ this CPU
-def reference_figures(quick: bool) -> dict:
+def reference_figures(quick: bool, budget: float = REFERENCE_BUDGET) -> dict:
     """This CPU's throughput (measured now), and the schedule from ``benchmarks.accuracy``'s kept run (c)."""
-    found = measure(Path("."), quick, REFERENCE_BUDGET, None, reference_only=True)
+    found = measure(Path("."), quick, budget, None, reference_only=True)
     kept = _kept_scratch_run()
     if kept is not None:
         test = kept.metrics["test"]
@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="mini_xception, a generated sample, a few steps")
     parser.add_argument("--data", type=Path, help="the real faces (default ../shared/fer2013)")
-    parser.add_argument("--budget", type=float, default=BUDGET, help="seconds; parts not started by then are skipped")
+    parser.add_argument("--budget", type=float, help=f"seconds; parts not started by then are skipped (default "
+                        f"{BUDGET:.0f}; with --reference {REFERENCE_BUDGET:.0f})")
     parser.add_argument("--out", type=Path, help="also write gpu.json here, part by part")
     parser.add_argument("--reference", action="store_true", help=f"measure this CPU into {REFERENCE.name}")
     parser.add_argument("--read", type=Path, metavar="GPU_JSON",
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         between(args.write.read_text(), "", START, END)  # a file without the markers fails now, not after the run
     quiet()
     if args.reference:
-        found = reference_figures(args.quick)
+        found = reference_figures(args.quick, args.budget or REFERENCE_BUDGET)
         if not args.quick:
             REFERENCE.write_text(json.dumps(found, indent=1) + "\n")
         print(json.dumps(found, indent=1))
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         found = json.loads(args.read.read_text())
     else:
         data_path = args.data or (sample(per_class=20) if args.quick else faces(False)[0])
-        found = measure(data_path, args.quick, args.budget, args.out)
+        found = measure(data_path, args.quick, args.budget or BUDGET, args.out)
     reference = json.loads(REFERENCE.read_text()) if REFERENCE.is_file() and not found.get("quick") else None
     wall = f"wall time {found['seconds'] / 60:.1f} min" if "seconds" in found else "stopped before its end"
     output = f"{found['machine']}\nCommand: python -m benchmarks.gpu{' --quick' if found.get('quick') else ''}; " \
