@@ -35,8 +35,9 @@ def under(backend: str, code: str, tmp_path: Path, timeout: int = 600) -> subpro
 
 def cli(backend: str, tmp_path: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "KERAS_BACKEND": backend, "FER_STUDY_CACHE": str(tmp_path / "cache")}
-    return subprocess.run([sys.executable, "cli.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    # run from tmp_path: what a command writes by default (runs/, studies/) stays out of the checkout
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def test_a_resumed_search_refuses_another_keras_backend(tmp_path):
