@@ -121,7 +121,7 @@ def input_gradient(fn: Callable, x) -> tuple[np.ndarray, np.ndarray]:
         y = fn(x)
         (grad,) = torch.autograd.grad(y.sum(), x)
         return keras.ops.convert_to_numpy(y.detach()), keras.ops.convert_to_numpy(grad)
-    raise NotImplementedError(f"gradients on the {backend!r} backend")
+    raise NotImplementedError(f"gradients outside fit need TensorFlow, JAX or PyTorch as the Keras backend, not {backend!r}")
 
 
 def variable_gradients(model: keras.Model, x, objectives: dict[str, Callable], variables: Sequence,
@@ -175,7 +175,7 @@ def variable_gradients(model: keras.Model, x, objectives: dict[str, Callable], v
             found = torch.autograd.grad(values[k], parameters, retain_graph=True, allow_unused=True)
             grads[k] = [None if g is None else g.detach().cpu().numpy() for g in found]
         return grads
-    raise NotImplementedError(f"gradients on the {backend!r} backend")
+    raise NotImplementedError(f"gradients outside fit need TensorFlow, JAX or PyTorch as the Keras backend, not {backend!r}")
 
 
 def _numpy_or_none(value) -> np.ndarray | None:
