@@ -220,6 +220,7 @@ def draw_figures(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
     for evidence in content.evidence.regimes.values():
         drawn.update(_search_figures(evidence.search, out, synthetic=any(v.synthetic for v in content.data)))
     drawn.update(_budget_figure(content, out))
+    drawn.update(_side_by_side_figures(content, out))
     drawn.update(draw_curve_figures(content.curves, out))
     return drawn
 
@@ -381,22 +382,6 @@ def _search_figures(search: SearchSummary, out: Path, synthetic: bool = False) -
     trials = search.trials
     drawn: dict[str, FigureBlock] = {}
     states = trials["state"].value_counts() if len(trials) else pd.Series(dtype=int)
-    if states.get("COMPLETE", 0) + states.get("PRUNED", 0):
-        drawn[f"history:{search.name}"] = _figure(
-            out, f"search_{slug}_history", f"Optimization history of study {search.name}: validation "
-            f"{search.objective} per trial and the best so far; pruned trials at their last reported value.",
-            lambda p, mark: figures.optimization_history(trials, search.direction, search.objective, p, mark=mark,
-                                                         title=f"{search.name}: optimization history"),
-            synthetic=synthetic)
-    if search.importances:
-        top = dict(list(search.importances.items())[:IMPORTANCE_BARS])
-        total = len(search.importances)
-        shown = "all" if len(top) == total else f"the {len(top)} most important of {total}"
-        drawn[f"importance:{search.name}"] = _figure(
-            out, f"search_{slug}_importance", f"Hyperparameter importances of study {search.name} (fANOVA), {shown} "
-            "parameters; the table above lists every one.",
-            lambda p, mark: figures.param_importances(top, p, title=f"{search.name}: importances", mark=mark),
-            synthetic=synthetic)
     if states.get("COMPLETE", 0) >= 2:
         axes = parallel_axes(search)
         shown = (f"the {len(axes)} most important of its {len(search.axes)} parameters" if len(axes) < len(search.axes)
@@ -407,6 +392,36 @@ def _search_figures(search: SearchSummary, out: Path, synthetic: bool = False) -
             lambda p, mark: figures.parallel_coordinates(trials, axes, search.objective, search.direction, p,
                                                          title=f"{search.name}: complete trials", mark=mark),
             synthetic=synthetic)
+    return drawn
+
+
+def _side_by_side_figures(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
+    """Every regime's search on one figure: the optimization histories on one axis, the importances in panels
+    side by side (an evaluator a row)."""
+    searches = {regime: e.search for regime, e in content.evidence.regimes.items()}
+    synthetic = any(v.synthetic for v in content.data)
+    drawn: dict[str, FigureBlock] = {}
+    tried = {regime: s for regime, s in searches.items() if s.counts.get("COMPLETE", 0) + s.counts.get("PRUNED", 0)}
+    if tried:
+        first = next(iter(tried.values()))
+        names = ", ".join(f"{s.name} ({regime})" for regime, s in tried.items())
+        caption = (f"Optimization histories of {names} on one axis: validation {first.objective} per trial (dots), "
+                   "each study's best so far (step line), pruned trials as crosses at their last reported value"
+                   + (", failed ones as triangles at the bottom" if any(s.counts.get("FAIL") for s in tried.values())
+                      else "") + ".")
+        drawn["histories"] = _figure(out, "search_histories", caption, lambda p, mark: figures.optimization_histories(
+            {regime: s.trials for regime, s in tried.items()}, first.direction, first.objective, p,
+            title="Optimization histories", mark=mark), synthetic=synthetic)
+    ranked = {regime: s.importances for regime, s in searches.items() if s.importances}
+    if ranked:
+        total = len({name for by in ranked.values() for values in by.values() for name in values})
+        shown = "every" if total <= IMPORTANCE_BARS else f"the {IMPORTANCE_BARS} most important of the {total}"
+        evaluators = list(dict.fromkeys(e for by in ranked.values() for e in by))
+        caption = (f"Hyperparameter importances side by side ({', '.join(ranked)}), a row per evaluator "
+                   f"({' and '.join(evaluators)}), {shown} parameter(s) in the same order in every panel; each study's "
+                   "table lists them all, with the note on how far they can be trusted.")
+        drawn["importances"] = _figure(out, "search_importances", caption, lambda p, mark: figures.param_importances(
+            ranked, p, title="Hyperparameter importances", top=IMPORTANCE_BARS, mark=mark), synthetic=synthetic)
     return drawn
 
 
@@ -427,7 +442,7 @@ def _budget_figure(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
 
 def parallel_axes(search: SearchSummary) -> list:
     """At most ``PARALLEL_AXES`` parameters, by importance when known: 16 axes would be unreadable."""
-    ranked = list(search.importances or {})
+    ranked = search.ranking
     order = {name: i for i, name in enumerate(ranked)}
     axes = sorted(search.axes, key=lambda a: order.get(a.name, len(order)))
     return axes[:PARALLEL_AXES]

@@ -10,6 +10,7 @@ collected in ``Evidence.lacks`` so the report can say on its first line what it 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +31,12 @@ from study.store import NoStore, best_param_rows, best_trial, mask_url, open_sto
 # What the tables and training curves read from history.csv (study.training writes more).
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
 IMPORTANCE_SEED = 0  # fANOVA fits a random forest; a fixed seed keeps the report reproducible
+# Importance evaluators, the first one ranking parameters everywhere: PED-ANOVA (optuna 5's default, which
+# looks at what sets the best trials apart) and fANOVA (variance over the whole search).
+IMPORTANCE_EVALUATORS = {
+    "PED-ANOVA": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
+    "fANOVA": lambda: optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED),
+}
 
 
 # ----------------------------------------------------------------------------------- data types
@@ -60,10 +67,15 @@ class SearchSummary:
     best_number: int | None
     best_value: float | None
     best_params: tuple[dict[str, Any], ...]  # name, best, paper
-    importances: dict[str, float] | None
+    importances: dict[str, dict[str, float]] | None  # evaluator -> parameter -> importance
     importance_note: str
     final_runs: tuple[str, ...]
     max_epochs: int | None = None  # the search's cap on each phase's epochs
+
+    @property
+    def ranking(self) -> list[str]:
+        """Parameters, most important first by the first evaluator that has importances (empty without)."""
+        return list(next(iter(self.importances.values()))) if self.importances else []
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,22 +305,38 @@ def _axis(name: str, dist: optuna.distributions.BaseDistribution) -> ParamAxis:
     return ParamAxis(name, "categorical")
 
 
-def param_importances(study: optuna.Study) -> tuple[dict[str, float] | None, str]:
-    """fANOVA importances (seeded), or None and a sentence saying why there are none."""
+def param_importances(study: optuna.Study) -> tuple[dict[str, dict[str, float]] | None, str]:
+    """Each evaluator's importances (``IMPORTANCE_EVALUATORS``: optuna 5's default PED-ANOVA first, then the
+    seeded fANOVA it replaced), each ordered most important first; or None and a sentence saying why there
+    are none."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
         return None, (f"Hyperparameter importances need at least 2 complete trials; study {study.study_name} "
                       f"has {len(complete)}.")
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
-    try:
-        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    except Exception as exc:  # optuna raises ValueError/RuntimeError for degenerate searches
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return None, f"optuna could not compute hyperparameter importances for study {study.study_name}: {first}"
-    note = (f"fANOVA importances (optuna.importance, seed {IMPORTANCE_SEED}) over the {len(complete)} complete "
-            "trials; they describe how the objective varied within this search, not causal effects, "
-            "and are noisy with few trials.")
-    return {k: float(v) for k, v in sorted(values.items(), key=lambda item: -item[1])}, note
+    found: dict[str, dict[str, float]] = {}
+    failed: list[str] = []
+    cautions: list[str] = []
+    for name, make in IMPORTANCE_EVALUATORS.items():
+        with warnings.catch_warnings(record=True) as caught:  # said in the note, not on the console
+            warnings.simplefilter("always")
+            try:
+                values = optuna.importance.get_param_importances(study, evaluator=make())
+            except Exception as exc:  # optuna raises ValueError/RuntimeError for degenerate searches
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                failed.append(f"{name}: {first}")
+                continue
+        cautions += [f"{name}: {text}" for text in dict.fromkeys(str(w.message).strip() for w in caught)]
+        found[name] = {k: float(v) for k, v in sorted(values.items(), key=lambda item: -item[1])}
+    if not found:
+        return None, (f"optuna could not compute hyperparameter importances for study {study.study_name}: "
+                      + "; ".join(failed))
+    note = (f"{' and '.join(found)} importances (optuna.importance: PED-ANOVA is its default; fANOVA's random forest "
+            f"is seeded with {IMPORTANCE_SEED}) over the {len(complete)} complete trials. They describe how the "
+            "objective varied within this search, not causal effects; with few trials they are noisy, and the two "
+            "evaluators may disagree: weigh a parameter by both."
+            + (f" optuna cautioned: {' '.join(cautions)}" if cautions else "")
+            + (f" Not computed: {'; '.join(failed)}." if failed else ""))
+    return found, note
 
 
 # ------------------------------------------------------------------------------------------ data

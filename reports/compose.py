@@ -201,6 +201,7 @@ def _searches(content: ReportContent, figures: dict[str, FigureBlock]) -> list[B
         budgets = budget.regime_budgets(content.evidence.regimes)
         objective = next(iter(content.evidence.regimes.values())).search.objective
         blocks += [Paragraph(budget.regimes_sentence(budgets, f"validation {objective}")), figures["budget"]]
+    blocks += [figures[k] for k in ("histories", "importances") if k in figures]
     for e in content.evidence.regimes.values():
         blocks += _search(e.search, content, figures)
     return blocks
@@ -214,7 +215,6 @@ def _search(search: SearchSummary, content: ReportContent, figures: dict[str, Fi
         blocks.append(Paragraph(f"Study {search.name} has no complete trial, so it has no best parameters."))
     table = content.tables.get(f"importance-{search.name}")
     blocks.append(TableBlock(table) if table else Paragraph(search.importance_note))
-    blocks += [figures[k] for k in (f"history:{search.name}", f"importance:{search.name}") if k in figures]
     complete = search.counts.get("COMPLETE", 0)
     if f"parallel:{search.name}" in figures:
         blocks.append(figures[f"parallel:{search.name}"])

@@ -190,30 +190,38 @@ from matplotlib.transforms import blended_transform_factory as _blended  # noqa:
 REGIME_COLORS = {"scratch": "tab:blue", "transfer": "tab:orange"}
 
 
-def optimization_history(trials: pd.DataFrame, direction: str, objective: str, path: str | Path,
-                         title: str = "", *, mark: str = "") -> Path:
-    """Objective per trial, the best so far, pruned trials at their last reported value, failed ones marked."""
-    fig, ax = plt.subplots(figsize=(7.5, 4))
-    done = trials[trials["state"] == "COMPLETE"].sort_values("number")
-    pruned = trials[trials["state"] == "PRUNED"]
-    failed = trials[trials["state"] == "FAIL"]
-    ax.scatter(done["number"], done["value"], color="tab:blue", zorder=3, label="complete")
-    best = done["value"].cummax() if direction == "maximize" else done["value"].cummin()
-    last = int(trials["number"].max())
-    if len(done):
-        ax.step([*done["number"], last], [*best, best.iloc[-1]], where="post", color="tab:red", label="best so far")
-    ax.scatter(pruned["number"], pruned["last_value"], marker="x", color="grey", zorder=3,
-               label="pruned (last reported value)")
-    if len(failed):
-        ax.scatter(failed["number"], np.full(len(failed), 0.03), marker="v", color="tab:red", zorder=3,
-                   transform=_blended(ax.transData, ax.transAxes), label="failed")
+def optimization_histories(studies: Mapping[str, pd.DataFrame], direction: str, objective: str, path: str | Path,
+                           title: str = "", *, mark: str = "") -> Path:
+    """Every study's objective per trial on one axis (``studies``: regime -> its trials frame): complete trials as
+    dots, pruned ones as crosses at their last reported value, failed ones as triangles at the bottom, and each
+    study's best so far as a step line in its colour."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    last = 0
+    for i, (regime, trials) in enumerate(studies.items()):
+        color = REGIME_COLORS.get(regime, f"C{i}")
+        done = trials[trials["state"] == "COMPLETE"].sort_values("number")
+        pruned = trials[trials["state"] == "PRUNED"]
+        failed = trials[trials["state"] == "FAIL"]
+        end = int(trials["number"].max()) if len(trials) else 0
+        last = max(last, end)
+        ax.scatter(done["number"], done["value"], color=color, s=22, zorder=3, label=f"{regime}: complete")
+        if len(pruned):
+            ax.scatter(pruned["number"], pruned["last_value"], marker="x", color=color, zorder=3,
+                       label=f"{regime}: pruned (last reported value)")
+        if len(failed):
+            ax.scatter(failed["number"], np.full(len(failed), 0.03), marker="v", color=color, zorder=3,
+                       transform=_blended(ax.transData, ax.transAxes), label=f"{regime}: failed")
+        if len(done):
+            best = done["value"].cummax() if direction == "maximize" else done["value"].cummin()
+            ax.step([*done["number"], end], [*best, best.iloc[-1]], where="post", color=color, linewidth=2,
+                    label=f"{regime}: best so far ({best.iloc[-1]:.3f})")
     ax.set_xlim(-0.5, last + 0.5)
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {objective}")
-    ax.set_title(title or "Optimization history")
+    ax.set_title(title or "Optimization histories")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    _legend_beside(ax)
     return _save(fig, path, mark)
 
 
@@ -239,18 +247,45 @@ def expected_best(curves: Mapping[str, Any], seconds: Mapping[str, float], objec
     return _save(fig, path, mark)
 
 
-def param_importances(importances: Mapping[str, float], path: str | Path, title: str = "", *,
-                      mark: str = "") -> Path:
-    """Horizontal bars, most important on top, each labelled with its value."""
-    names = list(importances)[::-1]
-    values = [importances[n] for n in names]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
-    bars = ax.barh(names, values, color="tab:blue")
-    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3, fontsize=8)
-    ax.set_xlim(0, max(values + [0.0]) * 1.18 or 1)
-    ax.set_xlabel("importance (fANOVA, sums to 1)")
-    ax.set_title(title or "Hyperparameter importances")
-    ax.grid(axis="x", alpha=0.3)
+def param_importances(importances: Mapping[str, Mapping[str, Mapping[str, float]]], path: str | Path,
+                      title: str = "", *, top: int = 10, mark: str = "") -> Path:
+    """Side by side: a column per study, a row per importance evaluator (``importances``: study -> evaluator ->
+    parameter -> importance). Every panel lists the same parameters in the same order (the first evaluator's
+    ranking, most important on top, by each one's largest importance in any study), so a bar is compared with
+    the bar beside it; at most ``top`` of them."""
+    studies = list(importances)
+    evaluators = list(dict.fromkeys(e for by in importances.values() for e in by))
+    first = evaluators[0]
+    score: dict[str, float] = {}
+    for by in importances.values():
+        for name, value in by.get(first, {}).items():
+            score[name] = max(score.get(name, 0.0), value)
+    for by in importances.values():
+        for values in by.values():
+            for name in values:
+                score.setdefault(name, -1.0)  # a parameter only another evaluator ranks goes last
+    names = sorted(score, key=lambda n: -score[n])[:top][::-1]
+    fig, axes = plt.subplots(len(evaluators), len(studies), squeeze=False, sharey=True,
+                             figsize=(3.6 * len(studies) + 2.2, (0.32 * len(names) + 0.9) * len(evaluators) + 0.6))
+    for row, evaluator in enumerate(evaluators):
+        for col, study in enumerate(studies):
+            ax = axes[row][col]
+            values = importances[study].get(evaluator)
+            if values is None:
+                ax.text(0.5, 0.5, f"{evaluator}: none\n(see the study's note)", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=8, color="grey")
+                ax.set_xticks([])
+            else:
+                shown = [values.get(n, 0.0) for n in names]
+                bars = ax.barh(names, shown, color=REGIME_COLORS.get(study, f"C{col}"))
+                ax.bar_label(bars, labels=[f"{v:.2f}" for v in shown], padding=2, fontsize=7)
+                ax.set_xlim(0, max(shown + [0.0]) * 1.3 or 1)
+                ax.grid(axis="x", alpha=0.3)
+            ax.set_title(f"{study}: {evaluator}", fontsize=9)
+            if row == len(evaluators) - 1:
+                ax.set_xlabel("importance (sums to 1)", fontsize=8)
+    fig.suptitle(title or "Hyperparameter importances")
+    fig.tight_layout()
     return _save(fig, path, mark)
 
 

@@ -498,8 +498,10 @@ def best_params_table(search: SearchSummary) -> ReportTable:
 def importances_table(search: SearchSummary) -> ReportTable | None:
     if not search.importances:
         return None
-    body = pd.DataFrame({"importance": list(search.importances.values())},
-                        index=pd.Index(list(search.importances), name="parameter")).astype(object)
+    ranking = search.ranking
+    body = pd.DataFrame({evaluator: [values.get(name) for name in ranking]
+                         for evaluator, values in search.importances.items()},
+                        index=pd.Index(ranking, name="parameter")).astype(object)
     return ReportTable(f"importance-{search.name}", f"Study {search.name}: hyperparameter importances", body,
                        search.importance_note)
 

@@ -36,8 +36,8 @@ def _curves(kind: str) -> tuple[dict, dict]:
     return lines, scores
 
 
-def _trials() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
+def _trials(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
     n = 12
     return pd.DataFrame({
         "number": range(n), "state": ["COMPLETE"] * 8 + ["PRUNED"] * 3 + ["FAIL"],
@@ -46,6 +46,10 @@ def _trials() -> pd.DataFrame:
         "param.lr": 10 ** rng.uniform(-5, -2, n), "param.opt": rng.choice(["adam", "sgd"], n),
     })
 
+
+# study -> evaluator -> parameter -> importance; "momentum" only transfer searched, and fANOVA failed for transfer
+IMPORTANCES = {"scratch": {"PED-ANOVA": {"lr": 0.6, "opt": 0.3, "l2": 0.1}, "fANOVA": {"opt": 0.5, "lr": 0.4, "l2": 0.1}},
+               "transfer": {"PED-ANOVA": {"momentum": 0.5, "lr": 0.45, "opt": 0.05, "l2": 0.0}}}
 
 AXES = [SimpleNamespace(name="lr", kind="float", log=True, low=1e-5, high=1e-2, choices=()),
         SimpleNamespace(name="opt", kind="categorical", log=False, low=None, high=None, choices=("adam", "sgd"))]
@@ -97,8 +101,9 @@ DRAWERS: dict[str, Callable[[], tuple[Callable, tuple, dict]]] = {
     "confusion_matrix": lambda: (figures.confusion_matrix, (_confusion(), CLASSES), {}),
     "roc_curves": lambda: (figures.roc_curves, _curves("roc"), {}),
     "pr_curves": lambda: (figures.pr_curves, _curves("pr"), {}),
-    "optimization_history": lambda: (figures.optimization_history, (_trials(), "maximize", "accuracy"), {}),
-    "param_importances": lambda: (figures.param_importances, ({"lr": 0.7, "opt": 0.3},), {}),
+    "optimization_histories": lambda: (figures.optimization_histories, (
+        {"scratch": _trials(), "transfer": _trials(seed=1)}, "maximize", "accuracy"), {}),
+    "param_importances": lambda: (figures.param_importances, (IMPORTANCES,), {}),
     "parallel_coordinates": lambda: (figures.parallel_coordinates, (_trials(), AXES, "accuracy", "maximize"), {}),
     "face_grid": lambda: (figures.face_grid, (np.random.default_rng(0).integers(0, 256, (9, 48, 48, 1)),
                                               CLASSES[:3] * 3, CLASSES[:3] * 2 + CLASSES[3:6], [0.5] * 9), {}),
@@ -235,3 +240,34 @@ def test_the_confusion_panels_and_their_colour_bars_do_not_overlap(monkeypatch: 
     assert not clashes
     assert fig.get_suptitle() and not [ax for ax in (left, right)
                                        if ax.get_tightbbox(renderer).overlaps(fig._suptitle.get_window_extent(renderer))]
+
+
+# ------------------------------------------------------------------------------ side by side
+def test_importance_panels_list_the_same_parameters_in_the_same_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, _ = _figure("param_importances", monkeypatch)
+    assert len(fig.axes) == 4  # an evaluator a row, a study a column
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["scratch: PED-ANOVA", "transfer: PED-ANOVA", "scratch: fANOVA", "transfer: fANOVA"]
+    drawn = [ax for ax in fig.axes if ax.patches]
+    assert len(drawn) == 3  # transfer has no fANOVA: its panel says so instead of drawing bars
+    # one y axis for all (only the first column prints its labels), bottom to top: ranked by PED-ANOVA's largest
+    # value in any study (lr 0.6, momentum 0.5, opt 0.3, l2 0.1)
+    assert all(ax.get_shared_y_axes().joined(ax, fig.axes[0]) for ax in fig.axes)
+    for ax in (fig.axes[0], fig.axes[2]):
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["l2", "opt", "momentum", "lr"]
+    widths = {ax.get_title(): [round(p.get_width(), 3) for p in ax.patches] for ax in drawn}
+    assert widths["transfer: PED-ANOVA"] == [0.0, 0.05, 0.5, 0.45] and widths["scratch: PED-ANOVA"][2] == 0.0
+    assert any("none" in t.get_text() for t in fig.axes[3].texts)
+
+
+def test_both_histories_share_one_axis_with_each_best_so_far(monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, _ = _figure("optimization_histories", monkeypatch)
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    for regime, seed in (("scratch", 0), ("transfer", 1)):
+        done = _trials(seed).query("state == 'COMPLETE'")["value"]
+        assert f"{regime}: best so far ({done.max():.3f})" in labels
+        assert f"{regime}: pruned (last reported value)" in labels and f"{regime}: failed" in labels
+    steps = [line for line in ax.get_lines() if "best so far" in line.get_label()]
+    assert [line.get_ydata()[-1] for line in steps] == pytest.approx(
+        [_trials(s).query("state == 'COMPLETE'")["value"].max() for s in (0, 1)])

@@ -273,9 +273,9 @@ def test_every_figure_is_written_and_referenced(full: dict) -> None:
     out = full["tmp"] / "out"
     expected = {"seeds", "data:" + full["content"].data[0].fingerprint}
     expected |= {f"{kind}:{r}" for kind in ("training", "confusion", "roc", "pr", "faces") for r in ("scratch", "transfer")}
-    expected |= {f"{kind}:{r}-optuna" for kind in ("history", "importance", "parallel") for r in ("scratch", "transfer")}
+    expected |= {f"parallel:{r}-optuna" for r in ("scratch", "transfer")}
     expected |= {"confusion-difference"} | {f"reliability:{r}" for r in ("scratch", "transfer")}  # calibration, classes
-    expected |= {"budget"}  # both searches, expected best by trials
+    expected |= {"budget", "histories", "importances"}  # both searches side by side: expected best, histories, importances
     assert set(full["built"].figures) == expected
     for figure in full["built"].figures.values():
         assert (out / figure.path).stat().st_size > 5000
@@ -332,8 +332,12 @@ def test_search_summary_counts_trials_and_params(full: dict) -> None:
     assert cell(table, "trials failed", "scratch-optuna") == 1
     assert cell(table, "best trial", "scratch-optuna") == 0
     assert cell(table, "epochs trained (all trials)", "scratch-optuna") == 4 * 4 + 2
-    importances = full["content"].tables["importance-transfer-optuna"].frame["importance"]
-    assert sum(importances) == pytest.approx(1.0)
+    importances = full["content"].tables["importance-transfer-optuna"].frame
+    assert list(importances.columns) == ["PED-ANOVA", "fANOVA"]  # optuna 5's default first, the seeded fANOVA beside
+    assert all(sum(importances[c]) == pytest.approx(1.0) for c in importances.columns)
+    assert importances["PED-ANOVA"].tolist() == sorted(importances["PED-ANOVA"], reverse=True)
+    assert (full["tmp"] / "out" / "figures" / "search_histories.png").is_file()
+    assert (full["tmp"] / "out" / "figures" / "search_importances.png").is_file()
     assert "transfer-optuna" in full["md"]
 
 
