@@ -5,6 +5,7 @@ the search's bookkeeping replace ``train`` with a fake that scores a config with
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 import subprocess
@@ -489,6 +490,19 @@ def test_keras_tuner_hyperband_budget_caps_each_trials_epochs(tmp_path, sample_d
     for trial, call in zip(trials, calls):
         budget = trial.user_attrs["keras_tuner"]["tuner/epochs"]
         assert call["config"].epochs == min(budget, trial.params["epochs"]) and budget <= 9
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the gp sampler needs torch (the [gp] extra)")
+def test_the_gp_sampler_runs_with_pruning(tmp_path, sample_dir, calls):
+    assert search(tmp_path, sample_dir, "--sampler", "gp", "--pruner", "median").exit_code == 0
+    assert [t.state for t in trials_of(tmp_path, "scratch-optuna")] == [TrialState.COMPLETE] * 3
+
+
+def test_the_gp_sampler_without_torch_is_refused_in_one_line_before_any_trial(tmp_path, sample_dir, calls, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch then raises ImportError
+    result = search(tmp_path, sample_dir, "--sampler", "gp")
+    assert result.exit_code == 2 and "error: --sampler gp needs PyTorch: pip install torch" in result.output, result.output
+    assert not calls
 
 
 def test_make_sampler_refuses_a_grid_over_ranges():

@@ -2,7 +2,8 @@
 within the study's shared budget.
 
 Samplers (``SAMPLERS``): ``tpe`` (default), ``random``, ``cmaes`` (CMA-ES on the numeric parameters;
-categorical ones are sampled at random by its independent sampler) and ``grid``. The grid enumerates
+categorical ones are sampled at random by its independent sampler), ``gp`` (optuna's Gaussian-process
+sampler; it needs PyTorch) and ``grid``. The grid enumerates
 every ``Choice`` parameter while ``Int``/``Float`` ones stay at the paper's values (``grid_space``): a
 grid over 17 continuous ranges cannot be enumerated, their categorical part can (a few thousand points).
 
@@ -59,11 +60,22 @@ def _cmaes(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
 
 
+def _gp(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
+    try:
+        import torch  # noqa: F401  optuna's GPSampler fits its Gaussian process with PyTorch (optional: 200+ MB)
+    except ImportError:
+        raise ConfigError("«sampler» gp needs PyTorch: pip install torch (or the [gp] extra)") from None
+    # Parameters that only some trials use (momentum under SGD, ...) are outside the GP's joint space: its
+    # independent sampler draws them, which it would otherwise warn about on every trial.
+    return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+
+
 # name -> (the space the objective samples, seed) -> sampler
 SAMPLERS: dict[str, Callable[[Space, int | None], optuna.samplers.BaseSampler]] = {
     "tpe": lambda space, seed: optuna.samplers.TPESampler(seed=seed),
     "random": lambda space, seed: optuna.samplers.RandomSampler(seed=seed),
     "cmaes": _cmaes,
+    "gp": _gp,
     "grid": lambda space, seed: optuna.samplers.GridSampler(grid_values(space), seed=seed),
 }
 # name -> (space, epoch cap) -> pruner. Median waits for 5 finished trials and 2 epochs: SGD's first
