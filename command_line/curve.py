@@ -10,11 +10,12 @@ from typing import Any
 import click
 from rich.console import Console
 
-from command_line.options import config_options, config_values, storage_option
+from command_line.options import config_options, config_values, storage_option, track_option
 from command_line.train import DEFAULT_DATA, TRAIN_SHORTCUTS
 from study.config import REGIMES
 from study.errors import TrialFailed
 from study.store import DEFAULT_STORAGE, mask_url
+from study.tracking import check_trackers
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
 CURVE_SHORTCUTS = tuple(k for k in TRAIN_SHORTCUTS if k not in ("regime", "subset"))
@@ -45,9 +46,10 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
               help="Runs go to RUNS/NAME/<regime>-f<fraction>-seed<seed>.")
 @config_options(*CURVE_SHORTCUTS)
 @storage_option
+@track_option
 def curve(data_path: str, fractions: tuple[float, ...], seeds: int, regimes: str, from_studies: tuple[str, ...],
           pretrain_fraction: float, name: str, runs_dir: str, config_file: str | None, overrides: tuple[str, ...],
-          storage: str, **options: Any) -> None:
+          storage: str, track: tuple[str, ...], **options: Any) -> None:
     """Both regimes on nested fractions of the training data, evaluated on the same test split.
 
     Every other option is train's: --set KEY=VALUE and --config reach both regimes (over a study's best
@@ -59,6 +61,7 @@ def curve(data_path: str, fractions: tuple[float, ...], seeds: int, regimes: str
     python cli.py curve --data data/fer --from-study scratch-optuna --from-study transfer-optuna
     python cli.py report
     """
+    check_trackers(track)  # mlflow without its package is refused before TensorFlow loads
     from study.tuning.curve import plan_curve, run_curve  # deferred: training loads TensorFlow
 
     values = config_values(config_file, overrides, options, CURVE_SHORTCUTS)
@@ -71,7 +74,7 @@ def curve(data_path: str, fractions: tuple[float, ...], seeds: int, regimes: str
                   + (f", after pretraining on {pretrain_fraction:.0%} of the training split" if pretrain_fraction else ""))
     for regime, source in plan.sources.items():
         console.print(f"  {regime}: {source}; weights {plan.configs[regime]['weights']}", highlight=False)
-    done = run_curve(plan, storage, announce=console.print)
+    done = run_curve(plan, storage, announce=console.print, track=track)
     console.print(f"curve {name}: {len(done.trained)} runs trained now, {len(done.found)} found done; "
                   f"its runs are in {plan.folder}. Draw it with: python cli.py report"
                   + (f" --storage {mask_url(storage)}" if storage != DEFAULT_STORAGE else ""), highlight=False)

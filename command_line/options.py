@@ -17,6 +17,7 @@ from study import config as config_mod
 from study.config import FROZEN_AUGMENTATIONS, PRECISIONS, REGIMES
 from study.errors import ConfigError
 from study.store import DEFAULT_STORAGE, STORAGE_ENV
+from study.tracking import TRACKERS
 
 storage_option = click.option(
     "--storage", default=DEFAULT_STORAGE, show_default=True, metavar="URL", envvar=STORAGE_ENV, show_envvar=True,
@@ -24,6 +25,12 @@ storage_option = click.option(
          "password out of the command line: PGPASSWORD, ~/.pgpass, or the whole URL in the environment.",
 )
 study_option = click.option("--study", "study", metavar="NAME", help="Study name (default <regime>-<backend>).")
+track_option = click.option(
+    "--track", "track", multiple=True, type=click.Choice(TRACKERS),
+    help="Also log every run (per-epoch metrics, parameters, state, results) to TensorBoard (event files under "
+         "RUNS/tensorboard/<study>) or MLflow (an experiment per study at MLFLOW_TRACKING_URI, else ./mlruns; "
+         "pip install -e '.[mlflow]'). Repeatable. A tracker that fails warns once; training goes on.",
+)
 
 # TrainConfig keys with an option of their own: key -> click.option keyword arguments.
 SHORTCUTS: dict[str, dict[str, Any]] = {

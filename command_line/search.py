@@ -20,7 +20,14 @@ import click
 import optuna
 from rich.console import Console
 
-from command_line.options import config_options, config_values, storage_option, study_option, table_console
+from command_line.options import (
+    config_options,
+    config_values,
+    storage_option,
+    study_option,
+    table_console,
+    track_option,
+)
 from reports.budget import budget_line, study_budget
 from search_spaces import space_for
 from study.config import REGIMES
@@ -101,6 +108,7 @@ def _keep_models(ctx: click.Context, param: click.Parameter, value: str) -> int 
 @click.option("--default-trial/--no-default-trial", default=True, show_default=True,
               help="Optuna backend: a new study's first trial trains the defaults (the paper's configuration), "
                    "so the study shows what the search bought.")
+@track_option
 def search(workers: int | None, config_file: str | None, overrides: tuple[str, ...], estimate_only: bool,
            **options: Any) -> None:
     """Search hyperparameters of a regime; every trial is one training run in RUNS_DIR/<study>/trial-<n>.

@@ -14,7 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from command_line.options import config_options, config_values, storage_option
+from command_line.options import config_options, config_values, storage_option, track_option
 from reports.console_tables import metrics_tables, run_summary
 from study import config as config_mod
 from study.config import TrainConfig
@@ -23,6 +23,7 @@ from study.data import CLASSES, Dataset, load_dataset, training_share
 from study.pretraining import DEFAULT_FRACTION
 from study.pretraining import pretrain as pretrain_run
 from study.runs import Run
+from study.tracking import check_trackers
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
 DEFAULT_DATA = "data/sample"
@@ -38,23 +39,26 @@ TRAIN_SHORTCUTS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "
 @click.option("--from-study", help="Retrain the best trial of this study (see `search`).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="With --from-study: runs, one per seed.")
 @storage_option
+@track_option
 def train(data_path: str, config_file: str | None, overrides: tuple[str, ...], out: str | None, strict: bool,
-          from_study: str | None, seeds: int, storage: str, **options: Any) -> None:
+          from_study: str | None, seeds: int, storage: str, track: tuple[str, ...], **options: Any) -> None:
     """Train one run with the paper's settings (or a config), evaluate it on test, save every artifact."""
     values = config_values(config_file, overrides, options, TRAIN_SHORTCUTS)
+    check_trackers(track)  # mlflow without its package is refused before anything loads
     if from_study:
         data = data_path if data_path != DEFAULT_DATA else None
-        _train_from_study(from_study, seeds, storage, data, values)
+        _train_from_study(from_study, seeds, storage, data, values, track)
         return
     config = config_mod.from_dict(values)
-    train_and_report(config, data_path, Path(out) if out else default_run_dir(config), strict=strict)
+    train_and_report(config, data_path, Path(out) if out else default_run_dir(config), strict=strict, track=track)
 
 
-def _train_from_study(name: str, seeds: int, storage: str, data_path: str | None, overrides: dict) -> None:
+def _train_from_study(name: str, seeds: int, storage: str, data_path: str | None, overrides: dict,
+                      track: tuple[str, ...] = ()) -> None:
     from study.tuning.final import train_from_study  # deferred: training loads TensorFlow
 
     results = train_from_study(name, storage=storage, seeds=seeds, data=data_path, overrides=overrides or None,
-                               announce=console.print)
+                               announce=console.print, track=track)
     for result in results:
         test = result.metrics["test"]
         console.print(f"final run {result.run_dir}: test accuracy {test['accuracy']:.4f} (majority-class rate "
@@ -65,14 +69,19 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.regime}-{config.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train_and_report(config: TrainConfig, data_path: str, run_dir: Path, *, strict: bool = False):
+def _say(line: str) -> None:
+    console.print(line, markup=False, highlight=False)
+
+
+def train_and_report(config: TrainConfig, data_path: str, run_dir: Path, *, strict: bool = False,
+                     track: tuple[str, ...] = ()):
     """Load data, train with progress, evaluate on test, print a summary table."""
-    from study.training import train as train_run  # deferred: TensorFlow
+    from study.tracking.callback import train_tracked  # deferred: training loads TensorFlow
 
     check_weights_source(config.weights)  # before the data is read
     dataset = load_dataset(data_path, val_fraction=config.val_fraction, subset=config.subset, strict=strict)
     _describe_start(config, dataset, run_dir)
-    result = train_run(config, dataset, run_dir, evaluate_test=True)
+    result = train_tracked(config, dataset, run_dir, track, say=_say, evaluate_test=True)
     console.print(run_summary(result.metrics, result.history, title=f"{config.regime} / {config.backbone}"))
     console.print(f"run saved to [bold]{run_dir}[/]; evaluate it with: python cli.py evaluate {run_dir}")
     return result

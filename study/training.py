@@ -72,6 +72,16 @@ HEAD_STEPS_PER_EXECUTION = 32
 _LOGGED = ("loss", "cross_entropy", "accuracy", "val_loss", "val_cross_entropy", "val_accuracy", f"val_{ANSWER_SHARE}")
 
 
+class HistoryRows(keras.callbacks.Callback):
+    """A callback that also hears each epoch's row of history.csv as train() records it: the phase,
+    both losses, accuracy, the validation metrics, the learning rate at the epoch's end and its
+    seconds, which Keras's epoch logs lack (they know no phase). ``history_row`` is called before any
+    caller's ``on_epoch_end`` of that epoch (a pruner's included); a plain ``fit`` never calls it."""
+
+    def history_row(self, row: dict[str, Any]) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str  # "scratch" | "frozen" | "finetune"
@@ -206,7 +216,7 @@ def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
         t = time.perf_counter()
         trained, train_ds, val_ds, outside = _phase_inputs(model, config, data, phase, callbacks, fitted, timings)
         _prepare(model, trained, config, phase, training_steps(len(data.train.y), config.batch_size), train_ds)
-        recorder = _EpochRecorder(phase.name)
+        recorder = _EpochRecorder(phase.name, [c for c in callbacks if isinstance(c, HistoryRows)])
         bar = EpochProgress(phase.name, epoch + phase.epochs) if progress else None
         phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase),
                            *schedule_callbacks(config), *outside]
@@ -335,10 +345,11 @@ def _early_stopping(config: TrainConfig, phase: Phase) -> list[keras.callbacks.C
 class _EpochRecorder(keras.callbacks.Callback):
     """Collects one row per epoch with the phase and wall time; Keras's History forgets phases."""
 
-    def __init__(self, phase: str) -> None:
+    def __init__(self, phase: str, listeners: Sequence[HistoryRows] = ()) -> None:
         super().__init__()
         self.phase = phase
         self.rows: list[dict[str, Any]] = []
+        self.listeners = list(listeners)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._t = time.perf_counter()
@@ -348,6 +359,8 @@ class _EpochRecorder(keras.callbacks.Callback):
         row = {k: float(logs[k]) for k in _LOGGED if k in logs}
         self.rows.append({"epoch": epoch + 1, "phase": self.phase, **row,
                           "learning_rate": current_learning_rate(self.model), "seconds": time.perf_counter() - self._t})
+        for listener in self.listeners:
+            listener.history_row(dict(self.rows[-1]))
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)

@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("study", "search_spaces", "reports", "command_line", "benchmarks")
 CORE = ("study", "search_spaces", "reports")
 # What a function may defer on purpose: seconds of start-up (TensorFlow and what loads it, OpenCV,
-# the ONNX converter, the plotting and PDF stacks) that most commands never need.
+# the ONNX converter, the plotting and PDF stacks, the trackers' libraries) that most commands never need.
 HEAVY = {"tensorflow", "keras", "keras_tuner", "tf2onnx", "onnxruntime", "cv2", "matplotlib", "reportlab",
-         "optuna_integration", "jax", "torch"}
+         "optuna_integration", "jax", "torch", "mlflow", "tensorboard"}
 
 
 def module_name(path: Path) -> str:

@@ -40,6 +40,8 @@ from study.model_files import check_weights_source
 from study.pretraining import pretraining_indices
 from study.runs import Run
 from study.store import StorageError, load_existing, open_storage, required_best
+from study.tracking import Tracking, open_tracking
+from study.tracking.callback import run_info, tracked
 from study.training import train
 from study.tuning.final import best_config
 from study.tuning.search import quiet_optuna
@@ -207,16 +209,29 @@ def _pretrain_config(configs: Mapping[str, TrainConfig], scratch_overrides: Mapp
 
 # ------------------------------------------------------------------------------------- training
 def run_curve(plan: CurvePlan, storage: str, data: Dataset | None = None, progress: bool = True,
-              announce: Callable[[str], None] | None = None) -> CurveProgress:
-    """Train every run of ``plan`` not yet done, recording each in the curve's study as it ends."""
+              announce: Callable[[str], None] | None = None, track: Sequence[str] = ()) -> CurveProgress:
+    """Train every run of ``plan`` not yet done, recording each in the curve's study as it ends; ``track``:
+    the trackers (``study.tracking``) that also get every run trained now, in the curve's experiment."""
     say = announce or (lambda line: None)
     dataset = data or load_dataset(plan.data, val_fraction=_val_fraction(plan))
     plan = _with_fingerprint(plan, dataset)
     study = open_curve(plan, open_storage(storage))
+    tracking = open_tracking(track, plan.name, runs_dir=plan.runs_dir, say=announce,
+                             tags={"fer_study.kind": KIND, "fer_study.data": plan.data},
+                             hparams=("regime", "fraction", "seed", "images", "backbone"),
+                             shown=("regime", "fraction", "seed", "images"))
+    try:
+        return _run_cells(plan, study, dataset, progress, say, tracking)
+    finally:
+        tracking.close()
+
+
+def _run_cells(plan: CurvePlan, study: optuna.Study, dataset: Dataset, progress: bool, say: Callable[[str], None],
+               tracking: Tracking) -> CurveProgress:
     pool = _pool(plan, dataset)
     done = CurveProgress()
     if plan.pretrain_config:
-        _pretrain(plan, study, dataset, pool, progress, say)
+        _pretrain(plan, study, dataset, pool, progress, say, tracking)
     cells = plan.cells()
     for k, (seed, fraction, regime) in enumerate(cells, start=1):
         run_dir = plan.run_dir(regime, fraction, seed)
@@ -231,9 +246,12 @@ def run_curve(plan: CurvePlan, storage: str, data: Dataset | None = None, progre
             config = config_mod.from_dict({**plan.configs[regime], "seed": seed})
             extra = {"curve": {"name": plan.name, "fraction": fraction, "images": int(len(picked)),
                                "pool": int(len(pool)), "pretrain_fraction": plan.pretrain_fraction}}
+            run = run_info(run_dir.name, "curve", config, {"regime": regime, "fraction": fraction, "seed": seed,
+                                                           "images": int(len(picked))})
             try:
-                train(config, with_train(dataset, picked), run_dir, evaluate_test=True, progress=progress,
-                      extra_manifest=extra)
+                tracked(tracking, run, lambda callbacks: train(
+                    config, with_train(dataset, picked), run_dir, callbacks=callbacks, evaluate_test=True,
+                    progress=progress, extra_manifest=extra))
             except TrialFailed as exc:  # a NaN loss, out of memory: the curve goes on without this point
                 say(f"curve {plan.name}: {regime} at {fraction:g}, seed {seed} failed: {exc}")
                 done.failed.append((record, str(exc)))
@@ -282,7 +300,7 @@ def _record_failure(study: optuna.Study, record: CurveRun, why: str) -> None:
 
 
 def _pretrain(plan: CurvePlan, study: optuna.Study, dataset: Dataset, pool: np.ndarray, progress: bool,
-              say: Callable[[str], None]) -> None:
+              say: Callable[[str], None], tracking: Tracking) -> None:
     run_dir = plan.pretrain_dir
     if not run_dir.exists():
         held = _pretrain_indices(plan, dataset)
@@ -292,7 +310,9 @@ def _pretrain(plan: CurvePlan, study: optuna.Study, dataset: Dataset, pool: np.n
         config = config_mod.from_dict(dict(plan.pretrain_config or {}))
         extra = {"curve": {"name": plan.name, "pretraining": True, "images": int(len(held)),
                            "pretrain_fraction": plan.pretrain_fraction}}
-        train(config, with_train(dataset, held), run_dir, evaluate_test=False, progress=progress, extra_manifest=extra)
+        run = run_info(run_dir.name, "pretrain", config, {"backbone": config.backbone, "images": int(len(held))})
+        tracked(tracking, run, lambda callbacks: train(config, with_train(dataset, held), run_dir, callbacks=callbacks,
+                                                       evaluate_test=False, progress=progress, extra_manifest=extra))
     else:
         Run.load(run_dir)
     if study.user_attrs.get("curve_pretrain") != str(run_dir):

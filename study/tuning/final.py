@@ -25,7 +25,9 @@ from study.data import Dataset, load_dataset, training_share
 from study.errors import ConfigError, DataError
 from study.runs import RunError
 from study.store import DEFAULT_STORAGE, epoch_cap, load_existing, open_storage, required_best
+from study.tracking.callback import run_info, tracked
 from study.training import RunResult, train
+from study.tuning.tracked_trials import study_tracking
 
 VALIDATION = "holdout"  # recorded with every final run: validation held out as in the search
 
@@ -39,11 +41,13 @@ def train_from_study(
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     announce: Callable[[str], None] | None = None,
+    track: Sequence[str] = (),
 ) -> list[RunResult]:
     """Retrain the study's best trial with each seed into ``runs/<study>/final-seed<k>``; returns RunResults.
 
     ``seeds``: a count N (the study's seed, +1, ... +N-1) or the seeds themselves. ``announce`` hears
-    one line before each run (which seed, how much of the training split, where).
+    one line before each run (which seed, how much of the training split, where). ``track``: the
+    trackers (``study.tracking``) that also get each final run, in the study's experiment.
     """
     study = load_existing(study_name, open_storage(storage, create=False))  # no empty store as a side effect
     best = required_best(study)
@@ -54,13 +58,20 @@ def train_from_study(
     extra = {"study": study_name, "trial": best.number,
              "final_training": {"use_validation": VALIDATION, "search_subset": study.user_attrs.get("base", {}).get("subset", 1.0)}}
     results = []
-    for k, (seed, run_dir) in enumerate(zip(seed_list, run_dirs), start=1):
-        if announce is not None:
-            announce(f"seed {k}/{len(seed_list)}: final run of study {study_name} (trial {best.number}) with seed "
-                     f"{seed}, {training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
-        results.append(train(config.replace(seed=seed), dataset, run_dir, evaluate_test=True, progress=progress,
-                             extra_manifest=extra))
-        _link(study, run_dir, best.number)
+    tracking = study_tracking(track, study, runs_dir, announce)
+    try:
+        for k, (seed, run_dir) in enumerate(zip(seed_list, run_dirs), start=1):
+            if announce is not None:
+                announce(f"seed {k}/{len(seed_list)}: final run of study {study_name} (trial {best.number}) with "
+                         f"seed {seed}, {training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
+            seeded = config.replace(seed=seed)
+            run = run_info(run_dir.name, "final", seeded, {**best.params, "seed": seed}, best.number)
+            results.append(tracked(tracking, run, lambda callbacks: train(
+                seeded, dataset, run_dir, callbacks=callbacks, evaluate_test=True, progress=progress,
+                extra_manifest=extra)))
+            _link(study, run_dir, best.number)
+    finally:
+        tracking.close()
     return results
 
 

@@ -20,11 +20,15 @@ from optuna.trial import TrialState
 
 from search_spaces import Space, from_optuna, pin, to_config
 from study.data import Dataset
+from study import config as config_mod
 from study.errors import TrialFailed, UserError
 from study.runs import abandon
+from study.tracking import Outcome, Tracking
+from study.tracking.callback import callbacks_for, completed, failure
 from study.training import RunResult, train
 from study.tuning.callbacks import EpochEvents, pruning_callback
 from study.tuning.kept_models import ModelKeeping
+from study.tuning.tracked_trials import trial_key, trial_run
 from study.store.liveness import worker_id
 
 
@@ -58,6 +62,7 @@ class Objective:
     keep_models: int | None = None  # the best K trials keep their model.keras (None: every trial)
     events: TrialEvents = field(default_factory=_Quiet)
     finished: Callable[[int, RunResult], None] | None = None  # told of every trial that trained to its end
+    tracking: Tracking = field(default_factory=Tracking.off)  # TensorBoard, MLflow (study.tracking): told, never asked
 
     def __post_init__(self) -> None:
         # A base key that the space also varies is fixed at the base's value (as to_config reads it).
@@ -70,24 +75,34 @@ class Objective:
         trial.set_user_attr("worker", worker_id())  # first, so a killed trial can be told from a live one
         if isinstance(trial, optuna.Trial):  # a FixedTrial (a single evaluation) belongs to no study
             remove_stale_staging(Path(self.runs_dir) / self.study_name, trial.study)
-        with _recorded_failure(trial):  # whatever fails, from the sampled values on, the trial says why
-            values = from_optuna(self.space, trial)
-            config = to_config(self.space.regime, values, self.base, max_epochs=_tighter(self.max_epochs, epoch_cap))
-            self.events.trial_started(trial.number, values)
-            keeping = ModelKeeping.of(trial, self.study_name, self.keep_models, self.metric)
-            result = self._train(trial, config, keeping)
-        value = self._record(trial, result)
+        try:
+            with _recorded_failure(trial):  # whatever fails, from the sampled values on, the trial says why
+                values = from_optuna(self.space, trial)
+                config = to_config(self.space.regime, values, self.base,
+                                   max_epochs=_tighter(self.max_epochs, epoch_cap))
+                self.events.trial_started(trial.number, values)
+                self.tracking.run_started(trial_run(trial.number, values, config_mod.to_dict(config)))
+                keeping = ModelKeeping.of(trial, self.study_name, self.keep_models, self.metric)
+                result = self._train(trial, config, keeping)
+            value = self._record(trial, result)
+        except BaseException as exc:
+            self._tracked_failure(trial, exc)
+            raise
+        self.tracking.run_ended(trial_key(trial.number), completed(result, objective=value))
         if self.finished is not None:
             self.finished(trial.number, result)
         if keeping:
-            keeping.prune(trial.number, value, result.run_dir)
+            for number in keeping.prune(trial.number, value, result.run_dir):
+                self.tracking.model_removed(trial_key(number))
         return value
 
     def run_dir(self, number: int) -> Path:
         return Path(self.runs_dir) / self.study_name / f"trial-{number}"
 
     def _train(self, trial: optuna.trial.BaseTrial, config: Any, keeping: ModelKeeping | None) -> RunResult:
-        callbacks = [pruning_callback(trial, self.metric), EpochEvents(trial.number, self.events.epoch_ended)]
+        # The tracker first: it hears the epoch a pruner stops the trial on.
+        callbacks = [*callbacks_for(self.tracking, trial_key(trial.number)), pruning_callback(trial, self.metric),
+                     EpochEvents(trial.number, self.events.epoch_ended)]
         extra = {"study": self.study_name, "trial": trial.number}
         dropped = (lambda metrics: keeping.dropped(trial.number, metrics)) if keeping else None
         try:
@@ -95,6 +110,16 @@ class Objective:
                          evaluate_test=False, progress=False, extra_manifest=extra, model_dropped=dropped)
         finally:
             release_memory()
+
+    def _tracked_failure(self, trial: optuna.trial.BaseTrial, exc: BaseException) -> None:
+        """The trackers hear how the trial ended (reading the trial must not hide why it did)."""
+        if not self.tracking:
+            return
+        try:
+            ended, params = _tracked_end(trial, exc), trial.params
+        except Exception:  # noqa: BLE001  e.g. the store went away: the trial's own error is what matters
+            ended, params = failure(exc), {}
+        self.tracking.run_ended(trial_key(trial.number), ended, run=trial_run(trial.number, params))
 
     def _record(self, trial: optuna.trial.BaseTrial, result: RunResult) -> float:
         trial.set_user_attr("run_dir", str(result.run_dir))
@@ -125,6 +150,15 @@ def _recorded_failure(trial: optuna.trial.BaseTrial) -> Iterator[None]:
         raise
     except Exception as exc:
         raise _failed(trial, exc) from exc
+
+
+def _tracked_end(trial: optuna.trial.BaseTrial, exc: BaseException) -> Outcome:
+    """A trial that raised, as its trackers hear it: PRUNED after its last epoch, or FAIL with the
+    reason the trial records."""
+    if isinstance(exc, optuna.TrialPruned):
+        return Outcome("PRUNED")
+    reason = trial.user_attrs.get("error")
+    return Outcome("FAIL", error=reason) if reason else failure(exc)
 
 
 def remove_stale_staging(folder: Path, study: optuna.Study) -> list[int]:

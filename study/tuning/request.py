@@ -20,6 +20,7 @@ from study.config import TrainConfig
 from study.errors import ConfigError, NoDataset, UserError, setting
 from study.model_files import check_weights_source
 from study.store import DEFAULT_STORAGE, OBJECTIVES
+from study.tracking import check_trackers
 from study.tuning.keras_tuner_backend import DEFAULT_TUNER, TUNERS
 from study.tuning.kept_models import KEEP_MODELS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
@@ -61,6 +62,7 @@ class SearchRequest:
     grace: int = 180  # seconds without a heartbeat after which a trial's worker counts as dead
     default_trial: bool = True  # optuna backend: a new study's first trial is the defaults (the paper's config)
     max_failures: int = 3  # failed trials in a row after which the search stops short (failed ones never count)
+    track: tuple[str, ...] = ()  # study.tracking.TRACKERS: every trial also to TensorBoard and/or MLflow
 
     @property
     def study_name(self) -> str:
@@ -123,6 +125,7 @@ def validate(request: SearchRequest) -> None:
     optuna_only = [setting(o) for o in ("sampler", "pruner") if getattr(request, o) is not None]
     check(request.backend == "optuna" or not optuna_only, f"{'/'.join(optuna_only)} apply to «backend» optuna only")
     check(request.backend == "keras-tuner" or request.tuner is None, "«tuner» applies to «backend» keras-tuner only")
+    check_trackers(request.track)
     check_weights_source(request.config.weights)  # also the base's keys, types and ranges
 
 
@@ -158,6 +161,8 @@ def from_json(text: str) -> SearchRequest:
     """A request written by ``to_json``; anything else is a one-line error."""
     try:
         values = json.loads(text)
+        if isinstance(values, dict) and isinstance(values.get("track"), list):
+            values["track"] = tuple(values["track"])  # JSON has no tuple
         return SearchRequest(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"not a search request ({exc})") from None

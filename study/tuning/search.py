@@ -32,6 +32,7 @@ from study.tuning.estimate import Forecast, Plan, SearchEstimate, estimate_searc
 from study.tuning.objective import Objective, remove_stale_staging
 from study.tuning.request import SearchIncomplete, SearchRequest, base_config, check_data, validate
 from study.tuning.signals import sigterm_interrupts
+from study.tuning.tracked_trials import catch_up, study_tracking
 
 
 def run_search(request: SearchRequest, console: Console | None = None) -> optuna.Study:
@@ -78,20 +79,31 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
     with quiet_optuna():  # optuna's "[I ...] A new study created in RDB" line: the display names the study
         study = _resume(request, storage, spec, space, console)
     remaining = request.trials - count_finished(study)
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     if remaining <= 0:
         console.print(f"study {study.study_name} already has {count_finished(study)} finished trials "
                       f"(of {request.trials} asked for)")
+        tracking = study_tracking(request.track, study, request.runs_dir, say)
+        catch_up(tracking, study)  # a finished study tracked now: its trials are added, once
+        tracking.close()
         return study
     objective = Objective(study.study_name, space, base, data, Path(request.runs_dir), request.objective,
                           request.max_epochs, request.keep_models)
     fresh = not any(t.user_attrs.get("run_dir") for t in study.get_trials(deepcopy=False))
-    forecast = Forecast(_plan(request, base, data, remaining, fresh),
-                        lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    forecast = Forecast(_plan(request, base, data, remaining, fresh), say)
     forecast.start()
     objective.finished = lambda number, result: forecast.trial_finished(number, result, study.study_name)
-    with quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
-        objective.events = display
-        stopped = _run_backend(request, study, objective, remaining, display)
+    objective.tracking = study_tracking(request.track, study, request.runs_dir, say)
+    try:
+        catch_up(objective.tracking, study)  # trials that ran untracked, or whose tracker failed
+        with quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
+            objective.events = display
+            stopped = _run_backend(request, study, objective, remaining, display)
+    finally:
+        objective.tracking.close()
     remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # trials failed by the last heartbeats
     if count_finished(study) < request.trials:
         raise SearchIncomplete(study.study_name, count_finished(study), request.trials,
