@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 
 from benchmarks import BENCHMARKS
 from benchmarks.common import COLUMNS, Row, table
@@ -25,7 +27,8 @@ PREFIXES = {
     "flops": ("limit: mini_xception",),
     "peer": ("peer: transfer search",),
     "estimate": ("estimate: wall time of a",),
-    "search_efficiency": ("search: epochs to reach",),
+    "search_efficiency": ("search: TPE: epochs to reach", "search: TPE + median pruning (the default): epochs to reach",
+                          "search: TPE: best val acc within"),
 }
 
 
@@ -171,3 +174,36 @@ def test_the_peer_and_ours_draw_the_same_configurations(tmp_path):
         drawn.append(configurations([oracle.create_trial(f"worker{i}").hyperparameters.values for i in range(3)], 3))
     assert drawn[0] == drawn[1]
     assert len(set(drawn[0])) == 3 and all(config[-1] is not None for config in drawn[0])  # the rate is drawn
+
+
+def _made_up_study(values: list[tuple[str, float, int]]) -> optuna.Study:
+    """Trials in order as (state, value or last reported value, epochs)."""
+    study = optuna.create_study(direction="maximize")
+    for state, value, epochs in values:
+        trial = optuna.trial.create_trial(
+            state=TrialState.COMPLETE if state == "complete" else TrialState.PRUNED,
+            value=value if state == "complete" else None, intermediate_values={e: value for e in range(epochs)},
+            user_attrs={"epochs": epochs} if state == "complete" else {})
+        study.add_trial(trial)
+    return study
+
+
+def test_search_efficiency_counts_epochs_in_trial_order_pruned_trials_included():
+    from benchmarks.search_efficiency import Outcome, best_within, epochs_to_reach, outcome, summary_rows
+
+    study = _made_up_study([("complete", 0.30, 3), ("pruned", 0.20, 2), ("complete", 0.45, 3), ("complete", 0.50, 1)])
+    assert epochs_to_reach(study, 0.45) == 8 and epochs_to_reach(study, 0.5) == 9 and epochs_to_reach(study, 0.6) is None
+    assert best_within(study, 7) == 0.30 and best_within(study, 8) == 0.45 and best_within(study, 2) is None
+    assert outcome(study, 0.45, 12) == Outcome(epochs=9, reached=8, best_within=0.50)
+    found = {("tpe", "none"): [Outcome(9, 8, 0.5), Outcome(9, None, 0.4), Outcome(9, 4, 0.45)],
+             ("tpe", "median"): [Outcome(6, 3, 0.5), Outcome(6, 5, 0.44), Outcome(6, None, 0.41)],
+             ("gp", "none"): []}
+    rows = summary_rows([0.45, 0.46, 0.44], [12, 10, 8], found, "made up", {"trials": 4})
+    by = {row.benchmark.split(":")[1].strip(): row for row in rows if "epochs to reach" in row.benchmark}
+    tpe = by["TPE"]  # shares 8/12, never, 4/8: median 0.67
+    assert tpe.ratio_text == "0.67 of random's" and tpe.met is None and "(each: 0.67, not reached, 0.50)" in tpe.benchmark
+    default = by["TPE + median pruning (the default)"]  # 3/12, 5/10, never: median 0.5, the goal met
+    assert default.ratio_text == "0.50 of random's" and default.met is True and default.goal == "<= 0.5 of random's"
+    assert any("skipped" in row.benchmark and "GP" in row.benchmark for row in rows)
+    within = [row for row in rows if "best val acc within" in row.benchmark and "TPE + median" in row.benchmark][0]
+    assert within.ours == "0.440" and within.baseline == "0.450 (random's best)"
