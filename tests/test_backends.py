@@ -205,3 +205,31 @@ def test_the_gpu_pack_holds_the_wheels_the_faces_and_the_command_within_the_limi
         assert any(name.startswith("fer2013/train/") for name in tar.getnames())
     run = (tmp_path / "pack" / "run.sh").read_text()
     assert "KERAS_BACKEND=jax" in run and "python3 -m benchmarks.gpu" in run and "MiB travel" in done.stdout
+
+
+def test_the_cpu_reference_measures_throughput_and_the_search_and_reads_the_schedule_from_the_kept_run(monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmarks import gpu
+
+    asked = {}
+
+    def measure(data_path, quick, budget, out, parts=gpu.PARTS):
+        asked.update(data=data_path, budget=budget, parts=parts)
+        return {"throughput": {"64/float32/jit": 40.0}, "skipped": [],
+                "search": {"seconds": 1200.0, "best": 0.3, "trials": 6, **gpu.SEARCH}}
+
+    kept = SimpleNamespace(
+        metrics={"test": {"accuracy": 0.53, "baseline": {"majority_rate": 0.25}, "learned": True, "n": 4306}},
+        manifest={"timings_seconds": {"total": 7600.0}, "data": {"fingerprint": "abc"}}, history=[None] * 20,
+        path=Path("/kept/run"))
+    monkeypatch.setattr(gpu, "measure", measure)
+    monkeypatch.setattr(gpu, "_kept_scratch_run", lambda: kept)
+    found = gpu.reference_figures(Path("/faces"), quick=False, budget=99.0)
+    assert asked == {"data": Path("/faces"), "budget": 99.0, "parts": ("throughput", "search")}
+    assert found["search"]["best"] == 0.3 and found["schedule"]["epochs"] == 20
+    assert found["schedule"]["test_accuracy"] == 0.53 and found["schedule"]["seconds"] == 7600.0
+    rows = {row.benchmark.split(" (")[0]: row for row in gpu.rows(
+        {**found, "backend": {"name": "jax"}, "device": "GPU", "backbone": "densenet169"}, found)}
+    assert any(name.startswith("gpu: search, ") for name in rows)
+    assert next(r for n, r in rows.items() if n.startswith("gpu: search")).baseline == "20.0 min, best val accuracy 0.300"
