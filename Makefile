@@ -18,8 +18,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) cli.py demo
 
+# Tests run on JOBS workers (pytest-xdist), each taking the next test as it frees up, the longest first
+# (tests/conftest.py); JOBS=0 runs them in this one process.
+JOBS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) --maxschedchunk 1 $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs studies reports/out .pytest_cache

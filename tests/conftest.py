@@ -35,3 +35,24 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = TrainConfig(regime="scratch", backbone="mini_xception", epochs=1, batch_size=16,
                          dense1_units=16, dense2_units=16, dense3_units=16)
     return train(config, dataset, root / "run", progress=False).run_dir
+
+
+# Seconds the longest tests took in CI (its --durations lines, rounded), for the order in which they start:
+# `make test` runs the suite on 2 workers (pytest-xdist, one test at a time each: --maxschedchunk 1), and a
+# worker that starts the demo last would leave the other idle for its 12 minutes. Longest first, each worker
+# takes the next test as it frees up, so both end close together. Order only: nothing here is asserted.
+LONGEST_FIRST = {
+    "test_the_demo_searches_beat_the_defaults_and_every_final_run_learns": 750,
+    "test_the_papers_model_with_its_defaults_learns_real_faces": 630,
+    "test_accuracy_benchmark_runs_quick_and_writes_its_rows": 290,
+    "test_another_backend_trains_a_learner_searches_and_reports": 280,
+    "test_the_default_configuration_learns_real_faces": 220,
+    "test_every_benchmark_runs_quick_and_prints_its_rows": 170,
+    "test_the_gpu_check_runs_under_jax_and_writes_its_table_part_by_part": 170,
+    "test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for": 110,
+    "test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces": 95,
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: -LONGEST_FIRST.get(getattr(item, "originalname", item.name), 0))  # stable
