@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from study import config as config_mod
-from study.config import FROZEN_AUGMENTATIONS, PRECISIONS, REGIMES
+from study.config import BACKBONE_NAMES, FROZEN_AUGMENTATIONS, PRECISIONS, REGIMES, TrainConfig
 from study.errors import ConfigError
 from study.store import DEFAULT_STORAGE, STORAGE_ENV
 from study.tracking import TRACKERS
@@ -35,8 +35,8 @@ track_option = click.option(
 # TrainConfig keys with an option of their own: key -> click.option keyword arguments.
 SHORTCUTS: dict[str, dict[str, Any]] = {
     "regime": {"type": click.Choice(REGIMES), "help": "Paper regime (default scratch)."},
-    "backbone": {"help": "densenet169 (default), densenet121, densenet201, resnet50, vgg16, efficientnetb0, "
-                         "mobilenetv3small, mini_xception."},
+    "backbone": {"help": f"{TrainConfig.backbone} (default), "
+                 + ", ".join(n for n in BACKBONE_NAMES if n != TrainConfig.backbone) + "."},
     "weights": {"help": "imagenet | none | a backbone weights file | a run's model.keras or run directory "
                         "(default per regime)."},
     "epochs": {"type": click.IntRange(min=0), "help": "Scratch epochs, or transfer fine-tune epochs."},

@@ -25,6 +25,10 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 FROZEN_AUGMENTATIONS = ("live", "none", "views")
 MAX_FEATURE_VIEWS = 32
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 224  # the smallest input keras.applications takes; ImageNet's size
+# The backbones study.model builds (its BACKBONES registry, which a test holds to this list), named here without
+# importing Keras: a config with another name is refused when it is made, not when a model is built.
+BACKBONE_NAMES = ("densenet121", "densenet169", "densenet201", "resnet50", "vgg16", "efficientnetb0", "mobilenetv3small",
+                  "mini_xception")
 FACE_SIZE = 48  # the faces' side in pixels (FER2013's): every model takes 48x48 faces  # each view costs one backbone pass over the training split, and its memory
 
 
@@ -248,6 +252,7 @@ def _validate(c: TrainConfig) -> None:
             raise ConfigError(message)
 
     check(c.regime in REGIMES, f"regime must be one of {', '.join(REGIMES)}, got {c.regime!r}")
+    check(c.backbone in BACKBONE_NAMES, f"unknown backbone {c.backbone!r}; valid backbones: {', '.join(BACKBONE_NAMES)}")
     check(0 <= c.head_layers <= MAX_HEAD_LAYERS, f"head_layers must be in [0, {MAX_HEAD_LAYERS}], got {c.head_layers}")
     check(c.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c.optimizer!r}")
     check(c.weight_decay >= 0.0, f"weight_decay must be >= 0, got {c.weight_decay}")

@@ -140,9 +140,16 @@ def test_mixed_precision_keeps_a_float32_output():
     assert model(_gray(2).astype("float32")).dtype == "float32"
 
 
-def test_unknown_backbone_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="densenet169.*mini_xception"):
-        build_model(TrainConfig(backbone="alexnet"))
+def test_unknown_backbone_is_refused_when_the_config_is_made_and_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown backbone 'alexnet'; valid backbones: densenet121, densenet169.*mini_xception"):
+        TrainConfig(backbone="alexnet")
+
+
+def test_the_light_list_of_backbones_is_the_models_registry():
+    from study.config import BACKBONE_NAMES
+    from study.model import BACKBONES
+
+    assert tuple(BACKBONES) == BACKBONE_NAMES
 
 
 # ----------------------------------------------------------------------------- preprocessing
