@@ -11,8 +11,8 @@ import click
 from rich.console import Console
 
 from command_line.options import config_options, config_values, storage_option, track_option
-from command_line.train import DEFAULT_DATA, TRAIN_SHORTCUTS
-from study.config import REGIMES
+from command_line.train import TRAIN_SHORTCUTS
+from study.config import DEFAULT_DATA, REGIMES
 from study.errors import TrialFailed
 from study.store import DEFAULT_STORAGE, mask_url
 from study.tracking import check_trackers

@@ -5,11 +5,11 @@ import click
 from rich.console import Console
 
 from reports import console_tables
+from study.config import DEFAULT_DATA
 from study.data import fetch, load_dataset
 from study.sample import write_sample
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
-DEFAULT_DATA = "data/sample"
 
 
 @click.group()

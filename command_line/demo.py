@@ -24,9 +24,9 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
-from command_line.train import DEFAULT_DATA, train_and_report
+from command_line.train import train_and_report
 from reports import DEFAULT_OUT
-from study.config import TrainConfig
+from study.config import DEFAULT_DATA, TrainConfig
 from study.runs import Run
 from study.sample import write_sample
 from study.store import DEFAULT_STORAGE, open_storage

@@ -30,7 +30,7 @@ from command_line.options import (
 )
 from reports.budget import budget_line, study_budget
 from search_spaces import space_for
-from study.config import REGIMES
+from study.config import DEFAULT_DATA, REGIMES
 from study.errors import ConfigError
 from study.store import (
     DEFAULT_STORAGE,
@@ -49,7 +49,7 @@ from study.tuning.keras_tuner_backend import TUNERS
 from study.tuning.kept_models import KEEP_MODELS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 from study.tuning.pool import REQUEST_ENV, run_pool
-from study.tuning.request import BACKENDS, DEFAULT_DATA, SearchIncomplete, SearchRequest, from_json, validate
+from study.tuning.request import BACKENDS, SearchIncomplete, SearchRequest, from_json, validate
 from study.tuning.views import best_table, settings_table, space_table, studies_table, trials_table
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"  # beside this package, in a checkout or an install

@@ -17,7 +17,7 @@ from rich.console import Console
 from command_line.options import config_options, config_values, storage_option, track_option
 from reports.console_tables import metrics_tables, run_summary
 from study import config as config_mod
-from study.config import TrainConfig
+from study.config import DEFAULT_DATA, TrainConfig
 from study.model_files import check_weights_source
 from study.data import CLASSES, Dataset, load_dataset, training_share
 from study.pretraining import DEFAULT_FRACTION
@@ -26,7 +26,6 @@ from study.runs import Run
 from study.tracking import check_trackers
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
-DEFAULT_DATA = "data/sample"
 TRAIN_SHORTCUTS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "batch_size", "seed", "subset",
                    "precision", "jit")
 

@@ -25,6 +25,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 FROZEN_AUGMENTATIONS = ("live", "none", "views")
 MAX_FEATURE_VIEWS = 32
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 224  # the smallest input keras.applications takes; ImageNet's size
+DEFAULT_DATA = "data/sample"  # every command's default dataset: where `data sample` writes the generated faces
 # The backbones study.model builds (its BACKBONES registry, which a test holds to this list), named here without
 # importing Keras: a config with another name is refused when it is made, not when a model is built.
 BACKBONE_NAMES = ("densenet121", "densenet169", "densenet201", "resnet50", "vgg16", "efficientnetb0", "mobilenetv3small",

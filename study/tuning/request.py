@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from search_spaces import space_for
 from study import config as config_mod
-from study.config import TrainConfig
+from study.config import DEFAULT_DATA, TrainConfig
 from study.errors import ConfigError, NoDataset, UserError, setting
 from study.model_files import check_weights_source
 from study.store import DEFAULT_STORAGE, OBJECTIVES
@@ -26,7 +26,6 @@ from study.tuning.kept_models import KEEP_MODELS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 
 BACKENDS = ("optuna", "keras-tuner")
-DEFAULT_DATA = "data/sample"
 DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "median"
 # Where a search's defaults differ from a single run's. Transfer trials train phase 1 on
 # frozen_feature_views cached augmented views (computed once per study) rather than on live augmentation
