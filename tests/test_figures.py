@@ -121,6 +121,14 @@ def _png(name: str, path: Path, mark: str = "") -> np.ndarray:
     return matplotlib.image.imread(path)[..., :3]  # RGB floats in [0, 1]
 
 
+@pytest.fixture(autouse=True)
+def _close_kept_figures():
+    """``_figure`` keeps its Figure open for the test to read: close it after, or the process holds every
+    one (matplotlib warns past 20, in whichever later test of the same worker opens the next)."""
+    yield
+    figures.plt.close("all")
+
+
 def _figure(name: str, monkeypatch: pytest.MonkeyPatch, mark: str = ""):
     """The Figure as it would be saved (mark included), kept open instead of written."""
     kept = []
