@@ -415,10 +415,11 @@ def _side_by_side_figures(content: ReportContent, out: Path) -> dict[str, Figure
     ranked = {regime: s.importances for regime, s in searches.items() if s.importances}
     if ranked:
         total = len({name for by in ranked.values() for values in by.values() for name in values})
-        shown = "every" if total <= IMPORTANCE_BARS else f"the {IMPORTANCE_BARS} most important of the {total}"
+        shown = "every parameter" if total <= IMPORTANCE_BARS else \
+            f"the {IMPORTANCE_BARS} most important of the {total} parameters"
         evaluators = list(dict.fromkeys(e for by in ranked.values() for e in by))
         caption = (f"Hyperparameter importances side by side ({', '.join(ranked)}), a row per evaluator "
-                   f"({' and '.join(evaluators)}), {shown} parameter(s) in the same order in every panel; each study's "
+                   f"({' and '.join(evaluators)}), {shown} in the same order in every panel; each study's "
                    "table lists them all, with the note on how far they can be trusted.")
         drawn["importances"] = _figure(out, "search_importances", caption, lambda p, mark: figures.param_importances(
             ranked, p, title="Hyperparameter importances", top=IMPORTANCE_BARS, mark=mark), synthetic=synthetic)

@@ -233,9 +233,14 @@ def expected_best(curves: Mapping[str, Any], seconds: Mapping[str, float], objec
     for i, (regime, b) in enumerate(curves.items()):
         color = REGIME_COLORS.get(regime, f"C{i}")
         n = np.arange(1, len(b.curve) + 1)
-        for ax, x in ((by_trials, n), (by_time, n * seconds[regime] / 60)):
+        timed = bool(np.isfinite(seconds[regime]) and seconds[regime] > 0)  # a store without trial times: trials only
+        for ax, x in ((by_trials, n), *(((by_time, n * seconds[regime] / 60),) if timed else ())):
             ax.plot(x, b.curve, color=color, marker="o", markersize=3, label=f"{regime} (best {b.best:.3f})")
             ax.fill_between(x, b.low, b.high, color=color, alpha=0.2, linewidth=0)
+    untimed = [r for r in curves if not (np.isfinite(seconds[r]) and seconds[r] > 0)]
+    if untimed:
+        by_time.text(0.5, 0.05, f"no trial times recorded: {', '.join(untimed)}", transform=by_time.transAxes,
+                     ha="center", fontsize=8, color="grey")
     by_trials.set_xlabel("trials")
     by_time.set_xlabel("compute spent (minutes: trials x mean trial time)")
     by_trials.set_ylabel(f"expected best validation {objective}")
