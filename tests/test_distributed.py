@@ -351,7 +351,8 @@ def kill_mid_trial(process: subprocess.Popen, url: str, rng: random.Random) -> i
 
     wait_until(lambda: running() or process.poll() is not None, 120, "a running trial")
     assert process.poll() is None, f"the search ended before kill: {process.stderr.read()[-2000:]}"
-    time.sleep(rng.uniform(0, 1.0))  # a trial trains for 1.2-2.4 s
+    time.sleep(rng.uniform(0, 1.0))  # a trial trains for 3.6-7.2 s: the signal lands inside it, even when the poll
+    # that saw it start was slow (two test workers on 2 cores made it miss a 1.2-2.4 s trial and the search end first)
     sent = rng.choice(SIGNALS)
     process.send_signal(sent)
     return sent
