@@ -230,14 +230,13 @@ def expected_best(curves: Mapping[str, Any], seconds: Mapping[str, float], objec
     """Each regime's expected best by number of trials (left) and by compute spent (right), with its band;
     ``curves``: regime -> ``reports.budget.Budget``, ``seconds``: regime -> mean seconds a trial."""
     fig, (by_trials, by_time) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    untimed = [r for r in curves if not (np.isfinite(seconds[r]) and seconds[r] > 0)]  # no trial times: trials only
     for i, (regime, b) in enumerate(curves.items()):
         color = REGIME_COLORS.get(regime, f"C{i}")
         n = np.arange(1, len(b.curve) + 1)
-        timed = bool(np.isfinite(seconds[regime]) and seconds[regime] > 0)  # a store without trial times: trials only
-        for ax, x in ((by_trials, n), *(((by_time, n * seconds[regime] / 60),) if timed else ())):
+        for ax, x in ((by_trials, n), *(((by_time, n * seconds[regime] / 60),) if regime not in untimed else ())):
             ax.plot(x, b.curve, color=color, marker="o", markersize=3, label=f"{regime} (best {b.best:.3f})")
             ax.fill_between(x, b.low, b.high, color=color, alpha=0.2, linewidth=0)
-    untimed = [r for r in curves if not (np.isfinite(seconds[r]) and seconds[r] > 0)]
     if untimed:
         by_time.text(0.5, 0.05, f"no trial times recorded: {', '.join(untimed)}", transform=by_time.transAxes,
                      ha="center", fontsize=8, color="grey")
