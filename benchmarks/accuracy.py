@@ -54,6 +54,7 @@ from study.config import TrainConfig
 from study.data import cache_dir, load_dataset
 from study.pretraining import pretrain
 from study.runs import Run
+from study.store import records
 from study.training import train
 from study.tuning.final import train_from_study
 from study.tuning.request import SearchRequest
@@ -114,7 +115,7 @@ def searched_runs(data_path: Path, sizes: Sizes) -> list[Row]:
     started = time.perf_counter()
     study = run_search(request, Console(file=io.StringIO()))
     searched = time.perf_counter() - started
-    default_trial = next(t for t in study.trials if t.user_attrs.get("default_config"))
+    default_trial = records.default_trial(study.trials)
     log(f"accuracy (b): retrain trial {study.best_trial.number} with {sizes.seeds} seed(s), {sizes.final_epochs} epochs")
     started = time.perf_counter()
     results = train_from_study(request.study_name, storage=storage, seeds=sizes.seeds, runs_dir=folder / "runs",

@@ -63,6 +63,7 @@ from study.data import Dataset, load_dataset
 from study.learning import baseline, learned_pvalue
 from study.model import TORCH_MEAN_RGB, TORCH_STD_RGB
 from study.backend import releasing_traced_graphs
+from study.store import records
 from study.tuning.keras_tuner_backend.tuner import make_oracle
 from study.tuning.keras_tuner_backend.tuner import run as run_keras_tuner
 from study.tuning.objective import Objective
@@ -193,7 +194,7 @@ def our_search(data: Dataset, backbone: str, weights: str, max_epochs: int,
         run_keras_tuner(study, objective, oracle, tuner_name="hyperband", trials=trials, total=trials, timeout=None,
                         display=_Silent())
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    any_epoch = max(float(pd.read_csv(Path(t.user_attrs["run_dir"]) / "history.csv")["val_accuracy"].max())
+    any_epoch = max(float(pd.read_csv(Path(records.run_dir(t)) / "history.csv")["val_accuracy"].max())
                     for t in complete)
     tried = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
     return clock.seconds, float(study.best_value), any_epoch, configurations(tried, max_epochs)

@@ -31,6 +31,7 @@ from rich.console import Console
 from benchmarks.common import Row, faces, log, main, scratch_dir
 from study.data import load_dataset
 from study.learning import baseline
+from study.store import records
 from study.tuning.request import DEFAULT_PRUNER, DEFAULT_SAMPLER, SearchRequest
 from study.tuning.search import run_search
 
@@ -66,7 +67,7 @@ def search(name: str, data: str, sizes: dict, sampler: str, pruner: str, seed: i
 def epochs_of(trial: optuna.trial.FrozenTrial) -> int:
     """Epochs a trial trained: its record when it completed, its reported epochs when pruned."""
     if trial.state == TrialState.COMPLETE:
-        return int(trial.user_attrs.get("epochs", len(trial.intermediate_values)))
+        return int(records.epochs(trial) or len(trial.intermediate_values))
     return len(trial.intermediate_values)
 
 

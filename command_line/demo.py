@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import optuna
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
@@ -29,7 +28,7 @@ from reports import DEFAULT_OUT
 from study.config import DEFAULT_DATA, TrainConfig
 from study.runs import Run
 from study.sample import write_sample
-from study.store import DEFAULT_STORAGE, open_storage
+from study.store import DEFAULT_STORAGE, load_existing, open_storage, records
 from study.tuning.request import SearchRequest
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
@@ -131,7 +130,7 @@ def _pretrain(paths: DemoPaths) -> Path:
 def _final_runs(study_name: str, paths: DemoPaths) -> None:
     from study.tuning.final import train_from_study  # deferred: TensorFlow
 
-    done = optuna.load_study(study_name=study_name, storage=open_storage(paths.storage)).user_attrs.get("final_runs", [])
+    done = records.final_runs(load_existing(study_name, open_storage(paths.storage)))
     if len(done) >= SEEDS:
         console.print(f"final runs of {study_name} exist: {', '.join(done)}")
         return
@@ -170,9 +169,9 @@ def demo_summary(names: list[str], storage: str) -> list[dict[str, object]]:
     """Per study: its default trial against its best, and its final runs against the majority rate."""
     rows = []
     for name in names:
-        study = optuna.load_study(study_name=name, storage=open_storage(storage))
-        default = next((t for t in study.trials if t.user_attrs.get("default_config")), None)
-        runs = [Run.load(path) for path in study.user_attrs.get("final_runs", [])]
+        study = load_existing(name, open_storage(storage))
+        default = records.default_trial(study.trials)
+        runs = [Run.load(path) for path in records.final_runs(study)]
         tests = [run.metrics["test"] for run in runs]
         rows.append({
             "study": name,

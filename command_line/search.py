@@ -41,6 +41,7 @@ from study.store import (
     mask_text,
     mask_url,
     open_storage,
+    records,
     study_row,
     study_rows,
     trial_records,
@@ -209,9 +210,9 @@ def show(study_name: str, storage: str) -> None:
         console.print(best_table(study))
     budget = study_budget(trial_records(study), maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
     if budget is not None:
-        metric = f"validation {study.user_attrs.get('objective', 'accuracy').replace('_', '-')}"
+        metric = f"validation {records.objective(study).replace('_', '-')}"
         console.print(budget_line(budget, metric), markup=False, highlight=False)
-    for run_dir in study.user_attrs.get("final_runs", []):
+    for run_dir in records.final_runs(study):
         console.print(f"final run: {run_dir}")
 
 

@@ -26,7 +26,7 @@ from study.data import CLASSES, load_dataset
 from study.errors import UserError
 from study.runs import Run, RunError
 from reports.errors import MissingRegime, NoFinalRuns, NoStoreToRead, NoStudies, ReportError
-from study.store import NoStore, best_param_rows, best_trial, mask_url, open_storage, study_names, trials_frame
+from study.store import NoStore, best_param_rows, best_trial, mask_url, open_storage, records, study_names, trials_frame
 
 # What the tables and training curves read from history.csv (study.training writes more).
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -149,9 +149,9 @@ def choose_studies(store: optuna.storages.BaseStorage, url: str, names: Sequence
         raise NoStudies(url)
     names = list(dict.fromkeys(names))
     chosen = _named(store, url, all_names, names)
-    candidates = [optuna.load_study(study_name=n, storage=store) for n in all_names if n not in names]
+    candidates = [records.load(n, store) for n in all_names if n not in names]
     for regime in REGIMES:
-        mine = [s for s in candidates if s.user_attrs.get("regime") == regime]
+        mine = [s for s in candidates if records.regime(s) == regime]
         if regime not in chosen and mine:
             chosen[regime] = max(mine, key=lambda study: _preference(study, store))
     return {regime: chosen[regime] for regime in REGIMES if regime in chosen}
@@ -163,8 +163,8 @@ def _named(store: optuna.storages.BaseStorage, url: str, all_names: list[str],
     for name in names:
         if name not in all_names:
             raise ReportError(f"no study named {name!r} in {url}; studies: {', '.join(all_names)}")
-        study = optuna.load_study(study_name=name, storage=store)
-        regime = study.user_attrs.get("regime")
+        study = records.load(name, store)
+        regime = records.regime(study)
         if regime not in REGIMES:
             raise ReportError(f"study {name!r} records no regime (it was not made by a search of this toolkit)")
         if regime in chosen:
@@ -178,7 +178,7 @@ def _preference(study: optuna.Study, store: optuna.storages.BaseStorage) -> tupl
     """Most final runs first, then the latest trial activity, then the newest study."""
     times = [t.datetime_complete or t.datetime_start for t in study.get_trials(deepcopy=False)]
     latest = max((t.timestamp() for t in times if t is not None), default=0.0)
-    return len(study.user_attrs.get("final_runs", [])), latest, store.get_study_id_from_name(study.study_name)
+    return len(records.final_runs(study)), latest, store.get_study_id_from_name(study.study_name)
 
 
 def _missing_regimes(chosen: dict[str, optuna.Study], store: optuna.storages.BaseStorage, url: str,
@@ -196,7 +196,7 @@ def _missing_regimes(chosen: dict[str, optuna.Study], store: optuna.storages.Bas
 
 
 def _regime_of(store: optuna.storages.BaseStorage, name: str) -> str:
-    return str(optuna.load_study(study_name=name, storage=store).user_attrs.get("regime", "no regime"))
+    return records.regime(records.load(name, store)) or "no regime"
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -211,12 +211,12 @@ def regime_evidence(study: optuna.Study, partial: bool) -> tuple[RegimeEvidence 
     lacks.append(f"final runs of study {study.study_name} (its best trial's run stands in, so every table is on "
                  "VALIDATION images, which the search chose it on)")
     best = best_trial(study)
-    if best is None or not best.user_attrs.get("run_dir"):
+    if best is None or not records.run_dir(best):
         problem = (f"study {study.study_name} has no final runs and no complete trial with a run directory "
                    "(search it, then train its best configuration's final runs)")
         return _fail(problem, partial, lacks)
     try:
-        run = load_run(best.user_attrs["run_dir"])
+        run = load_run(records.run_dir(best))
     except RunError as exc:
         return _fail(f"study {study.study_name}, best trial {best.number}: {exc}", partial, lacks)
     return RegimeEvidence(search.regime, search, (run,), "trial", best.number), lacks
@@ -265,15 +265,14 @@ def _fail(problem: str, partial: bool, lacks: list[str]) -> tuple[None, list[str
 # ---------------------------------------------------------------------------------------- search
 def summarize_search(study: optuna.Study) -> SearchSummary:
     trials = study.get_trials(deepcopy=False)
-    attrs = study.user_attrs
     best = best_trial(study)
     importances, note = param_importances(study)
     return SearchSummary(
         name=study.study_name,
-        regime=attrs.get("regime", "?"),
-        backend=attrs.get("backend", "?"),
-        objective=attrs.get("objective", "?"),
-        direction=attrs.get("direction", study.direction.name.lower()),
+        regime=records.regime(study) or "?",
+        backend=records.backend(study) or "?",
+        objective=records.objective(study),
+        direction=study.direction.name.lower(),
         counts={state.name: sum(t.state == state for t in trials) for state in TrialState},
         trials=trials_frame(study),
         axes=param_axes(trials),
@@ -282,8 +281,8 @@ def summarize_search(study: optuna.Study) -> SearchSummary:
         best_params=tuple(best_param_rows(study)),
         importances=importances,
         importance_note=note,
-        final_runs=tuple(attrs.get("final_runs", [])),
-        max_epochs=attrs.get("max_epochs"),
+        final_runs=tuple(records.final_runs(study)),
+        max_epochs=records.max_epochs(study),
     )
 
 

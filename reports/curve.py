@@ -23,9 +23,8 @@ from reports.tables import Interval, ReportTable, Signed
 from study.data import CLASSES
 from study.evaluation import compute_metrics
 from study.runs import Run, RunError
-from study.store import StorageError, open_storage, study_names
+from study.store import StorageError, open_storage, records, study_names
 
-KIND = "curve"  # study.tuning.curve's study attribute; that module loads TensorFlow, so it is not imported
 A, B = "scratch", "transfer"  # the difference is B - A: what transfer buys
 
 
@@ -90,8 +89,8 @@ class CurveSummary:
 # ---------------------------------------------------------------------------------------- gather
 def curve_studies(store: optuna.storages.BaseStorage) -> list[optuna.Study]:
     """Every curve in the store, oldest first."""
-    studies = [optuna.load_study(study_name=name, storage=store) for name in study_names(store)]
-    return [s for s in studies if s.user_attrs.get("kind") == KIND]
+    studies = [records.load(name, store) for name in study_names(store)]
+    return [s for s in studies if records.is_curve(s)]
 
 
 def only_curves(storage: str) -> bool:
@@ -100,8 +99,8 @@ def only_curves(storage: str) -> bool:
         store = open_storage(storage, read_only=True)
     except StorageError:
         return False
-    studies = [optuna.load_study(study_name=name, storage=store) for name in study_names(store)]
-    return bool(studies) and all(s.user_attrs.get("kind") == KIND for s in studies)
+    studies = [records.load(name, store) for name in study_names(store)]
+    return bool(studies) and all(records.is_curve(s) for s in studies)
 
 
 def gather_curves(storage: str) -> list[CurveSummary]:
@@ -111,10 +110,9 @@ def gather_curves(storage: str) -> list[CurveSummary]:
 
 
 def summarize(study: optuna.Study) -> CurveSummary:
-    plan = study.user_attrs[KIND]
-    records = study.user_attrs.get("curve_runs", [])
+    plan = records.curve_plan(study)
     runs = {(r["regime"], float(r["fraction"]), int(r["seed"])): (Run.load(r["run_dir"]), int(r["images"]))
-            for r in records}
+            for r in records.curve_runs(study)}
     if not runs:
         raise RunError(f"curve {study.study_name} has no finished run yet: run its `curve` command again")
     named = {f"{regime} share {fraction:g} seed {seed}": run for (regime, fraction, seed), (run, _) in runs.items()}
@@ -141,7 +139,7 @@ def summarize(study: optuna.Study) -> CurveSummary:
     synthetic = any(bool(run.manifest.get("data", {}).get("synthetic")) for run, _ in runs.values())
     return CurveSummary(study.study_name, plan, tuple(points), gaps, len(labels), majority,
                         2 * majority / (1 + majority) / len(CLASSES), synthetic,
-                        _pretraining(study), expected - len(runs), dict(study.user_attrs.get("curve_failures", {})))
+                        _pretraining(study), expected - len(runs), records.curve_failures(study))
 
 
 def _gap(runs: Mapping[tuple, tuple[Run, int]], metrics: Mapping[tuple, dict], labels: np.ndarray,
@@ -158,7 +156,7 @@ def _gap(runs: Mapping[tuple, tuple[Run, int]], metrics: Mapping[tuple, dict], l
 
 
 def _pretraining(study: optuna.Study) -> Pretraining | None:
-    run_dir = study.user_attrs.get("curve_pretrain")
+    run_dir = records.curve_pretrain(study)
     if not run_dir:
         return None
     run = Run.load(run_dir)

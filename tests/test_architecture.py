@@ -190,6 +190,28 @@ def test_the_core_imports_no_click_and_names_no_flag():
     assert problems == []
 
 
+# optuna's free-form attributes: only study.store.records names and reads them (the store's contract)
+ATTRIBUTE_ACCESS = {"user_attrs", "system_attrs", "set_user_attr", "set_system_attr", "set_trial_user_attr"}
+
+
+def test_only_the_store_records_spell_a_study_or_trial_attribute_and_only_the_store_loads_a_study():
+    problems = []
+    for module in modules():
+        for node in ast.walk(tree(module)):
+            if module != "study.store.records" and isinstance(node, ast.Attribute) and node.attr in ATTRIBUTE_ACCESS:
+                problems.append(f"{module}:{node.lineno} .{node.attr}")
+            if (not module.startswith("study.store") and isinstance(node, ast.Attribute) and node.attr == "load_study"):
+                problems.append(f"{module}:{node.lineno} .load_study (study.store.load_existing, or records.load)")
+    assert problems == []
+
+
+def test_the_attribute_check_sees_a_read_a_write_and_a_load():
+    code = "study.user_attrs.get('x')\ntrial.set_user_attr('x', 1)\noptuna.load_study(study_name='s', storage=st)\n"
+    found = {n.attr for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Attribute)}
+    assert {"user_attrs", "set_user_attr", "load_study"} <= found and found & ATTRIBUTE_ACCESS == {"user_attrs",
+                                                                                                  "set_user_attr"}
+
+
 def _names_a_flag(text: str) -> bool:
     words = text.replace("(", " ").replace("`", " ").split()
     return any(w.startswith("--") and len(w) > 2 and w[2].isalpha() for w in words)

@@ -1,7 +1,7 @@
 """MODEL on the command line -> a Keras model that takes 48x48x1 raw pixels and gives 7 probabilities.
 
 MODEL is a run directory, a ``model.keras`` file, or the name of a study: then the study's best
-final run, the one of ``user_attrs["final_runs"]`` with the highest validation accuracy
+final run, the one of ``study.store.records.final_runs`` with the highest validation accuracy
 (validation, not test: choosing by test accuracy would make the test score optimistic).
 A model of another shape is refused before any input is read, so no input is half-processed, and
 so is one that no training run describes: its run directory (``manifest.json`` and the files beside
@@ -16,7 +16,7 @@ from study.model_files import file_format_problem
 from study.data import CLASSES, IMAGE_SIZE
 from study.errors import ConfigError, ModelError, UserError
 from study.runs import Run, not_kept_note
-from study.store import NoStore, load_existing, open_storage
+from study.store import NoStore, load_existing, open_storage, records
 
 MODEL_HELP = "pass a run directory, a model.keras file, or a study name with final runs"
 EXPECTED_INPUT = (IMAGE_SIZE, IMAGE_SIZE, 1)
@@ -56,7 +56,7 @@ def best_final_run(study_name: str, storage: str) -> Path:
         ) from None
     study = load_existing(study_name, store)
     runs, problems = [], []
-    for run_dir in study.user_attrs.get("final_runs", []):
+    for run_dir in records.final_runs(study):
         try:
             runs.append(Run.load(run_dir))
         except UserError as exc:

@@ -29,11 +29,12 @@ from study.store.studies import (
     trial_records,
     trials_frame,
 )
+from study.store import records
 from study.store.urls import STORAGE_ENV, mask_text, mask_url
 
 __all__ = [
     "DEFAULT_STORAGE", "FINISHED", "OBJECTIVES", "STORAGE_ENV", "NoCompleteTrial", "NoStore", "NoStudy",
     "StorageError", "StudySpec", "best_param_rows", "best_trial", "count_finished", "epoch_cap", "last_failure", "load_existing", "mask_text",
-    "mask_url", "open_storage", "open_study", "required_best", "storage_errors", "study_names", "study_row", "study_rows",
+    "mask_url", "open_storage", "open_study", "records", "required_best", "storage_errors", "study_names", "study_row", "study_rows",
     "trial_params", "trial_records", "trials_frame",
 ]

@@ -17,6 +17,9 @@ import optuna
 import psutil
 from optuna.trial import FrozenTrial, TrialState
 
+from study.store import records
+
+
 def worker_id() -> str:
     """host:pid:start-time; the start time tells a reused pid from the process that ran a trial."""
     me = psutil.Process()
@@ -46,7 +49,7 @@ def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) 
     retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
     failed = []
     for trial in dead:
-        reason = f"its process ({trial.user_attrs['worker']}) died during the trial; marked failed on resume"
+        reason = f"its process ({records.worker(trial)}) died during the trial; marked failed on resume"
         if mark_failed(study, storage, trial, reason):
             failed.append(trial.number)
             if retry is not None:
@@ -57,10 +60,10 @@ def fail_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) 
 def claimant(trial: FrozenTrial, trials: Mapping[int, FrozenTrial]) -> str | None:
     """The worker running ``trial``, or None while a re-queued trial still carries its predecessor's
     (optuna's retry copies the user attributes; the objective records its own worker first thing)."""
-    worker = trial.user_attrs.get("worker")
-    history = trial.system_attrs.get("retry_history", [])
+    worker = records.worker(trial)
+    history = records.retry_history(trial)
     previous = trials.get(history[-1]) if history else None
-    return None if previous is not None and previous.user_attrs.get("worker") == worker else worker
+    return None if previous is not None and records.worker(previous) == worker else worker
 
 
 def mark_failed(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: FrozenTrial, reason: str) -> bool:
@@ -68,17 +71,10 @@ def mark_failed(study: optuna.Study, storage: optuna.storages.BaseStorage, trial
     study_id = storage.get_study_id_from_name(study.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
     try:
-        storage.set_trial_user_attr(trial_id, "error", reason)
+        records.record_error_in_storage(storage, trial_id, reason)
         return storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-
-
-def failure_key(number: int) -> str:
-    """The study attribute that holds why trial ``number`` failed, when the trial itself could not be
-    told: optuna fails a heartbeat-stale trial before any callback runs, and a finished trial's own
-    attributes are read-only."""
-    return f"failure:{number}"
 
 
 class StaleTrialFailed:
@@ -89,7 +85,7 @@ class StaleTrialFailed:
         self.retry, self.grace = retry, grace
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        worker = trial.user_attrs.get("worker", "unknown")
-        study.set_user_attr(failure_key(trial.number), f"no heartbeat from its worker ({worker}) for {self.grace} s: "
+        worker = records.worker(trial) or "unknown"
+        records.add_study_failure(study, trial.number, f"no heartbeat from its worker ({worker}) for {self.grace} s: "
                                                        f"killed, or its machine lost; failed by {worker_id()}")
         self.retry(study, trial)

@@ -20,8 +20,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import from_dict, space_for
 from study.config import TrainConfig, default_source
+from study.store import records
 from study.store.connect import StorageError, open_storage
-from study.store.liveness import failure_key
+from study.store.records import StudyKey
 
 if TYPE_CHECKING:
     import pandas as pd  # at run time imported where used: pandas alone takes ~0.4 s, and reads never need it
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "loss": "minimize", "macro_f1": "maximize"}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Study attributes that must match for a search to resume a study (the backend may differ).
-_MUST_MATCH = ("regime", "objective", "fingerprint", "base", "max_epochs", "keras_backend")
+_MUST_MATCH = (StudyKey.REGIME, StudyKey.OBJECTIVE, StudyKey.FINGERPRINT, StudyKey.BASE, StudyKey.MAX_EPOCHS,
+               StudyKey.KERAS_BACKEND)
 
 
 class NoStudy(StorageError):
@@ -69,15 +71,15 @@ class StudySpec:
 
     def attrs(self) -> dict[str, Any]:
         return {
-            "regime": self.regime,
-            "backend": self.backend,
-            "objective": self.objective,
-            "direction": self.direction,
-            "data": self.data,
-            "fingerprint": self.fingerprint,
-            "base": dict(self.base),
-            "max_epochs": self.max_epochs,
-            "keras_backend": self.keras_backend,
+            StudyKey.REGIME: self.regime,
+            StudyKey.BACKEND: self.backend,
+            StudyKey.OBJECTIVE: self.objective,
+            StudyKey.DIRECTION: self.direction,
+            StudyKey.DATA: self.data,
+            StudyKey.FINGERPRINT: self.fingerprint,
+            StudyKey.BASE: dict(self.base),
+            StudyKey.MAX_EPOCHS: self.max_epochs,
+            StudyKey.KERAS_BACKEND: self.keras_backend,
         }
 
 
@@ -87,20 +89,16 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, **kwargs: 
     study = optuna.create_study(
         storage=storage, study_name=spec.name, direction=spec.direction, load_if_exists=True, **kwargs
     )
-    if "regime" not in study.user_attrs:
-        # One attribute per write: "regime" goes last, so a worker that sees it sees all the others
-        # (workers started together all load the new study; one may read it mid-write). Two workers
-        # writing different searches at once: the last write wins and the check refuses the other.
-        attrs = spec.attrs()
-        for key, value in [*((k, v) for k, v in attrs.items() if k != "regime"), ("regime", attrs["regime"])]:
-            study.set_user_attr(key, value)
+    if records.regime(study) is None:
+        # Two workers writing different searches at once: the last write wins and the check refuses the other.
+        records.write_search(study, spec.attrs())
     check_compatible(study, spec)
     return study
 
 
 def check_compatible(study: optuna.Study, spec: StudySpec) -> None:
     """Refuse to mix trials of different regimes, objectives, data or base settings in one study."""
-    saved, wanted = dict(study.user_attrs), spec.attrs()
+    saved, wanted = records.search_attrs(study), spec.attrs()
     saved.setdefault("keras_backend", "tensorflow")  # a study from before backends were recorded ran on TensorFlow
     if isinstance(saved.get("base"), Mapping):  # a study from before a base key existed had its default
         saved["base"] = {**_base_defaults(wanted["base"]), **saved["base"]}
@@ -142,7 +140,7 @@ def load_existing(name: str, storage: str | optuna.storages.BaseStorage) -> optu
     names = study_names(storage)
     if name not in names:
         raise NoStudy(name, names)
-    return optuna.load_study(study_name=name, storage=storage)
+    return records.load(name, storage)
 
 
 def count_finished(study: optuna.Study) -> int:
@@ -168,24 +166,23 @@ def required_best(study: optuna.Study) -> FrozenTrial:
 
 def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
     """One row per study: what it searched, how many trials ended how, and its best value."""
-    return [study_row(optuna.load_study(study_name=name, storage=storage)) for name in study_names(storage)]
+    return [study_row(records.load(name, storage)) for name in study_names(storage)]
 
 
 def study_row(study: optuna.Study) -> dict[str, Any]:
     states = Counter(t.state for t in study.get_trials(deepcopy=False))
-    attrs = study.user_attrs
-    best = best_trial(study)
+    best, curve = best_trial(study), records.is_curve(study)
     return {
         "name": study.study_name,
-        "regime": attrs.get("regime", attrs.get("kind", "?")),  # a curve (study.tuning.curve) has no regime
-        "backend": attrs.get("backend", "?"),
-        "objective": attrs.get("objective", "?"),
+        "regime": records.CURVE_KIND if curve else (records.regime(study) or "?"),  # a curve has no regime
+        "backend": records.backend(study) or "?",
+        "objective": "?" if curve else records.objective(study),
         "complete": states[TrialState.COMPLETE],
         "pruned": states[TrialState.PRUNED],
         "failed": states[TrialState.FAIL],
         "running": states[TrialState.RUNNING],
         "best": None if best is None else best.value,
-        "final_runs": len(attrs.get("final_runs", attrs.get("curve_runs", []))),
+        "final_runs": len(records.curve_runs(study) if curve else records.final_runs(study)),
     }
 
 
@@ -204,9 +201,9 @@ def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
             "number": t.number, "state": t.state.name,
             "value": float(t.value) if complete and t.value is not None else math.nan,
             "last_value": _last_reported(t),
-            "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
+            "epochs": records.epochs(t) or len(t.intermediate_values),
             "seconds": t.duration.total_seconds() if t.duration is not None else math.nan,
-            "run_dir": t.user_attrs.get("run_dir") or "", "error": failure_reason(study, t),
+            "run_dir": records.run_dir(t) or "", "error": failure_reason(study, t),
             **{f"param.{name}": value for name, value in sorted(t.params.items())},
         })
     return rows
@@ -242,7 +239,7 @@ def best_param_rows(study: optuna.Study) -> list[dict[str, Any]]:
     best = best_trial(study)
     if best is None:
         return []
-    space = space_for(study.user_attrs.get("regime", "scratch"))
+    space = space_for(records.regime(study) or "scratch")
     used = from_dict(space, {k: v for k, v in best.params.items() if k in space.names})
     cap = epoch_cap(study, best)
     rows = []
@@ -260,8 +257,7 @@ EPOCH_PARAMS = ("epochs", "frozen_epochs")  # what a search's epoch cap cuts (``
 def epoch_cap(study: optuna.Study, trial: FrozenTrial) -> int | None:
     """The most epochs a phase of ``trial`` trained: the study's cap and, for keras-tuner's Hyperband,
     the trial's budget (the smaller); None when neither capped it."""
-    caps = [c for c in (study.user_attrs.get("max_epochs"), trial.user_attrs.get("keras_tuner", {}).get("tuner/epochs"))
-            if c]
+    caps = [c for c in (records.max_epochs(study), records.keras_tuner_budget(trial).get("tuner/epochs")) if c]
     return min(caps, default=None)
 
 
@@ -275,4 +271,4 @@ def failure_reason(study: optuna.Study, trial: FrozenTrial) -> str:
     """Why ``trial`` failed: its own record, else the study's (a heartbeat failure); "" when not failed."""
     if trial.state != TrialState.FAIL:
         return ""
-    return trial.user_attrs.get("error") or study.user_attrs.get(failure_key(trial.number), "")
+    return records.error(trial) or records.study_failure(study, trial.number)

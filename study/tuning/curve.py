@@ -39,14 +39,14 @@ from study.errors import ConfigError, TrialFailed
 from study.model_files import check_weights_source
 from study.pretraining import pretraining_indices
 from study.runs import Run
-from study.store import StorageError, load_existing, open_storage, required_best
+from study.store import StorageError, load_existing, open_storage, records, required_best
 from study.tracking import Tracking, open_tracking
 from study.tracking.callback import run_info, tracked
 from study.training import train
 from study.tuning.final import best_config
 from study.tuning.search import quiet_optuna
 
-KIND = "curve"
+KIND = records.CURVE_KIND
 FRACTION_DRAW = 12  # a seed's nested fractions: stratified_share(pool, f, [seed, FRACTION_DRAW])
 DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 PRETRAIN_DIR = "pretrain"
@@ -180,7 +180,7 @@ def _regime_configs(regimes: list[str], overrides: Mapping[str, Mapping[str, Any
             if store is None:
                 raise ConfigError("«from_study» needs a «storage»")
             study = load_existing(study_name, store)
-            regime = study.user_attrs.get("regime")
+            regime = records.regime(study)
             if regime not in regimes:
                 raise ConfigError(f"study {study_name} searched the {regime} regime, which this curve does not train")
             if regime in configs:
@@ -266,12 +266,11 @@ def open_curve(plan: CurvePlan, storage: optuna.storages.BaseStorage) -> optuna.
     """The curve's study, created, or resumed when it holds the same plan."""
     with quiet_optuna():  # optuna's "Using an existing study" line: the command names the curve
         study = optuna.create_study(storage=storage, study_name=plan.name, load_if_exists=True)
-    saved = study.user_attrs.get(KIND)
+    saved = records.curve_plan(study)
     if saved is None:
-        if study.user_attrs.get("regime") or study.trials:
+        if records.regime(study) or study.trials:
             raise StorageError(f"study {plan.name} is a search, not a curve: choose another «name»")
-        study.set_user_attr(KIND, plan.attrs())
-        study.set_user_attr("kind", KIND)  # last: a reader that sees it sees the plan
+        records.write_curve_plan(study, plan.attrs())
         return study
     wanted = plan.attrs()
     differs = [k for k in wanted if _normal(saved.get(k)) != _normal(wanted[k])]
@@ -283,20 +282,16 @@ def open_curve(plan: CurvePlan, storage: optuna.storages.BaseStorage) -> optuna.
 
 
 def curve_runs(study: optuna.Study) -> list[CurveRun]:
-    return [CurveRun(**r) for r in study.user_attrs.get("curve_runs", [])]
+    return [CurveRun(**r) for r in records.curve_runs(study)]
 
 
 def _record(study: optuna.Study, record: CurveRun) -> None:
-    runs = [r for r in study.user_attrs.get("curve_runs", []) if r["run_dir"] != record.run_dir]
-    study.set_user_attr("curve_runs", [*runs, record.to_dict()])
-    failures = study.user_attrs.get("curve_failures", {})
-    if record.run_dir in failures:
-        study.set_user_attr("curve_failures", {k: v for k, v in failures.items() if k != record.run_dir})
+    records.add_curve_run(study, record.to_dict())
 
 
 def _record_failure(study: optuna.Study, record: CurveRun, why: str) -> None:
     """A failed run is named in the study (the report says which point is missing, and why)."""
-    study.set_user_attr("curve_failures", {**study.user_attrs.get("curve_failures", {}), record.run_dir: why})
+    records.add_curve_failure(study, record.run_dir, why)
 
 
 def _pretrain(plan: CurvePlan, study: optuna.Study, dataset: Dataset, pool: np.ndarray, progress: bool,
@@ -315,8 +310,7 @@ def _pretrain(plan: CurvePlan, study: optuna.Study, dataset: Dataset, pool: np.n
                                                        evaluate_test=False, progress=progress, extra_manifest=extra))
     else:
         Run.load(run_dir)
-    if study.user_attrs.get("curve_pretrain") != str(run_dir):
-        study.set_user_attr("curve_pretrain", str(run_dir))
+    records.set_curve_pretrain(study, str(run_dir))
 
 
 def _pretrain_indices(plan: CurvePlan, dataset: Dataset) -> np.ndarray:

@@ -28,7 +28,7 @@ from rich.text import Text
 
 from search_spaces import to_config
 from study.errors import UserError
-from study.store import FINISHED
+from study.store import FINISHED, records
 
 # Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
 KEY_PARAMS = ("optimizer", "learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
@@ -64,9 +64,10 @@ class SearchDisplay:
     def __init__(self, console: Console, study: optuna.Study, total: int) -> None:
         self.console = console
         self.direction = study.direction
-        self.attrs = dict(study.user_attrs)  # regime, objective, base, max_epochs: what the study searches
-        if self.attrs.get("objective"):
-            self.metric = f"val_{self.attrs['objective']}"
+        # what the study searches
+        self.regime, self.base, self.max_epochs = records.regime(study), records.base(study), records.max_epochs(study)
+        if self.regime is not None:
+            self.metric = f"val_{records.objective(study)}"
         self.rows: dict[int, dict[str, Any]] = {}
         self.best: tuple[float, int] | None = None
         self.progress = Progress(
@@ -119,19 +120,19 @@ class SearchDisplay:
             "state": trial.state.name,
             "value": trial.value if trial.state == TrialState.COMPLETE else None,
             "seconds": None if trial.duration is None else trial.duration.total_seconds(),
-            "error": trial.user_attrs.get("error", ""),
-            "epochs": trial.user_attrs.get("epochs"),
+            "error": records.error(trial) or "",
+            "epochs": records.epochs(trial),
         }
         if trial.state == TrialState.COMPLETE and self._better(trial.value):
             self.best = (trial.value, trial.number)
 
     def _epoch_total(self, params: dict[str, Any]) -> int | None:
         """The most epochs the trial trains: its config as the objective builds it (capped), all phases."""
-        regime = self.attrs.get("regime")
+        regime = self.regime
         if regime is None:
             return None
         try:
-            config = to_config(regime, params, self.attrs.get("base") or {}, max_epochs=self.attrs.get("max_epochs"))
+            config = to_config(regime, params, self.base, max_epochs=self.max_epochs)
         except UserError:  # the trial itself reports what is wrong
             return None
         return config.epochs + (config.frozen_epochs if regime == "transfer" else 0)

@@ -24,7 +24,7 @@ from study.config import TrainConfig
 from study.data import Dataset, load_dataset, training_share
 from study.errors import ConfigError, DataError
 from study.runs import RunError
-from study.store import DEFAULT_STORAGE, epoch_cap, load_existing, open_storage, required_best
+from study.store import DEFAULT_STORAGE, epoch_cap, load_existing, open_storage, records, required_best
 from study.tracking.callback import run_info, tracked
 from study.training import RunResult, train
 from study.tuning.tracked_trials import study_tracking
@@ -56,7 +56,7 @@ def train_from_study(
     run_dirs = _free_run_dirs(Path(runs_dir) / study_name, seed_list)
     dataset = _load(study, data, config)
     extra = {"study": study_name, "trial": best.number,
-             "final_training": {"use_validation": VALIDATION, "search_subset": study.user_attrs.get("base", {}).get("subset", 1.0)}}
+             "final_training": {"use_validation": VALIDATION, "search_subset": records.base(study).get("subset", 1.0)}}
     results = []
     tracking = study_tracking(track, study, runs_dir, announce)
     try:
@@ -79,8 +79,7 @@ def best_config(study: optuna.Study, trial: optuna.trial.FrozenTrial,
                 overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """The configuration ``trial`` trained: its params over the study's base config, epochs capped
     by the study's epoch cap and, for keras-tuner's Hyperband, by the trial's budget."""
-    attrs = study.user_attrs
-    config = to_config(attrs["regime"], trial.params, attrs.get("base", {}), max_epochs=epoch_cap(study, trial))
+    config = to_config(records.regime(study), trial.params, records.base(study), max_epochs=epoch_cap(study, trial))
     return config.replace(**overrides) if overrides else config
 
 
@@ -103,18 +102,16 @@ def _free_run_dirs(folder: Path, seeds: list[int]) -> list[Path]:
 
 def _load(study: optuna.Study, data: str | None, config: TrainConfig) -> Dataset:
     """The study's data (or ``data``), split as the search split it; other data is refused."""
-    attrs = study.user_attrs
-    dataset = load_dataset(data or attrs["data"], val_fraction=config.val_fraction, subset=config.subset)
-    if dataset.fingerprint != attrs.get("fingerprint"):
+    path = data or records.data(study)
+    dataset = load_dataset(path, val_fraction=config.val_fraction, subset=config.subset)
+    if dataset.fingerprint != records.fingerprint(study):
         raise DataError(
-            f"{data or attrs['data']} is not the data study {study.study_name} searched "
-            f"(fingerprint {dataset.fingerprint}, study {attrs.get('fingerprint')})"
+            f"{path} is not the data study {study.study_name} searched "
+            f"(fingerprint {dataset.fingerprint}, study {records.fingerprint(study)})"
         )
     return dataset
 
 
 def _link(study: optuna.Study, run_dir: Path, trial: int) -> None:
     """The study lists its final runs (each run's manifest names the study)."""
-    runs = [r for r in study.user_attrs.get("final_runs", []) if r != str(run_dir)]
-    study.set_user_attr("final_runs", [*runs, str(run_dir)])
-    study.set_user_attr("final_training", {"use_validation": VALIDATION, "trial": trial})
+    records.add_final_run(study, str(run_dir), {"use_validation": VALIDATION, "trial": trial})

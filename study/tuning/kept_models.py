@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from study import runs
 from study.errors import WriteFailed
+from study.store import records
 
 KEEP_MODELS = 3  # the default: the best trials' models, for a look at them; final runs keep theirs always
 
@@ -74,7 +75,7 @@ class ModelKeeping:
 
     def _finished(self) -> list[tuple[int, float, str | None]]:
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return [(t.number, float(t.value), t.user_attrs.get("run_dir")) for t in trials if t.value is not None]
+        return [(t.number, float(t.value), records.run_dir(t)) for t in trials if t.value is not None]
 
     def _key(self, number: int, value: float) -> tuple[float, int]:
         """Sort key, best first: the objective's direction, NaN last, ties to the earlier trial."""

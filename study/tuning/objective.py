@@ -29,6 +29,7 @@ from study.training import RunResult, train
 from study.tuning.callbacks import EpochEvents, pruning_callback
 from study.tuning.kept_models import ModelKeeping
 from study.tuning.tracked_trials import trial_key, trial_run
+from study.store import records
 from study.store.liveness import worker_id
 
 
@@ -72,7 +73,7 @@ class Objective:
         return self.evaluate(trial)
 
     def evaluate(self, trial: optuna.trial.BaseTrial, epoch_cap: int | None = None) -> float:
-        trial.set_user_attr("worker", worker_id())  # first, so a killed trial can be told from a live one
+        records.set_worker(trial, worker_id())  # first, so a killed trial can be told from a live one
         if isinstance(trial, optuna.Trial):  # a FixedTrial (a single evaluation) belongs to no study
             remove_stale_staging(Path(self.runs_dir) / self.study_name, trial.study)
         try:
@@ -122,16 +123,12 @@ class Objective:
         self.tracking.run_ended(trial_key(trial.number), ended, run=trial_run(trial.number, params))
 
     def _record(self, trial: optuna.trial.BaseTrial, result: RunResult) -> float:
-        trial.set_user_attr("run_dir", str(result.run_dir))
-        trial.set_user_attr("epochs", int(result.epochs))
-        trial.set_user_attr("seconds", round(float(result.seconds), 2))
-        val = result.metrics["val"]
-        value = float(val[self.metric])
-        trial.set_user_attr("val", {**{k: float(val[k]) for k in ("accuracy", "loss", "macro_f1")},
-                                    "majority_rate": val["baseline"]["majority_rate"], "learned": bool(val["learned"])})
-        if result.metrics["stall"]["stalled"]:
-            trial.set_user_attr("stalled", result.metrics["stall"])
-        return value
+        val, stall = result.metrics["val"], result.metrics["stall"]
+        records.record_result(trial, str(result.run_dir), result.epochs, result.seconds,
+                              {**{k: float(val[k]) for k in ("accuracy", "loss", "macro_f1")},
+                               "majority_rate": val["baseline"]["majority_rate"], "learned": bool(val["learned"])},
+                              stall if stall["stalled"] else None)
+        return float(val[self.metric])
 
 
 @contextmanager
@@ -143,10 +140,10 @@ def _recorded_failure(trial: optuna.trial.BaseTrial) -> Iterator[None]:
     except optuna.TrialPruned:
         raise
     except UserError as exc:
-        trial.set_user_attr("error", str(exc))
+        records.record_error(trial, str(exc))
         raise
     except KeyboardInterrupt:
-        trial.set_user_attr("error", "interrupted (Ctrl-C)")
+        records.record_error(trial, "interrupted (Ctrl-C)")
         raise
     except Exception as exc:
         raise _failed(trial, exc) from exc
@@ -157,7 +154,7 @@ def _tracked_end(trial: optuna.trial.BaseTrial, exc: BaseException) -> Outcome:
     reason the trial records."""
     if isinstance(exc, optuna.TrialPruned):
         return Outcome("PRUNED")
-    reason = trial.user_attrs.get("error")
+    reason = records.error(trial)
     return Outcome("FAIL", error=reason) if reason else failure(exc)
 
 
@@ -178,9 +175,7 @@ def _failed(trial: optuna.trial.BaseTrial, exc: Exception) -> TrialFailed:
     """This trial's failure (recorded on the trial) as the one exception type the search catches."""
     message = str(exc) if isinstance(exc, TrialFailed) else f"{type(exc).__name__}: {str(exc).strip()}"
     message = message.splitlines()[0] if message else type(exc).__name__
-    trial.set_user_attr("error", message)
-    if not isinstance(exc, TrialFailed):
-        trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+    records.record_error(trial, message, None if isinstance(exc, TrialFailed) else traceback.format_exc())
     return TrialFailed(message)
 
 

@@ -41,7 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import Space, grid_space, grid_values
 from search_spaces.regimes import max_schedule_epochs
 from study.errors import ConfigError, TrialFailed
-from study.store import count_finished, last_failure
+from study.store import count_finished, last_failure, records
 from study.store.liveness import worker_id
 from study.tuning.signals import SIGNAL_GATE
 
@@ -141,13 +141,13 @@ class Budgeted:
         self.returned, self.last = None, trial.number
         self.surplus = not within_budget(trial.study, trial.number, self.total)
         if self.surplus:
-            trial.set_user_attr("error", SURPLUS)
+            records.record_error(trial, SURPLUS)
             raise Surplus(SURPLUS)
         try:
             with SIGNAL_GATE.open():
                 value = self.objective(trial)
         except KeyboardInterrupt as exc:  # also between two steps of the objective, and naming SIGTERM
-            trial.set_user_attr("error", f"interrupted ({str(exc) or 'Ctrl-C'})")
+            records.record_error(trial, f"interrupted ({str(exc) or 'Ctrl-C'})")
             raise
         self.returned = trial
         return value
@@ -204,7 +204,7 @@ def _state(study: optuna.Study, number: int) -> TrialState:
 
 
 def was_surplus(trial: FrozenTrial) -> bool:
-    return trial.user_attrs.get("error") == SURPLUS
+    return records.error(trial) == SURPLUS
 
 
 def wait_for_slot(study: optuna.Study, total: int, deadline: float | None) -> bool:

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from study.errors import ConfigError, UserError
-from study.store import best_trial, load_existing, open_storage
+from study.store import best_trial, load_existing, open_storage, records
 from study.tuning.optuna_backend import POLL_SECONDS, WORKER_ENV, was_surplus
 from study.tuning.request import SearchRequest, check_data, to_json, validate
 from study.tuning.signals import Interrupted
@@ -157,7 +157,7 @@ def _watch(processes: list[subprocess.Popen], storage: optuna.storages.BaseStora
 def _status(storage: optuna.storages.BaseStorage, request: SearchRequest, alive: int, workers: int) -> str:
     """One line: finished/total, running, failed, best, workers alive."""
     try:
-        study = optuna.load_study(study_name=request.study_name, storage=storage)
+        study = records.load(request.study_name, storage)
     except KeyError:
         return f"{request.study_name}: starting; workers {alive}/{workers}"
     trials = study.get_trials(deepcopy=False)

@@ -23,7 +23,7 @@ from search_spaces import Space, defaults_over, pin, space_for
 from search_spaces.regimes import max_phase_epochs
 from study import backend as keras_backend
 from study.data import Dataset, load_dataset
-from study.store import OBJECTIVES, StudySpec, count_finished, open_storage, storage_errors
+from study.store import OBJECTIVES, StudySpec, count_finished, open_storage, records, storage_errors
 from study.store.liveness import fail_dead_trials
 from study.store.studies import open_study
 from study.tuning import optuna_backend
@@ -92,7 +92,7 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
         return study
     objective = Objective(study.study_name, space, base, data, Path(request.runs_dir), request.objective,
                           request.max_epochs, request.keep_models)
-    fresh = not any(t.user_attrs.get("run_dir") for t in study.get_trials(deepcopy=False))
+    fresh = not any(records.run_dir(t) for t in study.get_trials(deepcopy=False))
     forecast = Forecast(_plan(request, base, data, remaining, fresh), say)
     forecast.start()
     objective.finished = lambda number, result: forecast.trial_finished(number, result, study.study_name)
@@ -137,7 +137,7 @@ def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: 
     study = open_study(spec, storage, pruner=_pruner(request, space))
     if request.backend == "optuna" and request.default_trial and not study.get_trials(deepcopy=False):
         # What the search buys is measured against this trial; workers racing here enqueue it once.
-        study.enqueue_trial(defaults_over(space, request.base), user_attrs={"default_config": True},
+        study.enqueue_trial(defaults_over(space, request.base), user_attrs=records.default_config_attrs(),
                             skip_if_exists=True)
     dead = fail_dead_trials(study, storage)
     _announce_dead(console, dead)

@@ -20,6 +20,8 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import space_for
+from study.store import records
+from study.store.records import StudyKey
 from study.tracking import Outcome, RunInfo, Tracking, open_tracking
 from study.tuning.callbacks import MONITORS
 from study.tuning.optuna_backend import WORKER_ENV, was_surplus
@@ -40,11 +42,12 @@ def trial_run(number: int, params: Mapping[str, Any], config: Mapping[str, Any] 
 def study_tracking(names: tuple[str, ...] | list[str], study: optuna.Study, runs_dir: str | Path,
                    say: Any = None) -> Tracking:
     """The trackers of a study's experiment, tagged with what the study searches."""
-    attrs = study.user_attrs
-    tags = {"fer_study.kind": attrs.get("kind", "search"), "fer_study.study": study.study_name,
-            **{f"fer_study.{k}": attrs[k] for k in ("regime", "backend", "objective", "direction", "data")
-               if k in attrs}}
-    regime = attrs.get("regime")
+    attrs = records.search_attrs(study)
+    tags = {"fer_study.kind": records.CURVE_KIND if records.is_curve(study) else "search",
+            "fer_study.study": study.study_name,
+            **{f"fer_study.{k}": attrs[k] for k in (StudyKey.REGIME, StudyKey.BACKEND, StudyKey.OBJECTIVE,
+                                                    StudyKey.DIRECTION, StudyKey.DATA) if k in attrs}}
+    regime = records.regime(study)
     hparams = [*(space_for(regime).names if regime else ()), "seed"]  # a final run's seed too
     shown = ("optimizer", "learning_rate", "frozen_learning_rate" if regime == "transfer" else "l2", "batch_size")
     return open_tracking(names, study.study_name, runs_dir=runs_dir, say=say, tags=tags, hparams=hparams, shown=shown)
@@ -70,7 +73,7 @@ def _run(trial: FrozenTrial) -> RunInfo:
 
 
 def _config(trial: FrozenTrial) -> dict[str, Any]:
-    run_dir = trial.user_attrs.get("run_dir")
+    run_dir = records.run_dir(trial)
     path = Path(run_dir) / "config.json" if run_dir else None
     if path is not None and path.is_file():
         return json.loads(path.read_text())
@@ -82,26 +85,26 @@ def _outcome(trial: FrozenTrial) -> Outcome:
     metrics: dict[str, float] = {}
     if trial.state == TrialState.COMPLETE and trial.value is not None:
         metrics["objective"] = float(trial.value)
-        val = trial.user_attrs.get("val") or {}
+        val = records.val_metrics(trial)
         metrics.update({f"val_{k}": float(val[k]) for k in ("accuracy", "loss", "macro_f1") if k in val})
     ended = trial.datetime_complete.timestamp() if trial.datetime_complete else None
-    epochs = trial.user_attrs.get("epochs")
+    epochs = records.epochs(trial)
     if epochs is None and trial.intermediate_values:
         epochs = max(trial.intermediate_values) + 1
-    return Outcome(state, metrics, epochs, trial.user_attrs.get("error") if state == "FAIL" else None,
-                   trial.user_attrs.get("run_dir") if state == "COMPLETE" else None,
+    return Outcome(state, metrics, epochs, records.error(trial) if state == "FAIL" else None,
+                   records.run_dir(trial) if state == "COMPLETE" else None,
                    **({"ended": ended} if ended else {}))
 
 
 def _epochs(trial: FrozenTrial, study: optuna.Study) -> Iterator[tuple[int, str | None, dict[str, Any]]]:
     """The trial's epochs: history.csv's rows when its run directory is there, else what the pruner
     was told (the objective's per-epoch validation metric, at optuna's step + 1)."""
-    run_dir = trial.user_attrs.get("run_dir")
+    run_dir = records.run_dir(trial)
     history = Path(run_dir) / "history.csv" if run_dir else None
     if history is not None and history.is_file():
         for row in pd.read_csv(history).to_dict("records"):
             yield int(row["epoch"]), row.get("phase"), row
         return
-    monitor = MONITORS.get(study.user_attrs.get("objective", "accuracy"), "val_accuracy")
+    monitor = MONITORS.get(records.objective(study), "val_accuracy")
     for step, value in sorted(trial.intermediate_values.items()):
         yield step + 1, None, {monitor: value}

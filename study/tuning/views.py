@@ -10,7 +10,7 @@ from rich.table import Table
 from search_spaces import Space, describe
 from study import config as config_mod
 from study.config import TrainConfig, default_source, field_default
-from study.store import best_param_rows, best_trial, trial_params, trial_records
+from study.store import best_param_rows, best_trial, records, trial_params, trial_records
 from study.tuning.display import format_params, format_value
 
 
@@ -59,9 +59,8 @@ def studies_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def trials_table(study: optuna.Study) -> Table:
-    attrs = study.user_attrs
-    title = (f"study {study.study_name}: {attrs.get('regime')} / {attrs.get('backend')}, "
-             f"objective val {attrs.get('objective')}")
+    title = (f"study {study.study_name}: {records.regime(study)} / {records.backend(study)}, "
+             f"objective val {records.objective(study)}")
     table = Table(title=title, title_justify="left")
     for column in ("trial", "state", "value", "epochs", "duration", "key params", "run dir / error"):
         table.add_column(column, justify="right" if column in ("trial", "value", "epochs", "duration") else "left")
@@ -80,7 +79,7 @@ def best_table(study: optuna.Study) -> Table:
     rows = best_param_rows(study)
     cap = next((r["cap"] for r in rows if r["cap"] is not None), None)
     capped = f"; epochs capped at {cap} a phase" if cap is not None else ""
-    table = Table(title=f"best trial {best.number}: val {study.user_attrs.get('objective')} {best.value:.4f}{capped}",
+    table = Table(title=f"best trial {best.number}: val {records.objective(study)} {best.value:.4f}{capped}",
                   title_justify="left")
     for column in ("parameter", "sampled", "trained", "default", "default from"):
         table.add_column(column)

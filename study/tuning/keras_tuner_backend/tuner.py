@@ -34,7 +34,7 @@ from keras_tuner.src import config as kt_config
 
 from search_spaces import Space, distributions, from_keras_tuner
 from study.errors import ConfigError, TrialFailed, UserError
-from study.store import FINISHED, last_failure
+from study.store import FINISHED, last_failure, records
 from study.tuning.display import SearchDisplay
 from study.tuning.keras_tuner_backend import TUNERS
 from study.tuning.objective import Objective
@@ -67,7 +67,7 @@ class SpaceHyperModel(kt.HyperModel):
         trial = self._ask(values)
         budget = {k: v for k, v in hp.values.items() if k.startswith("tuner/")}
         if budget:
-            trial.set_user_attr("keras_tuner", budget)  # Hyperband's bracket, round and epochs
+            records.set_keras_tuner_budget(trial, budget)  # Hyperband's bracket, round and epochs
         try:
             value = self.objective.evaluate(trial, hp.values.get("tuner/epochs"))
         except BaseException as exc:
