@@ -21,6 +21,7 @@ import optuna
 from rich.console import Console
 
 from command_line.options import (
+    SHORTCUTS,
     config_options,
     config_values,
     storage_option,
@@ -46,18 +47,27 @@ from study.store import (
     study_rows,
     trial_records,
 )
-from study.tuning.keras_tuner_backend import TUNERS
-from study.tuning.kept_models import KEEP_MODELS
+from study.tuning.keras_tuner_backend import DEFAULT_TUNER, TUNERS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 from study.tuning.pool import REQUEST_ENV, run_pool
-from study.tuning.request import BACKENDS, SearchIncomplete, SearchRequest, from_json, validate
+from study.tuning.request import (
+    BACKENDS,
+    BASE_KEYS,
+    DEFAULT_PRUNER,
+    DEFAULT_SAMPLER,
+    SearchIncomplete,
+    SearchRequest,
+    from_json,
+    request_default,
+    validate,
+)
 from study.tuning.views import best_table, settings_table, space_table, studies_table, trials_table
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"  # beside this package, in a checkout or an install
 WORKER_COMMAND = "search-worker"
-# The shortcut options of TrainConfig keys that search offers (any other key: --set KEY=VALUE).
-SEARCH_SHORTCUTS = ("backbone", "weights", "seed", "subset", "precision", "jit", "frozen_augmentation",
-                    "frozen_feature_views")
+# The shortcut options of TrainConfig keys that search offers: the keys every study records in its base that
+# have a shortcut (any other key: --set KEY=VALUE).
+SEARCH_SHORTCUTS = tuple(key for key in BASE_KEYS if key in SHORTCUTS)
 
 
 def _keep_models(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
@@ -73,40 +83,41 @@ def _keep_models(ctx: click.Context, param: click.Parameter, value: str) -> int 
 @click.option("--trials", type=click.IntRange(min=1), required=True,
               help="Finished (complete or pruned) trials the study should hold; a rerun runs only the rest.")
 @click.option("--data", help=f"Dataset folder or fer2013.csv (default {DEFAULT_DATA}).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="optuna", show_default=True)
+@click.option("--backend", type=click.Choice(tuple(BACKENDS)), default=request_default("backend"), show_default=True)
 @click.option("--sampler", type=click.Choice(tuple(SAMPLERS)),
-              help="optuna sampler (default tpe); grid: every combination of the choice parameters, ranges at "
-                   "the paper's values.")
-@click.option("--pruner", type=click.Choice(tuple(PRUNERS)), help="optuna pruner, judged per epoch (default median).")
-@click.option("--tuner", type=click.Choice(tuple(TUNERS)), help="keras-tuner tuner (default bayesian).")
-@click.option("--objective", type=click.Choice(tuple(OBJECTIVES)), default="accuracy", show_default=True,
-              help="Validation metric to optimize (loss is minimized).")
+              help=f"optuna sampler (default {DEFAULT_SAMPLER}); grid: every combination of the choice parameters, "
+                   "ranges at the paper's values.")
+@click.option("--pruner", type=click.Choice(tuple(PRUNERS)),
+              help=f"optuna pruner, judged per epoch (default {DEFAULT_PRUNER}).")
+@click.option("--tuner", type=click.Choice(tuple(TUNERS)), help=f"keras-tuner tuner (default {DEFAULT_TUNER}).")
+@click.option("--objective", type=click.Choice(tuple(OBJECTIVES)), default=request_default("objective"),
+              show_default=True, help="Validation metric to optimize (loss is minimized).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Start no new trial after this long.")
 @click.option("--max-epochs", type=click.IntRange(min=1), metavar="N",
               help="Cap each phase's epochs (epochs, frozen_epochs) for a cheap search.")
-@click.option("--keep-models", default=str(KEEP_MODELS), show_default=True, metavar="K|all", callback=_keep_models,
+@click.option("--keep-models", default=str(request_default("keep_models")), show_default=True, metavar="K|all", callback=_keep_models,
               help="Only the best K trials keep their model.keras (about 50 MB each for DenseNet169); every trial "
                    "keeps its predictions, metrics and history, and final runs always keep their models.")
 @config_options(*SEARCH_SHORTCUTS)
 @storage_option
 @study_option
-@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(),
+@click.option("--runs-dir", default=request_default("runs_dir"), show_default=True, type=click.Path(),
               help="Trials go to RUNS_DIR/<study>/.")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
               help="Start N worker processes here on the one study (one GPU each when there are GPUs); "
                    "other machines may join with the same --study and --storage. Optuna backend only.")
-@click.option("--heartbeat", type=click.IntRange(min=1), default=60, show_default=True, metavar="SECONDS",
+@click.option("--heartbeat", type=click.IntRange(min=1), default=request_default("heartbeat"), show_default=True, metavar="SECONDS",
               help="A running trial's heartbeat interval (optuna backend).")
-@click.option("--grace", type=click.IntRange(min=1), default=180, show_default=True, metavar="SECONDS",
+@click.option("--grace", type=click.IntRange(min=1), default=request_default("grace"), show_default=True, metavar="SECONDS",
               help="A trial without a heartbeat for this long is failed (its worker died) and re-queued once.")
-@click.option("--max-failures", type=click.IntRange(min=1), default=3, show_default=True, metavar="N",
+@click.option("--max-failures", type=click.IntRange(min=1), default=request_default("max_failures"), show_default=True, metavar="N",
               help="Stop after N failed trials in a row (a failed trial never counts toward --trials; the next "
                    "one samples anew).")
 @click.option("--estimate", "estimate_only", is_flag=True,
               help="Print the search's projected wall time on this machine (a short probe run of the defaults, "
                    "the epochs the space allows, the pruner) and stop; nothing is written to the store.")
-@click.option("--default-trial/--no-default-trial", default=True, show_default=True,
+@click.option("--default-trial/--no-default-trial", default=request_default("default_trial"), show_default=True,
               help="Optuna backend: a new study's first trial trains the defaults (the paper's configuration), "
                    "so the study shows what the search bought.")
 @track_option

@@ -212,6 +212,28 @@ def test_the_attribute_check_sees_a_read_a_write_and_a_load():
                                                                                                   "set_user_attr"}
 
 
+def _compares_a_backend_to_a_name(node: ast.AST) -> bool:
+    """``x.backend == "optuna"`` (or ``!=``, ``in (...)``): a tuner backend told apart by its name."""
+    if not isinstance(node, ast.Compare):
+        return False
+    sides = [node.left, *node.comparators]
+    named = any(isinstance(s, ast.Attribute) and s.attr == "backend" for s in sides)
+    literal = any(isinstance(s, ast.Constant) and isinstance(s.value, str)
+                  or isinstance(s, (ast.Tuple, ast.List, ast.Set)) and any(isinstance(e, ast.Constant) for e in s.elts)
+                  for s in sides)
+    return named and literal
+
+
+def test_no_module_tells_the_tuner_backends_apart_by_name():
+    """Each backend is a class (study.tuning.backends.TunerBackend): a search asks it, never its name."""
+    problems = [f"{module}:{node.lineno}" for module in modules() for node in ast.walk(tree(module))
+                if _compares_a_backend_to_a_name(node)]
+    assert problems == []
+    assert _compares_a_backend_to_a_name(ast.parse('request.backend == "optuna"').body[0].value)
+    assert _compares_a_backend_to_a_name(ast.parse('"keras-tuner" != r.backend').body[0].value)
+    assert not _compares_a_backend_to_a_name(ast.parse('request.backend in BACKENDS').body[0].value)
+
+
 def _names_a_flag(text: str) -> bool:
     words = text.replace("(", " ").replace("`", " ").split()
     return any(w.startswith("--") and len(w) > 2 and w[2].isalpha() for w in words)

@@ -518,7 +518,9 @@ def test_make_sampler_refuses_a_grid_over_ranges():
     (["--pruner", "bogus"], "'bogus' is not one of"),
     (["--storage", "nonsense"], "--storage must be a database URL"),
     (["--storage", "mysql+nodriver://x/y"], "cannot open the study storage"),
-    (["--backend", "keras-tuner", "--sampler", "tpe"], "apply to --backend optuna only"),
+    (["--backend", "keras-tuner", "--sampler", "tpe"], "--sampler applies to --backend optuna only"),
+    (["--backend", "keras-tuner", "--sampler", "tpe", "--pruner", "none"], "--sampler/--pruner apply to --backend optuna only"),
+    (["--tuner", "hyperband"], "--tuner applies to --backend keras-tuner only"),
 ])
 def test_bad_options_are_one_line_errors_with_exit_2(tmp_path, args, message):
     base = {"--trials": "3", "--storage": storage_url(tmp_path)}

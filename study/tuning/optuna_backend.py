@@ -251,3 +251,32 @@ def run(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, tota
                          callbacks=[progress_callback(display, total)])
     sync_progress(display, study, total)
     return stopped
+
+
+# ------------------------------------------------------------------------------------ the backend
+class OptunaBackend:
+    """``study.optimize`` in as many workers as share the study (``study.tuning.backends.TunerBackend``)."""
+
+    name = "optuna"
+    options = ("sampler", "pruner")  # the request fields only this backend reads
+    pool = None  # several workers may fill one study
+    heartbeats = True  # study.optimize sends them
+
+    def space(self, request: Any, space: Space) -> Space:
+        return sampler_space(request.sampler_name, space)
+
+    def estimate_plan(self, request: Any, default_first: bool) -> tuple[str, bool]:
+        return request.pruner_name, request.default_trial and default_first
+
+    def enqueues_default(self, request: Any) -> bool:
+        return request.default_trial
+
+    def sampler(self, request: Any, space: Space, seed: int) -> optuna.samplers.BaseSampler:
+        return make_sampler(request.sampler_name, space, seed)
+
+    def pruner(self, request: Any, space: Space) -> optuna.pruners.BasePruner:
+        return make_pruner(request.pruner_name, space, request.max_epochs)
+
+    def run(self, request: Any, study: optuna.Study, objective: Any, remaining: int, display: Any) -> str | None:
+        return run(study, objective, total=request.trials, timeout=request.timeout, max_failures=request.max_failures,
+                   display=display)

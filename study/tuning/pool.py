@@ -27,6 +27,7 @@ from rich.console import Console
 
 from study.errors import ConfigError, UserError
 from study.store import best_trial, load_existing, open_storage, records
+from study.tuning.backends import BACKENDS
 from study.tuning.optuna_backend import POLL_SECONDS, WORKER_ENV, was_surplus
 from study.tuning.request import SearchRequest, check_data, to_json, validate
 from study.tuning.signals import Interrupted
@@ -61,9 +62,10 @@ def run_pool(request: SearchRequest, workers: int, command: Sequence[str], conso
 def check_pool(request: SearchRequest) -> None:
     """Refuse what several workers cannot do, before any process starts."""
     validate(request)
-    if request.backend != "optuna":
-        raise ConfigError("«workers» needs «backend» optuna: keras-tuner's oracle keeps its state in one process "
-                          "(see docs/scaling-out.md); its trials still land in the same store")
+    why = request.tuner_backend.pool
+    if why is not None:
+        pooled = ", ".join(b.name for b in BACKENDS.values() if b.pool is None)
+        raise ConfigError(f"«workers» needs «backend» {pooled}: {why}; its trials still land in the same store")
     check_data(request, any_path=True)
 
 

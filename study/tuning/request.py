@@ -21,11 +21,11 @@ from study.errors import ConfigError, NoDataset, UserError, setting
 from study.model_files import check_weights_source
 from study.store import DEFAULT_STORAGE, OBJECTIVES
 from study.tracking import check_trackers
+from study.tuning.backends import BACKENDS, DEFAULT_BACKEND, TunerBackend
 from study.tuning.keras_tuner_backend import DEFAULT_TUNER, TUNERS
 from study.tuning.kept_models import KEEP_MODELS
 from study.tuning.optuna_backend import PRUNERS, SAMPLERS
 
-BACKENDS = ("optuna", "keras-tuner")
 DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "median"
 # Where a search's defaults differ from a single run's. Transfer trials train phase 1 on
 # frozen_feature_views cached augmented views (computed once per study) rather than on live augmentation
@@ -46,7 +46,7 @@ class SearchRequest:
     trials: int
     base: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig keys every trial shares
     data: str | None = None
-    backend: str = "optuna"
+    backend: str = DEFAULT_BACKEND  # a key of study.tuning.backends.BACKENDS
     sampler: str | None = None  # optuna: a key of optuna_backend.SAMPLERS
     pruner: str | None = None  # optuna: a key of optuna_backend.PRUNERS
     tuner: str | None = None  # keras-tuner: a key of keras_tuner_backend.TUNERS
@@ -66,6 +66,10 @@ class SearchRequest:
     @property
     def study_name(self) -> str:
         return self.study or f"{self.regime}-{self.backend}"
+
+    @property
+    def tuner_backend(self) -> TunerBackend:
+        return BACKENDS[self.backend]
 
     @property
     def dataset(self) -> str:
@@ -95,6 +99,11 @@ class SearchRequest:
         return self.tuner or DEFAULT_TUNER
 
 
+def request_default(name: str) -> Any:
+    """A ``SearchRequest`` field's default: what the command line shows and passes when an option is not given."""
+    return {f.name: f.default for f in dataclasses.fields(SearchRequest)}[name]
+
+
 def validate(request: SearchRequest) -> None:
     """Every field checked (the base through TrainConfig) before any data is read or any study touched."""
     def check(ok: bool, message: str) -> None:
@@ -121,9 +130,11 @@ def validate(request: SearchRequest) -> None:
     for option, choices in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("tuner", TUNERS)):
         value = getattr(request, option)
         check(value is None or value in choices, f"«{option}» must be one of {', '.join(choices)}, got {value!r}")
-    optuna_only = [setting(o) for o in ("sampler", "pruner") if getattr(request, o) is not None]
-    check(request.backend == "optuna" or not optuna_only, f"{'/'.join(optuna_only)} apply to «backend» optuna only")
-    check(request.backend == "keras-tuner" or request.tuner is None, "«tuner» applies to «backend» keras-tuner only")
+    for other in BACKENDS.values():
+        if other.name != request.backend:
+            theirs = [setting(o) for o in other.options if getattr(request, o) is not None]
+            check(not theirs, f"{'/'.join(theirs)} {'applies' if len(theirs) == 1 else 'apply'} to «backend» "
+                              f"{other.name} only")
     check_trackers(request.track)
     check_weights_source(request.config.weights)  # also the base's keys, types and ranges
 

@@ -20,10 +20,9 @@ import optuna
 from rich.console import Console
 
 from search_spaces import Space, defaults_over, pin, space_for
-from search_spaces.regimes import max_phase_epochs
 from study import backend as keras_backend
 from study.data import Dataset, load_dataset
-from study.store import OBJECTIVES, StudySpec, count_finished, open_storage, records, storage_errors
+from study.store import StudySpec, count_finished, open_storage, records, storage_errors
 from study.store.liveness import fail_dead_trials
 from study.store.studies import open_study
 from study.tuning import optuna_backend
@@ -57,10 +56,7 @@ def estimate(request: SearchRequest) -> SearchEstimate:
 
 def _plan(request: SearchRequest, base: dict[str, Any], data: Dataset, trials: int, default_first: bool) -> Plan:
     """What the estimate projects: ``trials`` more trials, the first of them the defaults when ``default_first``."""
-    if request.backend == "optuna":
-        pruner, first = request.pruner_name, request.default_trial and default_first
-    else:
-        pruner, first = ("hyperband" if request.tuner_name == "hyperband" else "none"), False
+    pruner, first = request.tuner_backend.estimate_plan(request, default_first)
     return Plan(trial_space(request), base, data, trials, request.max_epochs, pruner, first, seed=request.seed)
 
 
@@ -101,7 +97,7 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
         catch_up(objective.tracking, study)  # trials that ran untracked, or whose tracker failed
         with quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
             objective.events = display
-            stopped = _run_backend(request, study, objective, remaining, display)
+            stopped = request.tuner_backend.run(request, study, objective, remaining, display)
     finally:
         objective.tracking.close()
     remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # trials failed by the last heartbeats
@@ -120,13 +116,13 @@ def _short(request: SearchRequest) -> str:
 def trial_space(request: SearchRequest) -> Space:
     """What the trials sample: the regime's space, with the base's keys pinned, as the sampler reads it."""
     space = pin(space_for(request.regime), {k: v for k, v in base_config(request).items() if k in request.base})
-    return optuna_backend.sampler_space(request.sampler_name, space)
+    return request.tuner_backend.space(request, space)
 
 
 def _open_storage(request: SearchRequest) -> optuna.storages.BaseStorage:
-    """With heartbeats for the optuna backend (``study.optimize`` sends them); keras-tuner's ask/tell
-    trials send none, so its store has none to expect."""
-    if request.backend != "optuna":
+    """With heartbeats where the backend's trials send them (``study.optimize`` does); keras-tuner's
+    ask/tell trials send none, so its store has none to expect."""
+    if not request.tuner_backend.heartbeats:
         return open_storage(request.storage)
     return open_storage(request.storage, heartbeat=request.heartbeat, grace=request.grace)
 
@@ -134,50 +130,22 @@ def _open_storage(request: SearchRequest) -> optuna.storages.BaseStorage:
 def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: StudySpec, space: Space,
             console: Console) -> optuna.Study:
     """Open the study, fail the trials of dead workers, and give it this run's sampler."""
-    study = open_study(spec, storage, pruner=_pruner(request, space))
-    if request.backend == "optuna" and request.default_trial and not study.get_trials(deepcopy=False):
+    backend = request.tuner_backend
+    study = open_study(spec, storage, pruner=backend.pruner(request, space))
+    if backend.enqueues_default(request) and not study.get_trials(deepcopy=False):
         # What the search buys is measured against this trial; workers racing here enqueue it once.
         study.enqueue_trial(defaults_over(space, request.base), user_attrs=records.default_config_attrs(),
                             skip_if_exists=True)
     dead = fail_dead_trials(study, storage)
     _announce_dead(console, dead)
     remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # the dead trials' and any other
-    study.sampler = _sampler(request, space, seed=_sampler_seed(request, study))
+    study.sampler = backend.sampler(request, space, _sampler_seed(request, study))
     return study
 
 
 def _sampler_seed(request: SearchRequest, study: optuna.Study) -> int:
     """Seeded with the number of trials so far, so a resumed search does not replay its first samples."""
     return request.seed + len(study.get_trials(deepcopy=False)) + optuna_backend.sampler_salt(request.storage)
-
-
-def _run_backend(request: SearchRequest, study: optuna.Study, objective: Objective, remaining: int,
-                 display: SearchDisplay) -> str | None:
-    """Run the trials; returns why the backend stopped short of a full study (None when full)."""
-    if request.backend == "optuna":
-        return optuna_backend.run(study, objective, total=request.trials, timeout=request.timeout,
-                                  max_failures=request.max_failures, display=display)
-    from study.tuning.keras_tuner_backend import tuner  # deferred: keras_tuner loads TensorFlow's tuner stack
-
-    oracle = tuner.make_oracle(request.tuner_name, request.objective, OBJECTIVES[request.objective],
-                               max_epochs=max_phase_epochs(objective.space, request.max_epochs),
-                               seed=request.seed + len(study.get_trials(deepcopy=False)),
-                               failures=request.max_failures)
-    return tuner.run(study, objective, oracle, tuner_name=request.tuner_name, trials=remaining, total=request.trials,
-                     timeout=request.timeout, display=display)
-
-
-def _sampler(request: SearchRequest, space: Space, seed: int) -> optuna.samplers.BaseSampler:
-    if request.backend == "keras-tuner":
-        return optuna.samplers.RandomSampler(seed=seed)  # never consulted: keras-tuner pins every value
-    return optuna_backend.make_sampler(request.sampler_name, space, seed)
-
-
-def _pruner(request: SearchRequest, space: Space) -> optuna.pruners.BasePruner:
-    """keras-tuner trials report every epoch too, but only keras-tuner's Hyperband stops them early."""
-    if request.backend == "keras-tuner":
-        return optuna.pruners.NopPruner()
-    return optuna_backend.make_pruner(request.pruner_name, space, request.max_epochs)
 
 
 def _announce_dead(console: Console, numbers: list[int]) -> None:
