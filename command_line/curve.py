@@ -62,12 +62,12 @@ def curve(data_path: str, fractions: tuple[float, ...], seeds: int, regimes: str
     python cli.py report
     """
     check_trackers(track)  # mlflow without its package is refused before TensorFlow loads
-    from study.tuning.curve import plan_curve, run_curve  # deferred: training loads TensorFlow
+    from study.tuning.curve import CurveRequest, plan_curve, run_curve  # deferred: training loads TensorFlow
 
     values = config_values(config_file, overrides, options, CURVE_SHORTCUTS)
     chosen = tuple(r.strip() for r in regimes.split(",") if r.strip())  # plan_curve refuses an unknown one
-    plan = plan_curve(name, data_path, fractions, seeds, chosen, values, from_studies, storage, pretrain_fraction,
-                      runs_dir)
+    plan = plan_curve(CurveRequest(name, data_path, fractions, seeds, chosen, values, from_studies, storage,
+                                   pretrain_fraction, runs_dir))
     cells = len(plan.cells())
     console.print(f"curve {name}: {', '.join(plan.configs)} x fractions {', '.join(f'{f:g}' for f in plan.fractions)} "
                   f"x seeds {', '.join(map(str, plan.seeds))} = {cells} runs"

@@ -152,15 +152,15 @@ def _final_runs(study_name: str, paths: DemoPaths) -> None:
 
 def _curve(names: list[str], paths: DemoPaths) -> None:
     """A small data-efficiency curve of the two searched configurations (resumed when it exists)."""
-    from study.tuning.curve import plan_curve, run_curve  # deferred: TensorFlow
+    from study.tuning.curve import CurveRequest, plan_curve, run_curve  # deferred: TensorFlow
 
     shares = ", ".join(f"{f:.0%}" for f in CURVE_FRACTIONS)
     header(f"data-efficiency curve ({CURVE})",
            f"each study's best configuration on {shares} of the training split, {CURVE_SEEDS} seeds, "
            "evaluated on test")
     epochs = {r: {"epochs": n, **({"frozen_epochs": n} if r == "transfer" else {})} for r, n in FINAL_EPOCHS.items()}
-    plan = plan_curve(CURVE, str(paths.data), CURVE_FRACTIONS, CURVE_SEEDS, from_studies=names, storage=paths.storage,
-                      runs_dir=paths.runs, regime_overrides=epochs)
+    plan = plan_curve(CurveRequest(CURVE, str(paths.data), CURVE_FRACTIONS, CURVE_SEEDS, from_studies=names,
+                                   storage=paths.storage, runs_dir=paths.runs, regime_overrides=epochs))
     done = run_curve(plan, paths.storage, announce=console.print)
     console.print(f"curve {CURVE}: {len(done.trained)} runs trained now, {len(done.found)} found done")
 

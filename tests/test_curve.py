@@ -38,8 +38,9 @@ def test_fractions_are_nested_stratified_and_differ_by_seed() -> None:
 
 
 def test_the_pool_never_holds_a_pretraining_face(sample_dir: Path) -> None:
-    plan = curve_mod.plan_curve("c", str(sample_dir), (0.5, 1.0), 2, ("scratch", "transfer"),
-                                {"backbone": "mini_xception"}, pretrain_fraction=0.4, runs_dir="runs")
+    plan = curve_mod.plan_curve(curve_mod.CurveRequest("c", str(sample_dir), (0.5, 1.0), 2, ("scratch", "transfer"),
+                                                       {"backbone": "mini_xception"}, pretrain_fraction=0.4,
+                                                       runs_dir="runs"))
     data = load_dataset(sample_dir)
     pool, held = curve_mod._pool(plan, data), curve_mod._pretrain_indices(plan, data)
     assert not set(pool) & set(held) and len(pool) + len(held) == len(data.train.y)
@@ -184,8 +185,8 @@ def test_a_failed_run_is_named_the_curve_goes_on_and_the_next_call_retries_it(sa
 
     data = load_dataset(sample_dir)
     url = f"sqlite:///{tmp_path / 's.db'}"
-    plan = curve_mod.plan_curve("c", str(sample_dir), (0.5,), 1, ("scratch", "transfer"),
-                                {"backbone": "mini_xception"}, runs_dir=tmp_path / "runs")
+    plan = curve_mod.plan_curve(curve_mod.CurveRequest("c", str(sample_dir), (0.5,), 1, ("scratch", "transfer"),
+                                                       {"backbone": "mini_xception"}, runs_dir=tmp_path / "runs"))
 
     def fake_train(config, dataset, run_dir, **kwargs):
         if "transfer" in Path(run_dir).name:

@@ -305,9 +305,9 @@ def test_curve_runs_are_tracked_in_the_curves_experiment(monkeypatch, tmp_path, 
     from study.data import load_dataset
 
     monkeypatch.setattr(curve_mod, "train", fake_train(fail=("transfer-f0.5-seed0",)))
-    plan = curve_mod.plan_curve("c", str(sample_dir), (0.5,), 1, ("scratch", "transfer"),
-                                {"backbone": "mini_xception", "epochs": 2, "frozen_epochs": 1},
-                                runs_dir=tmp_path / "runs")
+    plan = curve_mod.plan_curve(curve_mod.CurveRequest("c", str(sample_dir), (0.5,), 1, ("scratch", "transfer"),
+                                                       {"backbone": "mini_xception", "epochs": 2, "frozen_epochs": 1},
+                                                       runs_dir=tmp_path / "runs"))
     done = curve_mod.run_curve(plan, storage_url(tmp_path), data=load_dataset(sample_dir), progress=False,
                                track=("tensorboard", "mlflow"))
     assert len(done.trained) == 1 and len(done.failed) == 1

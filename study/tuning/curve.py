@@ -114,23 +114,30 @@ class CurveProgress:
 
 
 # ------------------------------------------------------------------------------------- planning
-def plan_curve(
-    name: str,
-    data: str,
-    fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    seeds: int = 3,
-    regimes: Sequence[str] = REGIMES,
-    overrides: Mapping[str, Any] | None = None,
-    from_studies: Sequence[str] = (),
-    storage: str | None = None,
-    pretrain_fraction: float = 0.0,
-    runs_dir: str | Path = "runs",
-    regime_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-) -> CurvePlan:
+@dataclass(frozen=True)
+class CurveRequest:
+    """What a curve is asked to train (``plan_curve`` turns it into the ``CurvePlan`` its study records)."""
+
+    name: str
+    data: str
+    fractions: Sequence[float] = DEFAULT_FRACTIONS
+    seeds: int = 3  # per regime and fraction: the configuration's seed, +1, ...
+    regimes: Sequence[str] = REGIMES
+    overrides: Mapping[str, Any] | None = None  # any TrainConfig key, over each regime's configuration
+    from_studies: Sequence[str] = ()  # a study per regime: its best configuration, else the defaults
+    storage: str | None = None  # where from_studies are
+    pretrain_fraction: float = 0.0  # > 0: pretrain the transfer backbone on this share, set aside
+    runs_dir: str | Path = "runs"
+    regime_overrides: Mapping[str, Mapping[str, Any]] | None = None  # per regime, over ``overrides``
+
+
+def plan_curve(request: CurveRequest) -> CurvePlan:
     """Each regime's configuration (its study's best with ``from_studies``, else the defaults), with
     ``overrides`` (any TrainConfig key) over it, and ``regime_overrides[regime]`` over that (e.g. scratch
     12 epochs, transfer 6 + 6); the seeds are the configuration's seed, +1, ..."""
-    fractions = _check_fractions(fractions)
+    name, data, seeds, regimes = request.name, request.data, request.seeds, request.regimes
+    pretrain_fraction, runs_dir = request.pretrain_fraction, request.runs_dir
+    fractions = _check_fractions(request.fractions)
     if seeds < 1:
         raise ConfigError(f"«seeds» must be at least 1, got {seeds}")
     if not 0.0 <= pretrain_fraction < 1.0:
@@ -138,12 +145,12 @@ def plan_curve(
     unknown = [r for r in regimes if r not in REGIMES]
     if unknown or not regimes:
         raise ConfigError(f"«regimes» takes {', '.join(REGIMES)}, got {', '.join(regimes) or 'none'}")
-    overrides = {"stall_action": "warn", **dict(overrides or {})}
-    per_regime = {r: {**overrides, **dict((regime_overrides or {}).get(r, {}))} for r in REGIMES}
+    overrides = {"stall_action": "warn", **dict(request.overrides or {})}
+    per_regime = {r: {**overrides, **dict((request.regime_overrides or {}).get(r, {}))} for r in REGIMES}
     for key in ("regime", "subset"):
         if any(key in values for values in per_regime.values()):
             raise ConfigError(f"a curve sets «{key}» itself (per regime, per fraction); leave it out")
-    configs, sources = _regime_configs(list(dict.fromkeys(regimes)), per_regime, from_studies, storage)
+    configs, sources = _regime_configs(list(dict.fromkeys(regimes)), per_regime, request.from_studies, request.storage)
     folder = Path(runs_dir) / name
     pretrain = None
     if pretrain_fraction > 0:
