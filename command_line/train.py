@@ -81,7 +81,8 @@ def train_and_report(config: TrainConfig, data_path: str, run_dir: Path, *, stri
     dataset = load_dataset(data_path, val_fraction=config.val_fraction, subset=config.subset, strict=strict)
     _describe_start(config, dataset, run_dir)
     result = train_tracked(config, dataset, run_dir, track, say=_say, evaluate_test=True)
-    console.print(run_summary(result.metrics, result.history, title=f"{config.regime} / {config.backbone}"))
+    tta = f", test-time augmentation {config.tta}" if config.tta != "none" else ""
+    console.print(run_summary(result.metrics, result.history, title=f"{config.regime} / {config.backbone}{tta}"))
     console.print(f"run saved to [bold]{run_dir}[/]; evaluate it with: python cli.py evaluate {run_dir}")
     return result
 
@@ -116,7 +117,8 @@ def evaluate_run(run_dir: Path, split: str, out: Path | None) -> None:
         split = "test" if "test_labels" in run.predictions else "val"
     labels, probs = run.split(split)
     metrics = compute_metrics(labels, probs)
-    for table in metrics_tables(metrics, title=f"{run_dir} ({split}, {metrics['n']} images)"):
+    tta = f", test-time augmentation {run.config.tta}" if run.config.tta != "none" else ""
+    for table in metrics_tables(metrics, title=f"{run_dir} ({split}, {metrics['n']} images{tta})"):
         console.print(table)
     out = out or run_dir / "figures"
     lines = curves(labels, probs)

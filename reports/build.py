@@ -26,7 +26,7 @@ from reports.curve import CurveSummary
 from reports.document import Document, FigureBlock
 from reports.errors import ReportError
 from reports.saliency import saliency_figure
-from reports.setup import budget_differences, pretraining_notes, regime_setup
+from reports.setup import budget_differences, pretraining_notes, regime_setup, tta_note
 from reports.stats import ClassComparison, Comparison, PairingError, check_same_images, compare, compare_classes
 from reports.tables import (
     SPLIT_NAMES,
@@ -127,6 +127,7 @@ def compute(evidence: Evidence, partial: bool = False) -> ReportContent:
                             differences=budget_differences(setups), pretraining=pretraining_notes(setups))
     classes = per_class(evidence, split, comparison)
     tables.update(_calibration_tables(frame, regimes, split, classes))
+    tables = _with_note(tables, PREDICTION_TABLES, tta_note(setups))
     return ReportContent(evidence, split, frame, tables, comparison, sentences, views, lacks, setups,
                          classes=classes, calibration=run_calibrations(evidence, split))
 
@@ -154,6 +155,18 @@ def run_calibrations(evidence: Evidence, split: str) -> dict[str, RunCalibration
         made[regime] = RunCalibration(run.config.seed, temperature, reliability(labels, probs),
                                       reliability(labels, scale(probs, temperature)))
     return made
+
+
+# the tables computed from the final runs' predictions: each names their test-time augmentation, if any
+PREDICTION_TABLES = ("table1", "table2", "table3", "table4", "recall", "seeds", "comparison", "calibration", "classes")
+
+
+def _with_note(tables: dict[str, ReportTable], keys: Sequence[str], note: str) -> dict[str, ReportTable]:
+    """``note`` added to the note of each table of ``keys`` (the tables unchanged when it is empty)."""
+    if not note:
+        return tables
+    return {key: replace(t, note=f"{t.note} {note}".strip()) if key in keys else t
+            for key, t in tables.items()}
 
 
 def _calibration_tables(frame: pd.DataFrame, regimes: list[str], split: str,

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from reports.collect import RegimeEvidence
+from study.config import FACE_SIZE
 from study.errors import UserError
 from study.runs import Run
+from study.tta import WORDS as TTA_WORDS
 
-INPUT = "48x48 grayscale"  # study.model: every backbone gets one channel of raw 48x48 pixels
+INPUT = "48x48 grayscale"  # study.model: every model takes one channel of raw 48x48 pixels
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Setup:
     trials: int  # finished (complete or pruned)
     search_epochs: int  # over all trials
     max_epochs: int | None  # the searches' cap, per phase
+    input_size: int = FACE_SIZE  # the side the backbone sees (the model upsamples the 48x48 faces to it)
+    tta: tuple[str, ...] = ("none",)  # the test-time augmentation of each final run (study.tta)
 
 
 def regime_setup(evidence: RegimeEvidence) -> Setup:
@@ -63,6 +67,7 @@ def regime_setup(evidence: RegimeEvidence) -> Setup:
         subset=float(config.subset), train_images=int(sizes["train"]) if "train" in sizes else None,
         backend=search.backend, trials=finished,
         search_epochs=int(trials["epochs"].sum()) if len(trials) else 0, max_epochs=search.max_epochs,
+        input_size=int(config.input_size), tta=tuple(dict.fromkeys(r.config.tta for r in evidence.runs)),
     )
 
 
@@ -109,9 +114,24 @@ def setup_sentence(setup: Setup) -> str:
     subset = (f"; each run trained on a stratified {setup.subset:.0%} subset of the training split"
               f" ({setup.train_images:,} images)" if setup.subset < 1 and setup.train_images else "")
     cap = f"each trial capped at {setup.max_epochs} epochs a phase" if setup.max_epochs else "no epoch cap"
-    return (f"{setup.regime}: backbone {setup.backbone} at {INPUT} input; starting from {weights_words(setup)}. Final "
-            f"runs: {setup.schedule} (epochs trained per run: {epochs}){subset}. Search: {setup.backend}, "
-            f"{setup.trials} finished trials, {cap}, {setup.search_epochs} epochs in all.")
+    size = (f", upsampled to {setup.input_size}x{setup.input_size} inside the model" if setup.input_size != FACE_SIZE
+            else "")
+    evaluated = f" Evaluated with {tta_words(setup.tta)}." if setup.tta != ("none",) else ""
+    return (f"{setup.regime}: backbone {setup.backbone} at {INPUT} input{size}; starting from {weights_words(setup)}. "
+            f"Final runs: {setup.schedule} (epochs trained per run: {epochs}){subset}. Search: {setup.backend}, "
+            f"{setup.trials} finished trials, {cap}, {setup.search_epochs} epochs in all.{evaluated}")
+
+
+def tta_words(modes: Sequence[str]) -> str:
+    """The test-time augmentation of a set of runs, in words (each mode once)."""
+    return "; ".join(TTA_WORDS[m] for m in modes)
+
+
+def tta_note(setups: Mapping[str, Setup]) -> str:
+    """For every table read from the final runs' predictions: which used test-time augmentation ("" when none did)."""
+    if all(s.tta == ("none",) for s in setups.values()):
+        return ""
+    return "Predictions: " + "; ".join(f"{regime}: {tta_words(s.tta)}" for regime, s in setups.items()) + "."
 
 
 def trial_epochs(setup: Setup) -> int | None:
@@ -134,6 +154,10 @@ def budget_differences(setups: Mapping[str, Setup]) -> list[str]:
 
     if differ([s.backend for s in items]):
         differences.append("search backend (" + ", ".join(f"{s.regime} {s.backend}" for s in items) + ")")
+    if differ([s.tta for s in items]):
+        differences.append("test-time augmentation (" + ", ".join(f"{s.regime} {'+'.join(s.tta)}" for s in items) + ")")
+    if differ([s.input_size for s in items]):
+        differences.append("input size (" + ", ".join(f"{s.regime} {s.input_size}px" for s in items) + ")")
     if differ([s.trials for s in items]):
         differences.append("finished search trials (" + ", ".join(f"{s.regime} {s.trials}" for s in items) + ")")
     caps = [trial_epochs(s) for s in items]

@@ -23,6 +23,7 @@ STALL_ACTIONS = ("stop", "warn")
 MAX_HEAD_LAYERS = 3  # the paper's head has three hidden Dense layers
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 FROZEN_AUGMENTATIONS = ("live", "none", "views")
+TTA_MODES = ("none", "flip", "crops")  # test-time augmentation (study.tta)
 MAX_FEATURE_VIEWS = 32
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 224  # the smallest input keras.applications takes; ImageNet's size
 DEFAULT_DATA = "data/sample"  # every command's default dataset: where `data sample` writes the generated faces
@@ -43,7 +44,7 @@ PAPER_STATES = frozenset({
     "frozen_epochs", "frozen_patience", "unfreeze", "lr_schedule", "flip",
 })
 NOT_IN_PAPER_OFF = frozenset({"weight_decay", "warmup_epochs", "label_smoothing", "shift", "brightness", "contrast",
-                              "class_weight"})
+                              "class_weight", "tta"})
 
 
 def default_source(name: str) -> str:
@@ -145,6 +146,10 @@ class TrainConfig:
     # it there (its artifacts are written and flagged), "warn" says so and trains on. 0 turns it off.
     stall_epochs: int = 3
     stall_action: str = "stop"
+    # Evaluation (validation and test predictions of the trained model): test-time augmentation (study.tta),
+    # "none" (the paper's: each face once), "flip" (with its mirror) or "crops" (ten crops). metrics.json
+    # and every report table that reads the predictions name it.
+    tta: str = "none"
 
     def __post_init__(self) -> None:
         if not self.weights:
@@ -264,6 +269,7 @@ def _validate(c: TrainConfig) -> None:
     check(0.0 <= c.label_smoothing < 1.0, f"label_smoothing must be in [0, 1), got {c.label_smoothing}")
     check(c.stall_epochs >= 0, f"stall_epochs must be >= 0 (0 turns the stall guard off), got {c.stall_epochs}")
     check(c.stall_action in STALL_ACTIONS, f"stall_action must be one of {', '.join(STALL_ACTIONS)}, got {c.stall_action!r}")
+    check(c.tta in TTA_MODES, f"tta must be one of {', '.join(TTA_MODES)}, got {c.tta!r}")
     check(MIN_INPUT_SIZE <= c.input_size <= MAX_INPUT_SIZE,
           f"input_size must be in [{MIN_INPUT_SIZE}, {MAX_INPUT_SIZE}] pixels, got {c.input_size}")
     for name in ("dense1_units", "dense2_units", "dense3_units", "batch_size"):

@@ -551,14 +551,19 @@ def predict(model: keras.Model, batches) -> np.ndarray:
     for index in range(len(batches)):
         batch = batches[index]
         x = keras.ops.convert_to_numpy(batch[0] if isinstance(batch, (tuple, list)) else batch)
-        n = len(x)
-        size = size or n
-        if n < size:
-            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
-        outputs.append(np.asarray(model.predict_on_batch(x))[:n])
+        size = size or len(x)
+        outputs.append(predict_batch(model, x, size))
     if not outputs:
         return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def predict_batch(model: keras.Model, x: np.ndarray, size: int) -> np.ndarray:
+    """``model``'s float32 outputs for the images ``x``, padded to ``size`` images (the compiled batch shape)."""
+    n = len(x)
+    if n < size:
+        x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
+    return np.asarray(model.predict_on_batch(x))[:n].astype(np.float32, copy=False)
 
 
 # ----------------------------------------------------------------------------- freezing

@@ -55,10 +55,11 @@ from study.features import (
     head_model,
 )
 from study.learning import ANSWER_SHARE, AnswerShare, StallGuard, StallState, baseline
-from study.model import build_model, freeze_backbone, predict, release_backbone, unfreeze_backbone
+from study.model import build_model, freeze_backbone, predict, predict_batch, release_backbone, unfreeze_backbone
 from study.optimization import current_learning_rate, make_optimizer, schedule_callbacks
 from study.pipeline import class_weights, make_dataset, training_steps
 from study.pretraining import leave_out_pretraining_faces
+from study.tta import predict_views
 from study.progress import EpochProgress, console as progress_console
 
 # loss / val_loss are Keras's objective (cross-entropy, label-smoothed if asked, + the head's L2
@@ -192,8 +193,9 @@ def _run(stage, model, config, data, callbacks, evaluate_test, progress, extra_m
     fitted = _fit_schedule(model, config, data, callbacks, progress, timings)
     t = time.perf_counter()
     splits = {"val": data.val, **({"test": data.test} if evaluate_test else {})}
-    predictions = {name: _predict(model, fitted, name, split, config.batch_size) for name, split in splits.items()}
-    metrics = {name: compute_metrics(split.y, predictions[name]) for name, split in splits.items()}
+    predictions = {name: _predict(model, fitted, name, split, config.batch_size, config.tta)
+                   for name, split in splits.items()}
+    metrics = {name: {**compute_metrics(split.y, predictions[name]), "tta": config.tta} for name, split in splits.items()}
     timings["evaluate"] = time.perf_counter() - t
     metrics["stall"] = fitted.stall.to_dict()
     dropped = model_dropped(metrics) if model_dropped else None
@@ -382,9 +384,12 @@ class _NaNGuard(keras.callbacks.Callback):
             )
 
 
-def _predict(model: keras.Model, fitted: _Fitted, name: str, split: Split, batch_size: int) -> np.ndarray:
+def _predict(model: keras.Model, fitted: _Fitted, name: str, split: Split, batch_size: int, tta: str) -> np.ndarray:
     """Validation predictions come from the cached features while the backbone is untouched (the
-    same numbers, without another pass through it); anything else goes through the full model."""
+    same numbers, without another pass through it); anything else goes through the full model, over
+    the views of test-time augmentation ``tta`` (``study.tta``) when it is on."""
+    if tta != "none":
+        return predict_views(lambda x: predict_batch(model, x.astype(np.float32), batch_size), split.x, tta, batch_size)
     if name == "val" and fitted.head is not None and not fitted.backbone_trained:
         ds = feature_dataset(fitted.features, split, batch_size, training=False)
         return predict(fitted.head, ds)

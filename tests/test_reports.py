@@ -607,6 +607,33 @@ def test_equal_budgets_are_said_to_be_equal() -> None:
                             "count: transfer's ImageNet pretraining.")
 
 
+def test_test_time_augmentation_and_input_size_are_named_in_the_setup_the_budget_and_every_prediction_table(
+        full: dict) -> None:
+    import dataclasses
+
+    from reports.build import PREDICTION_TABLES, _with_note
+    from reports.setup import Setup, budget_differences, setup_sentence, tta_note
+
+    common = dict(backbone="densenet169", schedule="20 epochs", epochs_trained=(20,), subset=1.0, train_images=1000,
+                  backend="optuna", trials=5, search_epochs=50, pretraining=None, max_epochs=None)
+    plain = {"scratch": Setup("scratch", weights="none", **common), "transfer": Setup("transfer", weights="imagenet",
+                                                                                      **common)}
+    assert tta_note(plain) == "" and "test-time" not in setup_sentence(plain["scratch"])
+    assert "upsampled" not in setup_sentence(plain["scratch"])
+    assert not any("test-time" in t.note for t in full["content"].tables.values())  # the fixture's runs use none
+    mixed = {**plain, "transfer": dataclasses.replace(plain["transfer"], tta=("flip",), input_size=96)}
+    note = tta_note(mixed)
+    assert note == ("Predictions: scratch: no test-time augmentation; transfer: test-time augmentation: each face's "
+                    "probabilities averaged with its mirror's.")
+    assert "test-time augmentation (scratch none, transfer flip)" in budget_differences(mixed)
+    assert "input size (scratch 48px, transfer 96px)" in budget_differences(mixed)
+    sentence = setup_sentence(mixed["transfer"])
+    assert "upsampled to 96x96 inside the model" in sentence and sentence.endswith("averaged with its mirror's.")
+    noted = _with_note(full["content"].tables, PREDICTION_TABLES, note)
+    assert all(noted[k].note.endswith(note) for k in PREDICTION_TABLES if k in noted)
+    assert "table1" in noted and noted["search"].note == full["content"].tables["search"].note
+
+
 def test_baselines_sit_beside_accuracy_and_macro_f1_in_tables_and_verdict(full: dict) -> None:
     content = full["content"]
     labels = predictions(final_dirs(full["tmp"], "scratch")[0])[0]
