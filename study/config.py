@@ -48,9 +48,11 @@ NOT_IN_PAPER_OFF = frozenset({"weight_decay", "warmup_epochs", "label_smoothing"
 
 
 def default_source(name: str) -> str:
-    """"paper" (stated there), "ours (paper silent)" (chosen here) or "off (not in the paper)"."""
-    if name == "optimizer":
-        return "paper (SGD); ours for a DenseNet from scratch (Adam)"
+    """"paper" (stated there), "ours (paper silent)" (chosen here) or "off (not in the paper)"; a default that
+    depends on the regime and backbone (``RESOLVED``) says both."""
+    if name in RESOLVED:
+        paper = "paper" if name in PAPER_STATES else "off (not in the paper)"
+        return f"{paper}: {PAPER_VALUES[name]}; ours for a DenseNet from scratch: {DENSENET_SCRATCH[name]}"
     if name in PAPER_STATES:
         return "paper"
     return "off (not in the paper)" if name in NOT_IN_PAPER_OFF else "ours (paper silent)"
@@ -87,7 +89,7 @@ class TrainConfig:
     # Optimizer: the paper's is SGD. learning_rate / epochs: scratch's only phase, or transfer's
     # fine-tune phase. momentum and nesterov apply to SGD; weight_decay is decoupled weight decay
     # (AdamW's; Keras applies it to any optimizer), on every trainable weight. Empty means the default
-    # for the regime and backbone (``default_optimizer``): SGD, except Adam for a DenseNet from scratch.
+    # for the regime and backbone (``resolved_defaults``): SGD, except Adam for a DenseNet from scratch.
     optimizer: str = ""
     batch_size: int = 64
     learning_rate: float = 0.001
@@ -105,9 +107,11 @@ class TrainConfig:
     epochs: int = 20
     # Each phase's learning rate over its epochs: "constant" (the paper), "cosine" (decay to 0 over
     # the phase) or "plateau" (x plateau_factor after plateau_patience epochs without a lower
-    # val_loss); "constant" and "cosine" start with warmup_epochs of linear warmup from 0.
-    lr_schedule: str = "constant"
-    warmup_epochs: int = 0
+    # val_loss); "constant" and "cosine" start with warmup_epochs of linear warmup from 0. Empty (and
+    # warmup_epochs -1) mean the default for the regime and backbone (``resolved_defaults``): the paper's
+    # constant rate without warmup, except cosine after 1 warmup epoch for a DenseNet from scratch.
+    lr_schedule: str = ""
+    warmup_epochs: int = -1
     plateau_factor: float = 0.5
     plateau_patience: int = 2
     label_smoothing: float = 0.0  # of the training loss only; every reported loss is plain cross-entropy
@@ -154,8 +158,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.weights:
             object.__setattr__(self, "weights", "none" if self.regime == "scratch" else "imagenet")
-        if not self.optimizer:
-            object.__setattr__(self, "optimizer", default_optimizer(self.regime, self.backbone))
+        for name, value in resolved_defaults(self.regime, self.backbone).items():
+            if getattr(self, name) == RESOLVED[name]:
+                object.__setattr__(self, name, value)
         _validate(self)
 
     # ------------------------------------------------------------------ helpers
@@ -173,25 +178,41 @@ class TrainConfig:
         return from_dict({**to_dict(self), **changes})
 
 
-# The paper trains both regimes with SGD, and SGD stays the default everywhere but here: DenseNet169
-# from scratch, on the real faces, at the paper's 0.001 with momentum 0.99 (and BatchNorm momentum 0.9,
-# no short last batch), was still at the majority rate after 2 epochs (validation 0.260 against
-# 0.251; docs/learning.md, densenet169-sgd-2-epochs), its kernels barely moving, where Adam at the same
-# 0.001 learns (densenet169-5-epochs). DenseNet121 and 201 share its design (a 1x1 last block at 48x48)
-# and its default, unmeasured. ``--set optimizer=sgd`` trains the paper's.
-ADAM_FROM_SCRATCH = frozenset({"densenet121", "densenet169", "densenet201"})
-PAPER_OPTIMIZER = "sgd"
+# Defaults that depend on the regime and backbone: a config that leaves one of these fields at its
+# "unset" value (``RESOLVED``) gets the paper's (``PAPER_VALUES``) everywhere but for a DenseNet trained
+# from scratch, which gets ``DENSENET_SCRATCH`` (docs/learning.md, "The paper's own model"):
+# - Adam: SGD at the paper's 0.001 with momentum 0.99 (and BatchNorm momentum 0.9, no short last batch)
+#   was still at the majority rate after 2 epochs on the real faces (validation 0.260 against 0.251;
+#   densenet169-sgd-2-epochs), its kernels barely moving, where Adam at the same 0.001 learns
+#   (densenet169-5-epochs);
+# - cosine decay after one warmup epoch: at Adam's constant 0.001 the paper's 20 epochs reached 0.530 test
+#   accuracy, validation accuracy still rising at epoch 20 and dropping for an epoch twice on the way
+#   (benchmarks.accuracy's row (c), the README); the decaying rate is measured there too.
+# DenseNet121 and 201 share DenseNet169's design (a 1x1 last block at 48x48) and its defaults, unmeasured.
+# The paper's schedule is ``--set optimizer=sgd lr_schedule=constant warmup_epochs=0``.
+DENSENETS = frozenset({"densenet121", "densenet169", "densenet201"})
+RESOLVED: dict[str, Any] = {"optimizer": "", "lr_schedule": "", "warmup_epochs": -1}
+PAPER_VALUES: dict[str, Any] = {"optimizer": "sgd", "lr_schedule": "constant", "warmup_epochs": 0}
+DENSENET_SCRATCH: dict[str, Any] = {"optimizer": "adam", "lr_schedule": "cosine", "warmup_epochs": 1}
+PAPER_OPTIMIZER = PAPER_VALUES["optimizer"]
+
+
+def resolved_defaults(regime: str, backbone: str) -> dict[str, Any]:
+    """The values the ``RESOLVED`` fields of a config that leaves them unset train with."""
+    return dict(DENSENET_SCRATCH if regime == "scratch" and backbone in DENSENETS else PAPER_VALUES)
 
 
 def default_optimizer(regime: str, backbone: str) -> str:
-    """The optimizer a config that names none trains with (see ``ADAM_FROM_SCRATCH``)."""
-    return "adam" if regime == "scratch" and backbone in ADAM_FROM_SCRATCH else PAPER_OPTIMIZER
+    """The optimizer a config that names none trains with (see ``resolved_defaults``)."""
+    return resolved_defaults(regime, backbone)["optimizer"]
 
 
 def field_default(name: str) -> Any:
-    """The field's default as the paper states it (the optimizer's empty "per regime and backbone" is SGD)."""
-    value = {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]
-    return PAPER_OPTIMIZER if name == "optimizer" else value
+    """The field's default as the paper states it (a ``RESOLVED`` field's "per regime and backbone" is the
+    paper's value)."""
+    if name in PAPER_VALUES:
+        return PAPER_VALUES[name]
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:

@@ -22,12 +22,31 @@ def test_defaults_are_the_papers_values():
 
 def test_the_optimizer_is_the_papers_sgd_except_for_a_densenet_from_scratch():
     assert TrainConfig().optimizer == "adam"  # DenseNet169 did not learn from SGD here (docs/learning.md)
+    assert TrainConfig(optimizer="").optimizer == "adam"  # the "unset" value resolves as the default does
     assert TrainConfig(backbone="densenet121").optimizer == TrainConfig(backbone="densenet201").optimizer == "adam"
     assert TrainConfig(regime="transfer").optimizer == "sgd"
     assert TrainConfig(backbone="mini_xception").optimizer == "sgd"
     assert TrainConfig(optimizer="sgd").optimizer == "sgd"  # the paper's, one setting away
     assert config_mod.from_dict(config_mod.to_dict(TrainConfig())) == TrainConfig()
     assert config_mod.field_default("optimizer") == "sgd" and "ours" in config_mod.default_source("optimizer")
+
+
+def test_the_schedule_is_the_papers_constant_rate_except_for_a_densenet_from_scratch():
+    densenet = TrainConfig()
+    assert (densenet.lr_schedule, densenet.warmup_epochs) == ("cosine", 1)
+    for paper in (TrainConfig(regime="transfer"), TrainConfig(backbone="mini_xception"), TrainConfig(backbone="resnet50")):
+        assert (paper.lr_schedule, paper.warmup_epochs) == ("constant", 0)
+    # each field is its own setting: naming one keeps the other's default
+    assert (TrainConfig(lr_schedule="constant").lr_schedule, TrainConfig(lr_schedule="constant").warmup_epochs) == ("constant", 1)
+    paper = TrainConfig(optimizer="sgd", lr_schedule="constant", warmup_epochs=0)  # the paper's, as the docs say
+    assert (paper.optimizer, paper.lr_schedule, paper.warmup_epochs) == ("sgd", "constant", 0)
+    assert config_mod.from_dict(config_mod.to_dict(paper)) == paper
+    assert config_mod.from_dict({"lr_schedule": "", "warmup_epochs": -1}) == densenet
+    assert config_mod.field_default("lr_schedule") == "constant" and config_mod.field_default("warmup_epochs") == 0
+    assert config_mod.default_source("lr_schedule") == "paper: constant; ours for a DenseNet from scratch: cosine"
+    assert config_mod.default_source("warmup_epochs") == "off (not in the paper): 0; ours for a DenseNet from scratch: 1"
+    with pytest.raises(ConfigError, match="warmup_epochs must be >= 0"):
+        TrainConfig(warmup_epochs=-2)
 
 
 def test_unknown_key_is_named_with_the_valid_ones():

@@ -123,11 +123,14 @@ def test_cosine_with_warmup_rises_then_decays_to_zero_within_the_phase():
     rates = [float(schedule(step)) for step in (0, 5, 10, 25, 40)]
     assert rates[0] == pytest.approx(0.0) and rates[1] == pytest.approx(0.05)
     assert rates[2] == pytest.approx(0.1) and 0.0 < rates[3] < 0.1 and rates[4] == pytest.approx(0.0, abs=1e-7)
-    assert learning_rate_schedule(TrainConfig(), 0.1, 4, 10) == 0.1
+    assert learning_rate_schedule(TrainConfig(backbone="mini_xception"), 0.1, 4, 10) == 0.1  # the paper's constant rate
+    densenet = learning_rate_schedule(TrainConfig(), 0.1, 4, 10)  # ours for a DenseNet from scratch: as above
+    assert [float(densenet(step)) for step in (0, 5, 10, 25, 40)] == pytest.approx(rates, abs=1e-7)
 
 
 def test_constant_with_warmup_rises_then_stays_and_plateau_takes_no_warmup():
-    schedule = learning_rate_schedule(TrainConfig(warmup_epochs=1), 0.1, epochs=4, steps_per_epoch=10)
+    schedule = learning_rate_schedule(TrainConfig(lr_schedule="constant", warmup_epochs=1), 0.1, epochs=4,
+                                      steps_per_epoch=10)
     rates = [float(schedule(step)) for step in (0, 5, 10, 25, 40, 400)]
     assert rates[0] == pytest.approx(0.0) and rates[1] == pytest.approx(0.05)
     assert rates[2:] == pytest.approx([0.1] * 4)
