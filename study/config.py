@@ -203,11 +203,6 @@ def resolved_defaults(regime: str, backbone: str) -> dict[str, Any]:
     return dict(DENSENET_SCRATCH if regime == "scratch" and backbone in DENSENETS else PAPER_VALUES)
 
 
-def default_optimizer(regime: str, backbone: str) -> str:
-    """The optimizer a config that names none trains with (see ``resolved_defaults``)."""
-    return resolved_defaults(regime, backbone)["optimizer"]
-
-
 def field_default(name: str) -> Any:
     """The field's default as the paper states it (a ``RESOLVED`` field's "per regime and backbone" is the
     paper's value)."""
