@@ -30,7 +30,7 @@ def fake_train(rng: random.Random):
         value = rng.uniform(0.3, 0.6)
         try:
             for epoch in range(EPOCHS):
-                time.sleep(rng.uniform(1.2, 2.4))  # long beside the test's polling, even on a loaded machine
+                time.sleep(rng.uniform(1.5, 3.0))  # long beside the test's polling, even on a loaded machine
                 for callback in callbacks:
                     callback.on_epoch_end(epoch, {"val_accuracy": value, "val_loss": 1.0 - value})
             runs.write_json(stage / "metrics.json", {"val": {"accuracy": value}})

@@ -22,6 +22,7 @@ import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
@@ -343,16 +344,24 @@ def kill_mid_trial(process: subprocess.Popen, url: str, rng: random.Random) -> i
     finished_before = sum(t.state in FINISHED for t in trials(url, "kills"))
     skip = rng.choice((0, 0, 1)) if finished_before < KILL_TRIALS // 2 else 0  # the kills must leave work to do
 
-    def running() -> bool:
+    def own_running() -> FrozenTrial | None:
         now = trials(url, "kills")
-        return (sum(t.state in FINISHED for t in now) >= finished_before + skip
-                and any(t.state == TrialState.RUNNING and f":{process.pid}:" in t.user_attrs.get("worker", "")
-                        for t in now))
+        if sum(t.state in FINISHED for t in now) < finished_before + skip:
+            return None
+        return next((t for t in now if t.state == TrialState.RUNNING
+                     and t.user_attrs.get("worker", "").split(":")[1:2] == [str(process.pid)]), None)
 
-    wait_until(lambda: running() or process.poll() is not None, 120, "a running trial")
+    deadline = time.monotonic() + 120 * HANG_GUARD
+    while (trial := own_running()) is None and process.poll() is None:
+        assert time.monotonic() < deadline, "timed out waiting for a running trial"
+        time.sleep(0.2)
     assert process.poll() is None, f"the search ended before kill: {process.stderr.read()[-2000:]}"
-    time.sleep(rng.uniform(0, 1.0))  # a trial trains for 3.6-7.2 s: the signal lands inside it, even when the poll
-    # that saw it start was slow (two test workers on 2 cores made it miss a 1.2-2.4 s trial and the search end first)
+    # The moment is drawn from the trial's own start, not from when a poll saw it: a trial trains for
+    # 4.5-9 s, and on a loaded machine (CI beside a training job) one poll of the store took seconds and
+    # the signal landed after the search's last trial had ended. Drawn this way it is inside the trial.
+    moment = trial.datetime_start + timedelta(seconds=rng.uniform(0.2, 2.5))
+    time.sleep(max(0.0, (moment - datetime.now()).total_seconds()))
+    assert process.poll() is None, f"the search ended before kill: {process.stderr.read()[-2000:]}"
     sent = rng.choice(SIGNALS)
     process.send_signal(sent)
     return sent
