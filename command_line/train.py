@@ -20,6 +20,7 @@ from study import config as config_mod
 from study.config import DEFAULT_DATA, TrainConfig
 from study.model_files import check_weights_source
 from study.data import CLASSES, Dataset, load_dataset, training_share
+from study.ensembles import ensemble
 from study.pretraining import DEFAULT_FRACTION
 from study.pretraining import pretrain as pretrain_run
 from study.runs import Run
@@ -37,31 +38,50 @@ TRAIN_SHORTCUTS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "
 @click.option("--strict", is_flag=True, help="Fail on unreadable images instead of skipping them.")
 @click.option("--from-study", help="Retrain the best trial of this study (see `search`).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="With --from-study: runs, one per seed.")
+@click.option("--top", default=1, show_default=True, type=click.IntRange(min=1), metavar="K",
+              help="With --from-study: retrain the K best trials (each with --seeds seeds) as one ensemble's members, "
+                   "kept as the study's top runs (the report shows their ensemble), not as its final runs.")
 @storage_option
 @track_option
 def train(data_path: str, config_file: str | None, overrides: tuple[str, ...], out: str | None, strict: bool,
-          from_study: str | None, seeds: int, storage: str, track: tuple[str, ...], **options: Any) -> None:
+          from_study: str | None, seeds: int, top: int, storage: str, track: tuple[str, ...], **options: Any) -> None:
     """Train one run with the paper's settings (or a config), evaluate it on test, save every artifact."""
     values = config_values(config_file, overrides, options, TRAIN_SHORTCUTS)
     check_trackers(track)  # mlflow without its package is refused before anything loads
     if from_study:
         data = data_path if data_path != DEFAULT_DATA else None
-        _train_from_study(from_study, seeds, storage, data, values, track)
+        _train_from_study(from_study, seeds, storage, data, values, track, top)
         return
+    if top != 1:
+        raise click.UsageError("--top K retrains a study's K best trials: it needs --from-study")
     config = config_mod.from_dict(values)
     train_and_report(config, data_path, Path(out) if out else default_run_dir(config), strict=strict, track=track)
 
 
 def _train_from_study(name: str, seeds: int, storage: str, data_path: str | None, overrides: dict,
-                      track: tuple[str, ...] = ()) -> None:
+                      track: tuple[str, ...] = (), top: int = 1) -> None:
     from study.tuning.final import train_from_study  # deferred: training loads TensorFlow
 
     results = train_from_study(name, storage=storage, seeds=seeds, data=data_path, overrides=overrides or None,
-                               announce=console.print, track=track)
+                               announce=console.print, track=track, top=top)
     for result in results:
         test = result.metrics["test"]
-        console.print(f"final run {result.run_dir}: test accuracy {test['accuracy']:.4f} (majority-class rate "
+        console.print(f"{'final' if top == 1 else f'top-{top}'} run {result.run_dir}: test accuracy {test['accuracy']:.4f} (majority-class rate "
                       f"{test['baseline']['majority_rate']:.4f}), macro-F1 {test['macro_f1']:.4f}")
+    if len(results) > 1:
+        _say(_ensemble_line([Run.load(result.run_dir) for result in results]))
+
+
+def _ensemble_line(runs: list[Run]) -> str:
+    """The final runs as one ensemble (the mean of their probabilities) on test, beside their mean."""
+    from study.evaluation import compute_metrics  # deferred: keras, through study.learning
+
+    members = ensemble(runs, "test")
+    metrics = compute_metrics(members.labels, members.probs)
+    mean = sum(run.metrics["test"]["accuracy"] for run in runs) / len(runs)
+    return (f"ensemble of the {len(runs)} runs (the mean of their probabilities): test accuracy "
+            f"{metrics['accuracy']:.4f} ({metrics['accuracy'] - mean:+.4f} on the runs' mean {mean:.4f}), macro-F1 "
+            f"{metrics['macro_f1']:.4f}; `python cli.py report` compares it with the other regime's")
 
 
 def default_run_dir(config: TrainConfig) -> Path:

@@ -25,7 +25,9 @@ from reports.content import ReportContent, RunCalibration
 from reports.curve import CurveSummary
 from reports.document import Document, FigureBlock
 from reports.errors import ReportError
+from reports import ensembles as ensemble_report
 from reports import peers as peer_report
+from reports.ensembles import EnsembleResult
 from reports.peers import PeerResult
 from reports.saliency import saliency_figure
 from reports.setup import budget_differences, pretraining_notes, regime_setup, tta_note
@@ -119,7 +121,8 @@ def compute(evidence: Evidence, partial: bool = False, baselines: Sequence[str] 
     views = data_views(evidence, split)
     others, peer_lacks = off_the_shelf(baselines, evidence, views, split, partial)
     lacks += tuple(peer_lacks)
-    tables = _tables(evidence, frame, regimes, split, comparison, views, others)
+    ensembles = ensemble_report.evaluate(evidence, split)
+    tables = _tables(evidence, frame, regimes, split, comparison, views, others, ensembles)
     setups = {regime: regime_setup(e) for regime, e in evidence.regimes.items()}
     if comparison is None:
         sentences = no_verdict(list(lacks) or ["a second regime"])
@@ -167,7 +170,7 @@ def run_calibrations(evidence: Evidence, split: str) -> dict[str, RunCalibration
 
 # the tables computed from the final runs' predictions: each names their test-time augmentation, if any
 PREDICTION_TABLES = ("table1", "table2", "table3", "table4", "recall", "seeds", "comparison", "calibration", "classes",
-                     "peers")
+                     "peers", "ensembles")
 
 
 def _with_note(tables: dict[str, ReportTable], keys: Sequence[str], note: str) -> dict[str, ReportTable]:
@@ -224,14 +227,17 @@ def off_the_shelf(names: Sequence[str], evidence: Evidence, views: list[DataView
 
 
 def _tables(evidence: Evidence, frame: pd.DataFrame, regimes: list[str], split: str, comparison: Comparison | None,
-            views: list[DataView], others: Sequence[PeerResult] = ()) -> dict[str, ReportTable]:
+            views: list[DataView], others: Sequence[PeerResult] = (),
+            ensembles: Sequence[EnsembleResult] = ()) -> dict[str, ReportTable]:
     made = [table_i(frame, regimes, split), table_ii(frame, regimes, split), table_iii(frame, regimes, split),
             table_iv(frame, regimes, split), recall_table(frame, regimes, split, {p.title: p.numbers for p in others}),
             seeds_table(frame, split)]
     if others:
         made.append(peer_report.table(others, split))
+    if ensembles:
+        made.append(ensemble_report.table(ensembles, split))
     if comparison is not None:
-        made.append(comparison_table(comparison, frame))
+        made.append(comparison_table(comparison, frame, ensemble_report.pair(ensembles, regimes)))
     made += [dataset_table(view) for view in views]
     searches = [e.search for e in evidence.regimes.values()]
     made.append(search_table(searches))

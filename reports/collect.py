@@ -87,6 +87,7 @@ class RegimeEvidence:
     runs: tuple[Run, ...]
     source: str  # "final": the study's final runs; "trial": its best trial's run
     trial_number: int | None = None
+    top: tuple[Run, ...] = ()  # ``train --from-study --top K``'s runs: the K best trials retrained (an ensemble)
 
     @property
     def seeds(self) -> list[int]:
@@ -205,7 +206,9 @@ def regime_evidence(study: optuna.Study, partial: bool) -> tuple[RegimeEvidence 
     search = summarize_search(study)
     runs, lacks = _load_all(search.final_runs, study.study_name, partial)
     if runs:
-        return RegimeEvidence(search.regime, search, tuple(sorted(runs, key=lambda r: r.config.seed)), "final"), lacks
+        top, top_lacks = _load_all(records.top_runs(study), study.study_name, partial)
+        return RegimeEvidence(search.regime, search, tuple(sorted(runs, key=lambda r: r.config.seed)), "final",
+                              top=tuple(top)), lacks + top_lacks
     if not partial and not search.final_runs:
         raise NoFinalRuns(study.study_name)
     lacks.append(f"final runs of study {study.study_name} (its best trial's run stands in, so every table is on "

@@ -116,8 +116,7 @@ def _paper_tables(content: ReportContent, figures: dict[str, FigureBlock]) -> li
 def _beyond(content: ReportContent, figures: dict[str, FigureBlock]) -> list[Block]:
     blocks: list[Block] = [Heading("Beyond the paper"), TableBlock(content.tables["seeds"]), figures["seeds"],
                            TableBlock(content.tables["recall"])]
-    if "peers" in content.tables:
-        blocks.append(TableBlock(content.tables["peers"]))
+    blocks += [TableBlock(content.tables[key]) for key in ("ensembles", "peers") if key in content.tables]
     if content.comparison is None:
         blocks.append(Paragraph("No paired comparison: " + "; ".join(content.lacks or ("only one regime",)) + "."))
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from study.calibration import BINS, calibration
 from study.data import CLASSES
 from study.evaluation import compute_metrics
 from study.runs import Run
+
+if TYPE_CHECKING:  # reports.ensembles builds on this module
+    from reports.ensembles import EnsemblePair
 
 SPLIT_NAMES = {"test": "test", "val": "validation"}
 DIGITS = 4
@@ -362,7 +365,10 @@ def seeds_table(frame: pd.DataFrame, split: str) -> ReportTable:
     return ReportTable("seeds", "Every run (one per seed)", body, note)
 
 
-def comparison_table(comparison: Comparison, frame: pd.DataFrame) -> ReportTable:
+def comparison_table(comparison: Comparison, frame: pd.DataFrame,
+                     ensembles: "EnsemblePair | None" = None) -> ReportTable:
+    """Each seed pair, the pooled seeds, and (``ensembles``: a ``reports.ensembles.EnsemblePair``) the two
+    regimes' ensembles."""
     a, b = comparison.name_a, comparison.name_b
     rows = {f"{a} seed {p.seed_a} vs {b} seed {p.seed_b}": [
         p.accuracy_a, p.accuracy_b, Signed(p.bootstrap.difference), Interval(p.bootstrap.low, p.bootstrap.high),
@@ -372,12 +378,21 @@ def comparison_table(comparison: Comparison, frame: pd.DataFrame) -> ReportTable
     pooled = comparison.pooled
     rows["all seeds (pooled)"] = [estimate(frame, a, "accuracy").mean, estimate(frame, b, "accuracy").mean,
                                   Signed(pooled.difference), Interval(pooled.low, pooled.high), *["—"] * 4]
+    if ensembles is not None:
+        e = ensembles
+        rows[f"{a} ensemble vs {b} ensemble"] = [
+            e.accuracy_a, e.accuracy_b, Signed(e.bootstrap.difference), Interval(e.bootstrap.low, e.bootstrap.high),
+            e.mcnemar.only_a, e.mcnemar.only_b, PValue(e.mcnemar.pvalue),
+            "exact binomial" if e.mcnemar.exact else "chi² (corrected)"]
     columns = [f"{a} accuracy", f"{b} accuracy", f"difference ({b} − {a})", "95% bootstrap CI", f"only {a} right",
                f"only {b} right", "McNemar p", "McNemar test"]
     body = pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype(object)
     body.index.name = "pair"
     title = f"Paired comparison on the same {comparison.n_images} {SPLIT_NAMES[comparison.split]} images"
-    return ReportTable("comparison", title, body, comparison_note(comparison))
+    note = comparison_note(comparison) + (" The ensembles' row compares each regime's runs averaged face by face "
+                                          "(the mean of their probabilities: the table of ensembles above), as two "
+                                          "models." if ensembles is not None else "")
+    return ReportTable("comparison", title, body, note)
 
 
 def comparison_note(comparison: Comparison) -> str:

@@ -6,6 +6,7 @@ and an optuna SQLite study whose user attributes point at them, the way ``search
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Iterator
@@ -34,6 +35,7 @@ from study.data import CLASSES, Dataset, load_dataset
 from study.errors import UserError
 from study.evaluation import compute_metrics
 from study.runs import write_json, write_npz
+from study.store import records
 
 K = len(CLASSES)
 
@@ -505,7 +507,8 @@ def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ end to end (slow)
 @pytest.mark.slow
-def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_dir: Path) -> None:
+def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_dir: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """search (both regimes) -> train --from-study (2 seeds each) -> report, all through the real code."""
     from cli import cli
     from study.tuning.final import train_from_study
@@ -518,14 +521,19 @@ def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_
     weights = runs / "scratch-optuna" / "trial-0" / "model.keras"
     transfer = ["search", "--regime", "transfer", *fast, "--weights", str(weights), "--pruner", "none"]
     assert runner.invoke(cli, transfer, catch_exceptions=False).exit_code == 0
-    for name in ("scratch-optuna", "transfer-optuna"):
-        train_from_study(name, url, seeds=2, runs_dir=runs, progress=False)
+    monkeypatch.chdir(tmp_path)  # train --from-study writes its runs under ./runs
+    final = runner.invoke(cli, ["train", "--from-study", "scratch-optuna", "--seeds", "2", "--storage", url],
+                          catch_exceptions=False)
+    assert final.exit_code == 0 and "ensemble of the 2 runs (the mean of their probabilities): test accuracy" in \
+        final.output, final.output
+    train_from_study("transfer-optuna", url, seeds=2, runs_dir=runs, progress=False)
     result = runner.invoke(cli, ["report", "--storage", url, "--out", str(tmp_path / "out")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     content = compute(gather(url))
     assert content.split == "test" and len(content.comparison.pairs) == 2
     text = (tmp_path / "out" / "report.md").read_text()
     assert "Table I: accuracy and loss" in text and "Paired comparison on the same" in text
+    assert "Each regime's runs as one ensemble (test)" in text and "| scratch ensemble vs transfer ensemble |" in text
     assert (tmp_path / "out" / "figures" / "saliency.png").is_file() and "No Grad-CAM figure" not in text
     assert (tmp_path / "out" / "figures" / "search_budget.png").is_file()
     assert "Expected best validation accuracy: scratch came within 0.01 of its best" in text
@@ -649,6 +657,59 @@ def test_baselines_sit_beside_accuracy_and_macro_f1_in_tables_and_verdict(full: 
     assert f"scores {shares.max():.4f} on these test images (the majority-class rate)" in baseline
     assert f"against {majority_f1:.4f} for the majority answer" in baseline
     assert "| test majority-class rate (baseline) |" in full["md"]
+
+
+def test_each_regimes_runs_are_also_shown_as_one_ensemble_and_the_ensembles_are_paired(full: dict) -> None:
+    """The ensemble is the mean of the runs' stored probabilities, recomputed here by hand."""
+    content = full["content"]
+    ensembles, comparison = content.tables["ensembles"].frame, content.tables["comparison"].frame
+    correct = {}
+    for regime in ("scratch", "transfer"):
+        stored = [predictions(d) for d in final_dirs(full["tmp"], regime)]
+        labels = stored[0][0]
+        answer = np.mean([probs for _, probs in stored], axis=0).argmax(axis=1)
+        correct[regime] = answer == labels
+        row = f"{regime} (seeds 0, 1)"
+        assert cell(content.tables["ensembles"], row, "accuracy") == pytest.approx(correct[regime].mean())
+        mean = np.mean([(probs.argmax(axis=1) == labels).mean() for _, probs in stored])
+        assert cell(content.tables["ensembles"], row, "runs' mean accuracy") == pytest.approx(mean)
+        assert ensembles.loc[row, "runs"] == 2 and 0 < ensembles.loc[row, "ECE"] < 1 and ensembles.loc[row, "T"] > 0
+    paired = comparison.loc["scratch ensemble vs transfer ensemble"]
+    assert paired["only scratch right"] == int((correct["scratch"] & ~correct["transfer"]).sum())
+    assert paired["only transfer right"] == int((~correct["scratch"] & correct["transfer"]).sum())
+    assert "Each regime's runs as one ensemble (test)" in full["md"]
+
+
+def test_top_runs_are_their_own_ensemble_row_and_not_final_runs(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    scratch = make_study(url, "scratch-t", "scratch", data, tmp_path / "runs", seeds=(0, 1), trials=2)
+    make_study(url, "transfer-t", "transfer", data, tmp_path / "runs", seeds=(0, 1), trials=2)
+    stored = []
+    for trial, seed in ((3, 0), (1, 0), (1, 1)):
+        run_dir = write_run(tmp_path / "runs" / "scratch-t" / f"top-trial{trial}-seed{seed}", "scratch", seed + trial,
+                            data, 0.7, study="scratch-t")
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        write_json(run_dir / "manifest.json", {**manifest, "trial": trial})
+        records.add_top_run(scratch, str(run_dir))
+        stored.append(predictions(run_dir))
+    content = compute(gather(url))
+    ensembles = content.tables["ensembles"].frame
+    row = "scratch: top 2 trials (3, 1), 3 runs"
+    assert list(ensembles.index) == ["scratch (seeds 0, 1)", row, "transfer (seeds 0, 1)"]
+    labels = stored[0][0]
+    expected = (np.mean([probs for _, probs in stored], axis=0).argmax(axis=1) == labels).mean()
+    assert ensembles.loc[row, "accuracy"] == pytest.approx(expected) and ensembles.loc[row, "runs"] == 3
+    assert len(content.evidence.regimes["scratch"].runs) == 2  # the final runs alone: seeds, pairs, Tables I-IV
+    assert "scratch ensemble vs transfer ensemble" in content.tables["comparison"].frame.index
+
+
+def test_a_regime_with_one_run_has_no_ensemble(tmp_path: Path, data: Dataset) -> None:
+    url = storage(tmp_path)
+    make_study(url, "scratch-1", "scratch", data, tmp_path / "runs", seeds=(0,), trials=1)
+    make_study(url, "transfer-1", "transfer", data, tmp_path / "runs", seeds=(0, 1), trials=1)
+    content = compute(gather(url))
+    assert list(content.tables["ensembles"].frame.index) == ["transfer (seeds 0, 1)"]
+    assert "ensemble vs" not in " ".join(content.tables["comparison"].frame.index)
 
 
 def test_table_ii_gives_shares_beside_counts_and_table_iii_leads_with_macro(full: dict) -> None:

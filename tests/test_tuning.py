@@ -30,10 +30,10 @@ from study.runs import ARTIFACTS
 from study.training import RunResult
 from study.tuning import objective as objective_mod
 from study.tuning.callbacks import pruning_callback
-from study.tuning.final import best_config, train_from_study
+from study.tuning.final import best_config, ranked_trials, train_from_study
 from study.tuning.objective import Objective
 from study.tuning.optuna_backend import make_pruner, make_sampler
-from study.store import load_existing, open_storage, trials_frame
+from study.store import load_existing, open_storage, records, trials_frame
 from study.store.liveness import worker_id, worker_is_dead
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"
@@ -195,6 +195,39 @@ def test_final_runs_train_on_the_whole_split_after_a_search_on_a_subset(monkeypa
     train_from_study("scratch-optuna", storage_url(tmp_path), seeds=[5], runs_dir=tmp_path / "runs",
                      overrides={"subset": "0.5"}, announce=said.append)
     assert final_calls[1]["config"].subset == 0.5 and "stratified 50%" in said[1]
+
+
+def test_top_k_retrains_the_k_best_trials_as_top_runs_not_final_runs(monkeypatch, tmp_path, sample_dir):
+    monkeypatch.setattr(objective_mod, "train", fake_train([], score=lambda config: config.learning_rate))
+    assert search(tmp_path, sample_dir, *FAST, trials=4).exit_code == 0
+    study = load_existing("scratch-optuna", storage_url(tmp_path))
+    by_value = sorted(study.trials, key=lambda t: -t.value)
+    import study.tuning.final
+
+    final_calls: list = []
+    monkeypatch.setattr(study.tuning.final, "train", fake_train(final_calls))
+    results = train_from_study("scratch-optuna", storage_url(tmp_path), seeds=2, top=2, runs_dir=tmp_path / "runs")
+    runs = tmp_path / "runs" / "scratch-optuna"
+    assert [r.run_dir for r in results] == [runs / f"top-trial{t.number}-seed{s}" for t in by_value[:2] for s in (0, 1)]
+    assert [c["config"].learning_rate for c in final_calls] == [t.value for t in by_value[:2] for _ in (0, 1)]
+    study = load_existing("scratch-optuna", storage_url(tmp_path))
+    assert records.top_runs(study) == [str(r.run_dir) for r in results] and records.final_runs(study) == []
+    with pytest.raises(ConfigError, match="asks for more trials than study scratch-optuna has complete \\(4\\)"):
+        train_from_study("scratch-optuna", storage_url(tmp_path), top=5, runs_dir=tmp_path / "runs")
+
+
+def test_top_without_a_study_is_refused_before_anything_loads():
+    result = CliRunner().invoke(cli, ["train", "--top", "2"])
+    assert result.exit_code == 2 and "--top K retrains a study's K best trials: it needs --from-study" in result.output
+
+
+def test_the_ranking_puts_the_best_trial_first_and_breaks_ties_by_number():
+    study = optuna.create_study(direction="minimize")
+    for value in (0.3, 0.1, 0.3, 0.2):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, intermediate_values={0: 0.0}))
+    assert [t.number for t in ranked_trials(study, 4)] == [1, 3, 0, 2]
+    assert [t.number for t in ranked_trials(study)] == [study.best_trial.number]
 
 
 def test_a_new_optuna_study_starts_with_the_default_configuration(tmp_path, sample_dir, calls):

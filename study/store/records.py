@@ -12,7 +12,8 @@ Study attributes:
   reader that sees it sees the others), ``backend``, ``objective``, ``direction``, ``data``, ``fingerprint``,
   ``base``, ``max_epochs``, ``keras_backend``;
 - what was trained from it: ``final_runs`` (the run directories of ``train --from-study``) and
-  ``final_training`` (how the last one was trained);
+  ``final_training`` (how the last one was trained); ``top_runs`` (``train --from-study --top K``: the K best
+  trials retrained, an ensemble's members; not final runs);
 - a data-efficiency curve's (``study.tuning.curve``): ``kind`` ("curve", written last), ``curve`` (its plan),
   ``curve_runs``, ``curve_failures`` (run directory -> why), ``curve_pretrain`` (the pretraining run);
 - ``failure:N``: why trial N failed when the trial itself could not be told (``study.store.liveness``).
@@ -44,6 +45,7 @@ class StudyKey:
     KERAS_BACKEND = "keras_backend"
     FINAL_RUNS = "final_runs"
     FINAL_TRAINING = "final_training"
+    TOP_RUNS = "top_runs"
     KIND = "kind"
     CURVE = "curve"
     CURVE_RUNS = "curve_runs"
@@ -138,6 +140,17 @@ def add_final_run(study: optuna.Study, run_dir: str, training: dict[str, Any]) -
     runs = [r for r in final_runs(study) if r != run_dir]
     study.set_user_attr(StudyKey.FINAL_RUNS, [*runs, run_dir])
     study.set_user_attr(StudyKey.FINAL_TRAINING, training)
+
+
+def top_runs(study: optuna.Study) -> list[str]:
+    """The run directories of ``train --from-study --top K`` (K best trials, retrained), oldest first."""
+    return list(study.user_attrs.get(StudyKey.TOP_RUNS, []))
+
+
+def add_top_run(study: optuna.Study, run_dir: str) -> None:
+    """Record a retrained top trial's run (once: a rerun into the same directory moves it last)."""
+    runs = [r for r in top_runs(study) if r != run_dir]
+    study.set_user_attr(StudyKey.TOP_RUNS, [*runs, run_dir])
 
 
 def is_curve(study: optuna.Study) -> bool:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import optuna
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
 
 from search_spaces import to_config
 from study.config import TrainConfig
@@ -42,37 +44,69 @@ def train_from_study(
     progress: bool = True,
     announce: Callable[[str], None] | None = None,
     track: Sequence[str] = (),
+    top: int = 1,
 ) -> list[RunResult]:
     """Retrain the study's best trial with each seed into ``runs/<study>/final-seed<k>``; returns RunResults.
 
     ``seeds``: a count N (the study's seed, +1, ... +N-1) or the seeds themselves. ``announce`` hears
     one line before each run (which seed, how much of the training split, where). ``track``: the
     trackers (``study.tracking``) that also get each final run, in the study's experiment.
+    ``top`` K > 1: the K best complete trials instead (the best first), each retrained with the seeds into
+    ``runs/<study>/top-trial<n>-seed<k>`` and recorded as the study's top runs (an ensemble's members, the way
+    the FER2013 records are made), not as its final runs.
     """
     study = load_existing(study_name, open_storage(storage, create=False))  # no empty store as a side effect
-    best = required_best(study)
-    config = best_config(study, best, {"subset": 1.0, **(overrides or {})})
-    seed_list = _seeds(seeds, config.seed)
-    run_dirs = _free_run_dirs(Path(runs_dir) / study_name, seed_list)
-    dataset = _load(study, data, config)
-    extra = {"study": study_name, "trial": best.number,
-             "final_training": {"use_validation": VALIDATION, "search_subset": records.base(study).get("subset", 1.0)}}
+    chosen = ranked_trials(study, top)
+    configs = {trial.number: best_config(study, trial, {"subset": 1.0, **(overrides or {})}) for trial in chosen}
+    plan = [(trial, seed, configs[trial.number]) for trial in chosen
+            for seed in _seeds(seeds, configs[trial.number].seed)]
+    folder = Path(runs_dir) / study_name
+    run_dirs = _free_run_dirs([folder / (f"final-seed{seed}" if top == 1 else f"top-trial{trial.number}-seed{seed}")
+                               for trial, seed, _ in plan])
+    datasets: dict[tuple[float, float], Dataset] = {}
+    for _, _, config in plan:  # every dataset before any training: a wrong one is refused at once
+        key = (config.val_fraction, config.subset)
+        if key not in datasets:
+            datasets[key] = _load(study, data, config)
     results = []
     tracking = study_tracking(track, study, runs_dir, announce)
     try:
-        for k, (seed, run_dir) in enumerate(zip(seed_list, run_dirs), start=1):
+        for k, ((trial, seed, config), run_dir) in enumerate(zip(plan, run_dirs), start=1):
+            dataset = datasets[(config.val_fraction, config.subset)]
             if announce is not None:
-                announce(f"seed {k}/{len(seed_list)}: final run of study {study_name} (trial {best.number}) with "
+                which = "final run" if top == 1 else f"top-{top} run"
+                announce(f"{'seed' if top == 1 else 'run'} {k}/{len(plan)}: {which} of study {study_name} (trial {trial.number}) with "
                          f"seed {seed}, {training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
             seeded = config.replace(seed=seed)
-            run = run_info(run_dir.name, "final", seeded, {**best.params, "seed": seed}, best.number)
+            run = run_info(run_dir.name, "final", seeded, {**trial.params, "seed": seed}, trial.number)
+            extra = {"study": study_name, "trial": trial.number,
+                     "final_training": {"use_validation": VALIDATION,
+                                        "search_subset": records.base(study).get("subset", 1.0),
+                                        **({"top": top} if top > 1 else {})}}
             results.append(tracked(tracking, run, lambda callbacks: train(
                 seeded, dataset, run_dir, callbacks=callbacks, evaluate_test=True, progress=progress,
                 extra_manifest=extra)))
-            _link(study, run_dir, best.number)
+            if top == 1:
+                _link(study, run_dir, trial.number)
+            else:
+                records.add_top_run(study, str(run_dir))
     finally:
         tracking.close()
     return results
+
+
+def ranked_trials(study: optuna.Study, top: int = 1) -> list[optuna.trial.FrozenTrial]:
+    """The study's best trial, then the next best complete ones (ties: the earlier trial), ``top`` in all."""
+    if top < 1:
+        raise ConfigError(f"«top» must be at least 1, got {top}")
+    best = required_best(study)
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number != best.number]
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    ranked = [best, *sorted(complete, key=lambda t: (sign * t.value, t.number))]
+    if top > len(ranked):
+        raise ConfigError(f"«top» {top} asks for more trials than study {study.study_name} has complete "
+                          f"({len(ranked)})")
+    return ranked[:top]
 
 
 def best_config(study: optuna.Study, trial: optuna.trial.FrozenTrial,
@@ -91,9 +125,8 @@ def _seeds(seeds: int | Sequence[int], first: int) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def _free_run_dirs(folder: Path, seeds: list[int]) -> list[Path]:
+def _free_run_dirs(dirs: list[Path]) -> list[Path]:
     """Checked before any training, so a second call does not fail after an hour of the first seed."""
-    dirs = [folder / f"final-seed{seed}" for seed in seeds]
     taken = [str(d) for d in dirs if d.exists()]
     if taken:
         raise RunError(f"final run(s) already exist: {', '.join(taken)}; remove them or pass other seeds")
