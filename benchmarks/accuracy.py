@@ -85,7 +85,7 @@ PRETRAIN_FRACTION = 0.4
 DENSENET_GOALS = {"early_val": 0.45, "accuracy": 0.60, "macro_f1": 0.50}
 # TrainConfig keys added after runs were kept, at the value that trains and evaluates as runs did before the key
 # existed: left out of a kept run's key, so adding such a key does not orphan hours of kept runs
-NEUTRAL = {"tta": "none"}
+NEUTRAL = {"tta": "none", "sampling": "uniform", "focal_gamma": 0.0}
 
 
 @dataclass(frozen=True)

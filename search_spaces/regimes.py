@@ -48,6 +48,7 @@ def _optimizer(learning_rate: Float) -> tuple[Param, ...]:
         Choice("lr_schedule", ("constant", "cosine", "plateau")),
         Int("warmup_epochs", 0, 5, when=When("lr_schedule", ("constant", "cosine"))),
         Float("label_smoothing", 0.0, 0.2),
+        Choice("focal_gamma", (0.0, 1.0, 2.0)),  # 0: cross-entropy (the paper); 2: Lin et al.'s
         Choice("batch_size", (32, 64, 128)),
     )
 
@@ -61,6 +62,7 @@ def _augmentation() -> tuple[Param, ...]:
         Float("brightness", 0.0, 0.3),
         Float("contrast", 0.0, 0.4),
         Choice("class_weight", ("none", "balanced")),
+        Choice("sampling", ("uniform", "balanced")),
     )
 
 

@@ -17,6 +17,7 @@ from study.errors import ConfigError
 Regime = Literal["scratch", "transfer"]
 REGIMES: tuple[str, ...] = get_args(Regime)
 CLASS_WEIGHTS = ("none", "balanced")
+SAMPLINGS = ("uniform", "balanced")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 STALL_ACTIONS = ("stop", "warn")
@@ -44,7 +45,7 @@ PAPER_STATES = frozenset({
     "frozen_epochs", "frozen_patience", "unfreeze", "lr_schedule", "flip",
 })
 NOT_IN_PAPER_OFF = frozenset({"weight_decay", "warmup_epochs", "label_smoothing", "shift", "brightness", "contrast",
-                              "class_weight", "tta"})
+                              "class_weight", "sampling", "focal_gamma", "tta"})
 
 
 def default_source(name: str) -> str:
@@ -115,6 +116,9 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 2
     label_smoothing: float = 0.0  # of the training loss only; every reported loss is plain cross-entropy
+    # Focal loss (Lin et al.): cross-entropy times (1 - p)^gamma, p the true class's probability, so the faces
+    # a model already gets right weigh less; 0 is plain cross-entropy (the paper). Training loss only.
+    focal_gamma: float = 0.0
 
     # Transfer only: frozen phase, then unfreeze and fine-tune.
     frozen_learning_rate: float = 0.01
@@ -132,6 +136,10 @@ class TrainConfig:
     contrast: float = 0.0  # +- fraction: pixels scaled about the image's mean by 1 +- contrast
 
     class_weight: str = "none"
+    # How a training epoch draws its faces: "uniform" (each face once, shuffled: the paper) or "balanced"
+    # (as many faces, drawn with replacement so that each class is equally likely: the rare classes,
+    # disgust above all, are seen as often as the others; ``study.pipeline.sampling_weights``).
+    sampling: str = "uniform"
     seed: int = 0
     val_fraction: float = 0.2
     subset: float = 1.0  # stratified fraction of the training split (cheap searches)
@@ -312,6 +320,8 @@ def _validate(c: TrainConfig) -> None:
     check(0.0 <= c.brightness < 1.0, f"brightness must be in [0, 1), got {c.brightness}")
     check(0.0 <= c.contrast < 1.0, f"contrast must be in [0, 1), got {c.contrast}")
     check(c.class_weight in CLASS_WEIGHTS, f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {c.class_weight!r}")
+    check(c.sampling in SAMPLINGS, f"sampling must be one of {', '.join(SAMPLINGS)}, got {c.sampling!r}")
+    check(0.0 <= c.focal_gamma <= 10.0, f"focal_gamma must be in [0, 10], got {c.focal_gamma}")
     check(0.0 < c.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {c.val_fraction}")
     check(0.0 < c.subset <= 1.0, f"subset must be in (0, 1], got {c.subset}")
     check(c.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}")

@@ -40,7 +40,7 @@ import numpy as np
 from study.config import TrainConfig
 from study.data import CLASSES, Dataset, Split, cache_dir
 from study.model import HEAD_LAYERS, backbone_of, head_layers_of, predict
-from study.pipeline import Augmentation, Batches, IndexedBatches, one_hot
+from study.pipeline import Augmentation, Batches, IndexedBatches, one_hot, sampling_weights
 
 FEATURE_LAYER = HEAD_LAYERS[0]  # the head's global average pooling: features are (N, channels)
 EXTRACT_BATCH = 256  # fixed: it decides which view seed meets which image
@@ -169,10 +169,11 @@ class FeatureBatches(IndexedBatches):
     draws one of the cached views per image, anew each epoch."""
 
     def __init__(self, features: FrozenFeatures, split: Split, batch_size: int, *, training: bool,
-                 seed: int = 0) -> None:
+                 seed: int = 0, sampling: str = "uniform") -> None:
         self.x = features.train if training else features.val[None]
         self.split = split
-        super().__init__(len(split.y), batch_size, training=training, seed=seed)
+        super().__init__(len(split.y), batch_size, training=training, seed=seed,
+                         weights=sampling_weights(split.y, sampling))
 
     def batch(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         views = len(self.x)
@@ -185,9 +186,9 @@ class FeatureBatches(IndexedBatches):
 
 
 def feature_dataset(features: FrozenFeatures, split: Split, batch_size: int, *, training: bool,
-                    seed: int = 0) -> FeatureBatches:
+                    seed: int = 0, sampling: str = "uniform") -> FeatureBatches:
     """(features, one-hot) batches in ``make_dataset``'s order; training draws one view per image."""
-    return FeatureBatches(features, split, batch_size, training=training, seed=seed)
+    return FeatureBatches(features, split, batch_size, training=training, seed=seed, sampling=sampling)
 
 
 def _backend_version() -> str:

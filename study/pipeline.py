@@ -68,10 +68,12 @@ class Augmentation:
 
 
 # ----------------------------------------------------------------------------------- batch order
-def index_batches(n: int, batch_size: int, *, training: bool, seed: int, epoch: int = 0) -> list[np.ndarray]:
+def index_batches(n: int, batch_size: int, *, training: bool, seed: int, epoch: int = 0,
+                  weights: np.ndarray | None = None) -> list[np.ndarray]:
     """The row indices of each batch of one epoch: every row once, in order when not training; when
     training, shuffled by ``(seed, epoch)`` and without a last batch smaller than half a batch
-    (``training_steps``).
+    (``training_steps``). ``weights`` (training only; ``sampling_weights``): the epoch's ``n`` rows are drawn
+    with replacement, row i with probability ``weights[i]``, instead of each row once.
 
     A training epoch drops such a batch of the rows its shuffle put last (other rows each epoch):
     BatchNorm normalizes a training batch by that batch's own statistics, and a batch of a few images
@@ -82,8 +84,20 @@ def index_batches(n: int, batch_size: int, *, training: bool, seed: int, epoch: 
     """
     if not training:
         return [np.arange(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-    order = np.random.default_rng([seed, epoch]).permutation(n)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n) if weights is None else rng.choice(n, size=n, replace=True, p=weights)
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(training_steps(n, batch_size))]
+
+
+def sampling_weights(y: np.ndarray, mode: str) -> np.ndarray | None:
+    """Each training row's probability of being drawn (``TrainConfig.sampling``): None for "uniform" (each
+    row once an epoch); for "balanced", 1 / (classes present x the row's class count), so every class present
+    is drawn equally often on average."""
+    if mode == "uniform":
+        return None
+    counts = np.bincount(y)
+    weights = 1.0 / (np.count_nonzero(counts) * counts[y])
+    return weights / weights.sum()
 
 
 def training_steps(n: int, batch_size: int) -> int:
@@ -103,14 +117,17 @@ class IndexedBatches(keras.utils.PyDataset):
     """Batches of ``n`` rows in ``index_batches``' order: a new shuffle each epoch when training.
     Subclasses say what a batch of rows is (``batch(rows, rng)``, ``rng`` that batch's random numbers)."""
 
-    def __init__(self, n: int, batch_size: int, *, training: bool, seed: int = 0) -> None:
+    def __init__(self, n: int, batch_size: int, *, training: bool, seed: int = 0,
+                 weights: np.ndarray | None = None) -> None:
         super().__init__()
         self.n, self.batch_size, self.training, self.seed = n, batch_size, training, seed
+        self.weights = weights if training else None
         self.epoch = 0
         self._order = self._indices()
 
     def _indices(self) -> list[np.ndarray]:
-        return index_batches(self.n, self.batch_size, training=self.training, seed=self.seed, epoch=self.epoch)
+        return index_batches(self.n, self.batch_size, training=self.training, seed=self.seed, epoch=self.epoch,
+                             weights=self.weights)
 
     def __len__(self) -> int:
         return len(self._order)
@@ -132,10 +149,11 @@ class Batches(IndexedBatches):
     training, a new order and new augmentations each epoch. ``labels=False`` yields images alone."""
 
     def __init__(self, split: Split, batch_size: int, *, training: bool, augmentation: Augmentation | None = None,
-                 seed: int = 0, labels: bool = True) -> None:
+                 seed: int = 0, labels: bool = True, sampling: str = "uniform") -> None:
         self.split, self.labels = split, labels
         self.augmentation = augmentation or Augmentation()
-        super().__init__(len(split.y), batch_size, training=training, seed=seed)
+        super().__init__(len(split.y), batch_size, training=training, seed=seed,
+                         weights=sampling_weights(split.y, sampling))
 
     def batch(self, rows: np.ndarray, rng: np.random.Generator):
         x = self.split.x[rows].astype(np.float32)
@@ -150,11 +168,11 @@ class Batches(IndexedBatches):
 
 
 def make_dataset(split: Split, batch_size: int, *, training: bool, config: TrainConfig | None = None,
-                 seed: int = 0) -> Batches:
-    """Batches of (float32 images 0..255, one-hot labels); shuffled and augmented (``config``'s
-    augmentation) when training."""
+                 seed: int = 0, sampling: str = "uniform") -> Batches:
+    """Batches of (float32 images 0..255, one-hot labels); shuffled (or drawn: ``sampling``) and augmented
+    (``config``'s augmentation) when training."""
     augmentation = Augmentation.of(config) if training else Augmentation()
-    return Batches(split, batch_size, training=training, augmentation=augmentation, seed=seed)
+    return Batches(split, batch_size, training=training, augmentation=augmentation, seed=seed, sampling=sampling)
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:

@@ -259,15 +259,27 @@ def _phase_inputs(model, config, data, phase, callbacks, fitted, timings):
     views = cached_views(config) if phase.name == "frozen" else 0
     if not views:
         augmented = config if phase.name != "frozen" or config.frozen_augmentation != "none" else None
-        train_ds = make_dataset(data.train, config.batch_size, training=True, config=augmented, seed=config.seed)
+        train_ds = make_dataset(data.train, config.batch_size, training=True, config=augmented, seed=config.seed,
+                                sampling=config.sampling)
         return model, train_ds, make_dataset(data.val, config.batch_size, training=False), list(callbacks)
     t = time.perf_counter()
     fitted.features = frozen_features(model, config, data, views)
     timings["features"] = time.perf_counter() - t
     fitted.head = head_model(model, fitted.features)
-    train_ds = feature_dataset(fitted.features, data.train, config.batch_size, training=True, seed=config.seed)
+    train_ds = feature_dataset(fitted.features, data.train, config.batch_size, training=True, seed=config.seed,
+                               sampling=config.sampling)
     val_ds = feature_dataset(fitted.features, data.val, config.batch_size, training=False)
     return fitted.head, train_ds, val_ds, [_OnFullModel(c, model) for c in callbacks]
+
+
+def training_loss(config: TrainConfig) -> keras.losses.Loss:
+    """Cross-entropy (the paper's), or the focal loss when ``focal_gamma`` > 0 (alpha 1: no constant factor, so
+    gamma 0 would be cross-entropy exactly); label smoothing either way. Every reported loss stays plain
+    cross-entropy (the ``cross_entropy`` metric)."""
+    if config.focal_gamma > 0:
+        return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=config.focal_gamma,
+                                                         label_smoothing=config.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
 
 
 def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phase: Phase, steps: int,
@@ -280,7 +292,7 @@ def _prepare(model: keras.Model, trained: keras.Model, config: TrainConfig, phas
         unfreeze_backbone(model, config.unfreeze_top_blocks, config.finetune_batchnorm)
     trained.compile(
         optimizer=make_optimizer(config, phase.learning_rate, phase.epochs, steps),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        loss=training_loss(config),
         metrics=["accuracy", keras.metrics.CategoricalCrossentropy(name="cross_entropy"), AnswerShare()],
         jit_compile=backend.jit_compile(config.jit),
         # A batch of the head alone on cached features is cheaper than Keras's per-call overhead, so

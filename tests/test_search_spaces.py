@@ -40,6 +40,8 @@ REQUIRED = {
     # what FER practice tunes beside the paper's settings
     "head_layers", "optimizer", "weight_decay", "lr_schedule", "warmup_epochs", "label_smoothing", "shift",
     "brightness", "contrast",
+    # the rare classes (issue 29): off by default, as in the paper
+    "focal_gamma", "sampling",
 }
 TRANSFER_ONLY = {"frozen_learning_rate", "frozen_epochs", "frozen_patience", "unfreeze", "input_size"}
 
