@@ -61,7 +61,7 @@ from study.tuning.request import (
     request_default,
     validate,
 )
-from study.tuning.views import best_table, settings_table, space_table, studies_table, trials_table
+from command_line.views import best_table, settings_table, space_table, studies_table, trials_table
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"  # beside this package, in a checkout or an install
 WORKER_COMMAND = "search-worker"

@@ -724,7 +724,7 @@ def test_table_ii_gives_shares_beside_counts_and_table_iii_leads_with_macro(full
 def test_best_parameters_show_what_was_trained_beside_what_was_sampled(tmp_path: Path, data: Dataset) -> None:
     from optuna.distributions import IntDistribution
 
-    from study.tuning.views import best_table
+    from command_line.views import best_table
 
     url = storage(tmp_path)
     study = make_study(url, "scratch-cap", "scratch", data, tmp_path / "runs", seeds=(0,), trials=1, max_epochs=6)
