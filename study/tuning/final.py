@@ -56,35 +56,25 @@ def train_from_study(
     the FER2013 records are made), not as its final runs.
     """
     study = load_existing(study_name, open_storage(storage, create=False))  # no empty store as a side effect
-    chosen = ranked_trials(study, top)
-    configs = {trial.number: best_config(study, trial, {"subset": 1.0, **(overrides or {})}) for trial in chosen}
-    plan = [(trial, seed, configs[trial.number]) for trial in chosen
-            for seed in _seeds(seeds, configs[trial.number].seed)]
-    folder = Path(runs_dir) / study_name
-    run_dirs = _free_run_dirs([folder / (f"final-seed{seed}" if top == 1 else f"top-trial{trial.number}-seed{seed}")
-                               for trial, seed, _ in plan])
-    datasets: dict[tuple[float, float], Dataset] = {}
-    for _, _, config in plan:  # every dataset before any training: a wrong one is refused at once
-        key = (config.val_fraction, config.subset)
-        if key not in datasets:
-            datasets[key] = _load(study, data, config)
+    plan = _plan(study, top, seeds, overrides, Path(runs_dir) / study_name)
+    datasets = _datasets(study, data, plan)  # before any training: a wrong dataset is refused at once
+    kind = "final run" if top == 1 else f"top-{top} run"
     results = []
     tracking = study_tracking(track, study, runs_dir, announce)
     try:
-        for k, ((trial, seed, config), run_dir) in enumerate(zip(plan, run_dirs), start=1):
+        for k, (trial, config, run_dir) in enumerate(plan, start=1):
             dataset = datasets[(config.val_fraction, config.subset)]
             if announce is not None:
-                which = "final run" if top == 1 else f"top-{top} run"
-                announce(f"{'seed' if top == 1 else 'run'} {k}/{len(plan)}: {which} of study {study_name} (trial {trial.number}) with "
-                         f"seed {seed}, {training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
-            seeded = config.replace(seed=seed)
-            run = run_info(run_dir.name, "final", seeded, {**trial.params, "seed": seed}, trial.number)
+                announce(f"{'seed' if top == 1 else 'run'} {k}/{len(plan)}: {kind} of study {study_name} (trial "
+                         f"{trial.number}) with seed {config.seed}, "
+                         f"{training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
+            run = run_info(run_dir.name, "final", config, {**trial.params, "seed": config.seed}, trial.number)
             extra = {"study": study_name, "trial": trial.number,
                      "final_training": {"use_validation": VALIDATION,
                                         "search_subset": records.base(study).get("subset", 1.0),
                                         **({"top": top} if top > 1 else {})}}
             results.append(tracked(tracking, run, lambda callbacks: train(
-                seeded, dataset, run_dir, callbacks=callbacks, evaluate_test=True, progress=progress,
+                config, dataset, run_dir, callbacks=callbacks, evaluate_test=True, progress=progress,
                 extra_manifest=extra)))
             if top == 1:
                 _link(study, run_dir, trial.number)
@@ -93,6 +83,30 @@ def train_from_study(
     finally:
         tracking.close()
     return results
+
+
+def _plan(study: optuna.Study, top: int, seeds: int | Sequence[int], overrides: Mapping[str, Any] | None,
+          folder: Path) -> list[tuple[optuna.trial.FrozenTrial, TrainConfig, Path]]:
+    """(trial, its configuration with one seed, run directory) for every run, each directory checked free."""
+    plan = []
+    for trial in ranked_trials(study, top):
+        config = best_config(study, trial, {"subset": 1.0, **(overrides or {})})
+        for seed in _seeds(seeds, config.seed):
+            name = f"final-seed{seed}" if top == 1 else f"top-trial{trial.number}-seed{seed}"
+            plan.append((trial, config.replace(seed=seed), folder / name))
+    _free_run_dirs([run_dir for _, _, run_dir in plan])
+    return plan
+
+
+def _datasets(study: optuna.Study, data: str | None, plan: Sequence[tuple[Any, TrainConfig, Path]]
+              ) -> dict[tuple[float, float], Dataset]:
+    """The study's data as each planned configuration splits it (one load per validation share and subset)."""
+    loaded: dict[tuple[float, float], Dataset] = {}
+    for _, config, _ in plan:
+        key = (config.val_fraction, config.subset)
+        if key not in loaded:
+            loaded[key] = _load(study, data, config)
+    return loaded
 
 
 def ranked_trials(study: optuna.Study, top: int = 1) -> list[optuna.trial.FrozenTrial]:
@@ -129,7 +143,7 @@ def _free_run_dirs(dirs: list[Path]) -> list[Path]:
     """Checked before any training, so a second call does not fail after an hour of the first seed."""
     taken = [str(d) for d in dirs if d.exists()]
     if taken:
-        raise RunError(f"final run(s) already exist: {', '.join(taken)}; remove them or pass other seeds")
+        raise RunError(f"run(s) already exist: {', '.join(taken)}; remove them or pass other seeds")
     return dirs
 
 
