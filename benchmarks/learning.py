@@ -28,9 +28,9 @@ import numpy as np
 
 from benchmarks.common import between as generic_between
 from benchmarks.common import faces, log, machine, quiet, sample, scratch_dir
-from study.config import TrainConfig
+from study.config import FACE_SIZE, TrainConfig
 from study.data import load_dataset
-from study.diagnostics import LearningProbe, ProbeBatches
+from study.diagnostics import PROBE_TRAIN, LearningProbe, ProbeBatches
 from study.pipeline import training_steps
 from study.training import train
 
@@ -114,7 +114,7 @@ def run_experiment(experiment: Experiment, data, quick: bool) -> tuple[list[dict
     epochs = max(1, math.ceil(steps / per_epoch))
     config = TrainConfig(regime="scratch", backbone=experiment.backbone, epochs=epochs, stall_epochs=0,
                          subset=experiment.subset, **experiment.changes)
-    probe = LearningProbe(ProbeBatches.of(data.train, data.val), every=every)
+    probe = LearningProbe(ProbeBatches.of(data.train, data.val, n_train=probe_faces(config.input_size)), every=every)
     started = time.perf_counter()
     result = train(config, data, scratch_dir() / f"learning-{experiment.name}", callbacks=[probe], progress=False)
     summary = {"seconds": time.perf_counter() - started, "epochs": epochs, "steps": probe.step,
@@ -122,6 +122,13 @@ def run_experiment(experiment: Experiment, data, quick: bool) -> tuple[list[dict
                "top_answer": result.metrics["val"]["top_answer_share"], "learned": result.metrics["val"]["learned"],
                "n_val": result.metrics["val"]["n"]}
     return probe.rows, summary
+
+
+def probe_faces(input_size: int) -> int:
+    """Training faces the probe's gradients are taken on: ``PROBE_TRAIN`` at 48x48, fewer at a larger input so
+    that the pixels stay the same (one DenseNet169 gradient on 256 faces upsampled to 96x96 held more than the
+    machine's 24 GB and was killed)."""
+    return max(16, round(PROBE_TRAIN * (FACE_SIZE / input_size) ** 2))
 
 
 def prior_entropy(labels: np.ndarray) -> float:
