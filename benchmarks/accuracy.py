@@ -9,7 +9,7 @@ test split's majority-class rate.
 (b) ``search``: ``cli.py search``'s path (``study.tuning.search.run_search``): a scratch search of
     mini_xception, ``TRIALS`` trials on a stratified ``SUBSET`` of the training split, each phase
     capped at ``MAX_EPOCHS`` epochs, TPE with median pruning; then ``train --from-study``'s path
-    (``study.tuning.final.train_from_study``): the best trial's configuration retrained on the whole
+    (``study.experiments.final.train_from_study``): the best trial's configuration retrained on the whole
     training split with ``SEEDS`` seeds for ``FINAL_EPOCHS`` epochs, evaluated on test. The study and its
     final runs are kept (as DenseNet169's runs are) for (h).
 
@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import shutil
 import statistics
@@ -61,7 +60,6 @@ from pathlib import Path
 
 import numpy as np
 from keras.models import load_model
-from rich.console import Console
 
 from benchmarks.common import Row, faces, log, machine, quiet, sample, scratch_dir, table
 from benchmarks.common import between as generic_between
@@ -78,7 +76,7 @@ from study.runs import Run
 from study.store import load_existing, records
 from study.training import train
 from study.tta import predict_views, view_count
-from study.tuning.final import train_from_study
+from study.experiments.final import train_from_study
 from study.tuning.request import SearchRequest
 from study.tuning.search import run_search
 
@@ -121,7 +119,7 @@ def default_run(data_path: Path, sizes: Sizes) -> Row:
     data = load_dataset(data_path)
     log(f"accuracy (a): the default mini_xception scratch run, {sizes.default_epochs} epochs")
     started = time.perf_counter()
-    result = train(config, data, scratch_dir() / "accuracy-default", evaluate_test=True, progress=False)
+    result = train(config, data, scratch_dir() / "accuracy-default", evaluate_test=True)
     test = result.metrics["test"]
     name = (f"accuracy (a): the default scratch run, mini_xception, {sizes.default_epochs} epochs, whole training "
             f"split ({len(data.train.y):,} faces); test ({test['n']:,} faces)")
@@ -160,13 +158,13 @@ def _kept_search(data_path: Path, sizes: Sizes) -> KeptSearch:
         folder.mkdir(parents=True)
         log(f"accuracy (b): search, {sizes.trials} trials on {sizes.subset:.0%} of train, <= {sizes.max_epochs} epochs")
         started = time.perf_counter()
-        study = run_search(request, Console(file=io.StringIO()))
+        study = run_search(request)
         searched = time.perf_counter() - started
         log(f"accuracy (b): retrain trial {study.best_trial.number} with {sizes.seeds} seed(s), {sizes.final_epochs} "
             "epochs")
         started = time.perf_counter()
         results = train_from_study(request.study_name, storage=storage, seeds=sizes.seeds, runs_dir=folder / "runs",
-                                   overrides={"epochs": sizes.final_epochs}, progress=False)
+                                   overrides={"epochs": sizes.final_epochs})
         done.write_text(json.dumps({"search_seconds": searched, "final_seconds": time.perf_counter() - started,
                                     "runs": [str(r.run_dir) for r in results]}))
     recorded = json.loads(done.read_text())
@@ -203,7 +201,7 @@ def _kept_run(name: str, config: TrainConfig, data, run, **kwargs):
     run_dir = cache_dir() / "bench-accuracy" / f"{name}-{key}"
     kept = run_dir.exists()
     if not kept:
-        run(config, data, run_dir, progress=False, **kwargs)
+        run(config, data, run_dir, **kwargs)
     loaded = Run.load(run_dir)
     return loaded, float(loaded.manifest["timings_seconds"]["total"]) / 60, kept
 

@@ -296,7 +296,7 @@ def face_pretrained(backbone: str, data_dir: Path) -> FacePretrained:
     if not cached:
         log(f"pretraining {backbone} from scratch on {len(held):,} real faces (once; cached in {folder})")
         if not run_dir.exists():
-            train(config, with_train(data, held), run_dir, progress=False)
+            train(config, with_train(data, held), run_dir)
         model = keras.models.load_model(run_dir / "model.keras", compile=False)
         tmp = folder / f".{backbone}.{os.getpid()}.weights.h5"
         backbone_of(model).save_weights(str(tmp))

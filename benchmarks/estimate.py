@@ -8,10 +8,8 @@ figure to compare) on the generated sample. The ratio is the measured wall time 
 """
 from __future__ import annotations
 
-import io
 import time
 
-from rich.console import Console
 
 from benchmarks.common import Row, log, main, sample, scratch_dir, seconds
 from study.tuning.request import SearchRequest
@@ -33,7 +31,7 @@ def run(quick: bool) -> list[Row]:
     projected = estimate(request)
     log(projected.line())
     started = time.perf_counter()
-    run_search(request, Console(file=io.StringIO()))
+    run_search(request)
     measured = time.perf_counter() - started
     ratio = measured / projected.unpruned
     return [Row(f"estimate: wall time of a {trials}-trial search (mini_xception, sample {per_class}/class, "

@@ -63,7 +63,7 @@ def measure(data, weights: str, mode: str, seed: int, schedule: dict, backbone: 
     config = TrainConfig(regime="transfer", backbone=backbone, weights=weights, frozen_augmentation=mode, seed=seed,
                          **OPTIMIZER, **schedule)
     started = time.perf_counter()
-    result = train(config, data, scratch_dir() / "frozen-augmentation" / f"{mode}-{seed}", progress=False)
+    result = train(config, data, scratch_dir() / "frozen-augmentation" / f"{mode}-{seed}")
     val = result.metrics["val"]
     return float(val["accuracy"]), time.perf_counter() - started, bool(val["learned"])
 

@@ -35,7 +35,7 @@ def frozen_run(data: Dataset, weights: str, backbone: str, epochs: int, name: st
     """A transfer run that only trains its frozen phase (fine-tune epochs 0), patience out of reach."""
     config = TrainConfig(regime="transfer", backbone=backbone, weights=weights, frozen_epochs=epochs,
                          frozen_patience=epochs + 1, epochs=0, momentum=0.9, **{**HEAD, **NO_AUGMENTATION, **changes})
-    return train(config, data, scratch_dir() / "frozen" / name, progress=False)
+    return train(config, data, scratch_dir() / "frozen" / name)
 
 
 def run(quick: bool) -> list[Row]:
@@ -107,7 +107,7 @@ def _augmentation_modes(data: Dataset, quick: bool) -> list[Row]:
     pretrain = TrainConfig(regime="scratch", backbone="mini_xception", epochs=3, learning_rate=0.05, momentum=0.9,
                            l2=0.0, **NO_AUGMENTATION)
     weights = str(backbone_weights("mini_xception") if quick
-                  else train(pretrain, data, scratch_dir() / "frozen" / "pretrained", progress=False).run_dir)
+                  else train(pretrain, data, scratch_dir() / "frozen" / "pretrained").run_dir)
     epochs = 1 if quick else 6
     runs = {}
     with fresh_feature_cache():

@@ -25,14 +25,12 @@ Every part also writes what it measured to ``OUT/gpu.json`` as soon as it has it
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
-from rich.console import Console
 
 from benchmarks.common import Row, between, faces, log, machine, quiet, sample, scratch_dir, table
 from study import backend
@@ -84,7 +82,7 @@ def schedule(data_path: Path, backbone: str, epochs: int | None) -> dict:
     data = load_dataset(data_path)
     config = TrainConfig(regime="scratch", backbone=backbone, **({"epochs": epochs} if epochs else {}))
     started = time.perf_counter()
-    result = train(config, data, scratch_dir() / "gpu-schedule", evaluate_test=True, progress=False)
+    result = train(config, data, scratch_dir() / "gpu-schedule", evaluate_test=True)
     test = result.metrics["test"]
     return {"seconds": time.perf_counter() - started, "epochs": int(len(result.history)),
             "test_accuracy": test["accuracy"], "majority_rate": test["baseline"]["majority_rate"],
@@ -100,7 +98,7 @@ def search(data_path: Path, backbone: str, sizes: dict) -> dict:
                             max_epochs=sizes["max_epochs"], pruner="median", storage=f"sqlite:///{folder}/studies.db",
                             study="gpu-scratch", runs_dir=str(folder / "runs"))
     started = time.perf_counter()
-    study = run_search(request, Console(file=io.StringIO()))
+    study = run_search(request)
     return {"seconds": time.perf_counter() - started, "trials": len(study.trials), "best": study.best_value, **sizes}
 
 

@@ -116,7 +116,7 @@ def run_experiment(experiment: Experiment, data, quick: bool) -> tuple[list[dict
                          subset=experiment.subset, **experiment.changes)
     probe = LearningProbe(ProbeBatches.of(data.train, data.val, n_train=probe_faces(config.input_size)), every=every)
     started = time.perf_counter()
-    result = train(config, data, scratch_dir() / f"learning-{experiment.name}", callbacks=[probe], progress=False)
+    result = train(config, data, scratch_dir() / f"learning-{experiment.name}", callbacks=[probe])
     summary = {"seconds": time.perf_counter() - started, "epochs": epochs, "steps": probe.step,
                "val_accuracy": result.metrics["val"]["accuracy"], "majority": result.metrics["val"]["baseline"]["majority_rate"],
                "top_answer": result.metrics["val"]["top_answer_share"], "learned": result.metrics["val"]["learned"],

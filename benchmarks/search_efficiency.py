@@ -20,13 +20,11 @@ pruner) has the goal: it reaches random's best in at most ``GOAL`` of random's e
 from __future__ import annotations
 
 import importlib.util
-import io
 import statistics
 from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
-from rich.console import Console
 
 from benchmarks.common import Row, faces, log, main, scratch_dir
 from study.data import load_dataset
@@ -61,7 +59,7 @@ def search(name: str, data: str, sizes: dict, sampler: str, pruner: str, seed: i
                             base={"backbone": "mini_xception", "seed": seed, "subset": sizes["subset"]},
                             storage=f"sqlite:///{folder}/{name}.db", study=name, runs_dir=str(folder / "runs"),
                             default_trial=False)  # the samplers' own picks: no shared trial 0
-    return run_search(request, Console(file=io.StringIO()))
+    return run_search(request)
 
 
 def epochs_of(trial: optuna.trial.FrozenTrial) -> int:

@@ -65,7 +65,7 @@ def timed_trial(config: TrainConfig, data: Dataset, name: str, keep_model: bool 
     timeline = Timeline()
     run_dir = scratch_dir() / "overhead" / name
     start = time.perf_counter()
-    train(config, data, run_dir, callbacks=[timeline], progress=False,
+    train(config, data, run_dir, callbacks=[timeline],
           model_dropped=None if keep_model else (lambda metrics: "not among the best trials"))
     return {**shares(timeline, start, time.perf_counter()),
             "bytes": sum(p.stat().st_size for p in run_dir.iterdir())}

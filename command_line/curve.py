@@ -1,4 +1,4 @@
-"""The curve command: what transfer buys as training data grows (``study.tuning.curve``).
+"""The curve command: what transfer buys as training data grows (``study.experiments.curve``).
 
 curve  both regimes trained on nested fractions of the training split, several seeds each, every run
        evaluated on the same test split and recorded in the study store; ``report`` draws it
@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from command_line.options import config_options, config_values, storage_option, track_option
+from command_line.progress import ConsoleEvents
 from command_line.train import TRAIN_SHORTCUTS
 from study.config import DEFAULT_DATA, REGIMES
 from study.errors import TrialFailed
@@ -62,7 +63,7 @@ def curve(data_path: str, fractions: tuple[float, ...], seeds: int, regimes: str
     python cli.py report
     """
     check_trackers(track)  # mlflow without its package is refused before TensorFlow loads
-    from study.tuning.curve import CurveRequest, plan_curve, run_curve  # deferred: training loads TensorFlow
+    from study.experiments.curve import CurveRequest, plan_curve, run_curve  # deferred: training loads TensorFlow
 
     values = config_values(config_file, overrides, options, CURVE_SHORTCUTS)
     chosen = tuple(r.strip() for r in regimes.split(",") if r.strip())  # plan_curve refuses an unknown one
@@ -74,7 +75,7 @@ def curve(data_path: str, fractions: tuple[float, ...], seeds: int, regimes: str
                   + (f", after pretraining on {pretrain_fraction:.0%} of the training split" if pretrain_fraction else ""))
     for regime, source in plan.sources.items():
         console.print(f"  {regime}: {source}; weights {plan.configs[regime]['weights']}", highlight=False)
-    done = run_curve(plan, storage, announce=console.print, track=track)
+    done = run_curve(plan, storage, events=ConsoleEvents(console), track=track)
     console.print(f"curve {name}: {len(done.trained)} runs trained now, {len(done.found)} found done; "
                   f"its runs are in {plan.folder}. Draw it with: python cli.py report"
                   + (f" --storage {mask_url(storage)}" if storage != DEFAULT_STORAGE else ""), highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-from reports import console_tables
+from command_line import console_tables
 from study.config import DEFAULT_DATA
 from study.data import fetch, load_dataset
 from study.sample import write_sample

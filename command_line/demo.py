@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
+from command_line.progress import ConsoleEvents
 from command_line.train import train_and_report
 from reports import DEFAULT_OUT
 from study.config import DEFAULT_DATA, TrainConfig
@@ -90,7 +91,8 @@ def run_demo(paths: DemoPaths) -> None:
                f"{regime} regime, optuna, {TRIALS} trials of at most {MAX_EPOCHS[regime]} epochs a phase")
         base = {"backbone": BACKBONE, **({"weights": weights} if weights else {})}
         run_search(SearchRequest(regime=regime, trials=TRIALS, data=str(paths.data), backend="optuna", base=base,
-                                 max_epochs=MAX_EPOCHS[regime], storage=paths.storage, study=name, runs_dir=str(paths.runs)))
+                                 max_epochs=MAX_EPOCHS[regime], storage=paths.storage, study=name, runs_dir=str(paths.runs)),
+                   ConsoleEvents(console))
         _final_runs(name, paths)
     _curve(names, paths)
     header("report")
@@ -128,7 +130,7 @@ def _pretrain(paths: DemoPaths) -> Path:
 
 
 def _final_runs(study_name: str, paths: DemoPaths) -> None:
-    from study.tuning.final import train_from_study  # deferred: TensorFlow
+    from study.experiments.final import train_from_study  # deferred: TensorFlow
 
     done = records.final_runs(load_existing(study_name, open_storage(paths.storage)))
     if len(done) >= SEEDS:
@@ -144,7 +146,7 @@ def _final_runs(study_name: str, paths: DemoPaths) -> None:
     # trained on, it reached test accuracy 0.58).
     overrides = {"epochs": epochs, "frozen_epochs": epochs, "stall_action": "warn"}
     for result in train_from_study(study_name, storage=paths.storage, seeds=SEEDS, runs_dir=paths.runs,
-                                   overrides=overrides, announce=console.print):
+                                   overrides=overrides, events=ConsoleEvents(console)):
         test = result.metrics["test"]
         console.print(f"{result.run_dir}: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} "
                       f"(majority-class rate {test['baseline']['majority_rate']:.4f})")
@@ -152,7 +154,7 @@ def _final_runs(study_name: str, paths: DemoPaths) -> None:
 
 def _curve(names: list[str], paths: DemoPaths) -> None:
     """A small data-efficiency curve of the two searched configurations (resumed when it exists)."""
-    from study.tuning.curve import CurveRequest, plan_curve, run_curve  # deferred: TensorFlow
+    from study.experiments.curve import CurveRequest, plan_curve, run_curve  # deferred: TensorFlow
 
     shares = ", ".join(f"{f:.0%}" for f in CURVE_FRACTIONS)
     header(f"data-efficiency curve ({CURVE})",
@@ -161,7 +163,7 @@ def _curve(names: list[str], paths: DemoPaths) -> None:
     epochs = {r: {"epochs": n, **({"frozen_epochs": n} if r == "transfer" else {})} for r, n in FINAL_EPOCHS.items()}
     plan = plan_curve(CurveRequest(CURVE, str(paths.data), CURVE_FRACTIONS, CURVE_SEEDS, from_studies=names,
                                    storage=paths.storage, runs_dir=paths.runs, regime_overrides=epochs))
-    done = run_curve(plan, paths.storage, announce=console.print)
+    done = run_curve(plan, paths.storage, events=ConsoleEvents(console))
     console.print(f"curve {CURVE}: {len(done.trained)} runs trained now, {len(done.found)} found done")
 
 

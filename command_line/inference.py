@@ -17,6 +17,7 @@ from rich.console import Console
 
 from command_line.errors import flag
 from command_line.options import storage_option
+from command_line.progress import ConsoleEvents
 from study.inference.errors import InputError
 from study.inference.export import FORMATS, export_named
 from study.inference.saliency import predict_saliency
@@ -76,7 +77,7 @@ def predict(model: str, inputs: tuple[str, ...], grid_dir: str | None, out: str 
         path, cells = predict_grid(model, options["storage"], grid_dir, out or "predictions_grid.png", seed)
         console.print(f"grid: {path} ({sum(c.right for c in cells)} of {len(cells)} right)")
         return
-    from study.inference.predict import PredictRequest, run_predict  # deferred: cv2 (OpenCV)
+    from command_line.predicting import PredictRequest, run_predict  # deferred: cv2 (OpenCV)
 
     detect = not options.pop("no_detect")
     run_predict(PredictRequest(model=model, inputs=inputs, detect=detect, **options), console, err_console,
@@ -125,8 +126,7 @@ def export(model: str, fmt: str, out: str, quantize: bool, data_path: str | None
     probabilities (angry, disgust, fear, happy, neutral, sad, surprise).
     """
     console = Console()
-    path, check = export_named(model, storage, fmt, out, quantize, data_path,
-                               announce=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True))
+    path, check = export_named(model, storage, fmt, out, quantize, data_path, events=ConsoleEvents(console))
     console.print(f"{fmt}{' (quantized)' if quantize else ''} export: {path}\nchecked {check.describe()}",
                   highlight=False)
 

@@ -1,4 +1,5 @@
-"""``predict`` from start to end: load the model once, then every input, images before videos.
+"""The ``predict`` command from start to end: load the model once, then every input, images before videos,
+printing a table of the faces and one per video (the pieces are ``study.inference``'s).
 
 An input that fails (unreadable, no face, cannot be written) is reported on its own line and the
 others go on; ``InputsFailed`` at the end makes the exit status 2 when any did.
@@ -7,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from rich.console import Console
+from rich.table import Table
 
 from study.errors import render_settings
-
 from study.inference import models, output
 from study.inference.drawing import draw_faces, write_image
 from study.inference.errors import InputError, InputsFailed
@@ -91,7 +92,7 @@ class _Pipeline:
             self.fail(Failure(name, str(exc)), outcome)
             return
         outcome.videos.append(report)
-        self.console.print(output.tracks_table(report))
+        self.console.print(tracks_table(report))
         if out is not None:
             self.console.print(f"annotated video: {out}")
         if not report.records:
@@ -118,7 +119,7 @@ def run_predict(request: PredictRequest, console: Console, err_console: Console,
             pipeline.fail(failure, outcome)
         pipeline.images([i for i in items if i.kind == "image"], outcome)
         if outcome.faces:
-            console.print(output.faces_table(outcome.faces, title=f"emotions ({pipeline.model_path})"))
+            console.print(faces_table(outcome.faces, title=f"emotions ({pipeline.model_path})"))
         for item in (i for i in items if i.kind == "video"):
             pipeline.video(item.path, item.name, item.annotate_to, False, outcome)
         total = len(items) + len(missing)
@@ -154,3 +155,26 @@ def _write_files(request: PredictRequest, model_path: Path, outcome: _Outcome, c
 
 def _video_faces(outcome: _Outcome) -> list[FaceRecord]:
     return [record for video in outcome.videos for record in video.records]
+
+
+def faces_table(faces: Sequence[FaceRecord], title: str = "faces") -> Table:
+    table = Table(title=title)
+    for column in ("file", "box (x, y, w, h)", "emotion", "confidence", "top 3"):
+        table.add_column(column, justify="right" if column == "confidence" else "left",
+                         overflow="fold" if column == "file" else "ellipsis")
+    for face in faces:
+        top = ", ".join(f"{name} {p:.2f}" for name, p in face.top())
+        box = ", ".join(map(str, face.box.as_tuple()))
+        table.add_row(face.source, box, face.emotion, f"{face.confidence:.2f}", top)
+    return table
+
+
+def tracks_table(report: VideoReport) -> Table:
+    title = f"{report.name}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} frames/s)"
+    table = Table(title=title)
+    for column in ("track", "frames", "first", "last", "emotion (most frequent)", "mean confidence"):
+        table.add_column(column)
+    for row in report.track_rows():
+        table.add_row(str(row["track"]), str(row["frames"]), str(row["first"]), str(row["last"]), row["emotion"],
+                      f"{row['confidence']:.2f}")
+    return table

@@ -1,26 +1,48 @@
-"""A rich progress bar per epoch with live metrics, and one printed line per finished epoch.
+"""The core's events (``study.events``) drawn on the terminal: the command line's only progress renderer.
 
+Training: a rich progress bar per epoch with live metrics, and one printed line per finished epoch.
 Keras's ``loss`` and ``val_loss`` are the training objective: the cross-entropy plus the head's L2
 penalty, so they are shown as ``loss+L2`` and ``val_loss+L2`` (the evaluated loss of a run's
-metrics is the cross-entropy alone).
+metrics is the cross-entropy alone). A search: ``command_line.search_display.SearchDisplay`` (a
+live table of the trials over a bar). Warnings are in bold red.
 """
 from __future__ import annotations
 
-import keras
+from typing import Any, Mapping
+
+import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=True, soft_wrap=True)
+from command_line.search_display import SearchDisplay
+from study.events import Events
 
 
-class EpochProgress(keras.callbacks.Callback):
-    def __init__(self, phase: str, last_epoch: int) -> None:
-        super().__init__()
-        self.phase = phase
-        self.last_epoch = last_epoch
+class ConsoleEvents(Events):
+    """News lines and a search's live table on ``console`` (stdout by default: beside the command's
+    results, where the live table ends as the search's); training's bars and epoch lines, and
+    warnings, on ``stderr``."""
+
+    def __init__(self, console: Console | None = None, stderr: Console | None = None) -> None:
+        self.console = console or Console(soft_wrap=True)
+        self.stderr = stderr or Console(stderr=True, soft_wrap=True)
         self._progress: Progress | None = None
+        self._task: Any = None
+        self._phase, self._last_epoch = "", 0
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
+    # ------------------------------------------------------------------------------ messages
+    def say(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def warn(self, line: str) -> None:
+        self.stderr.print(line, style="bold red", markup=False, highlight=False, soft_wrap=True)
+
+    # ------------------------------------------------------------------------------ training
+    def phase_started(self, phase: str, first_epoch: int, last_epoch: int, steps: int | None) -> None:
+        self.phase_ended()  # a phase that ended without saying so (it cannot, but a bar must never leak)
+        self._phase, self._last_epoch, self._steps = phase, last_epoch, steps
+        if not self.stderr.is_terminal:
+            return  # a log or a pipe gets the epoch lines alone: a bar is redrawn, and there it cannot be
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -28,38 +50,38 @@ class EpochProgress(keras.callbacks.Callback):
             TextColumn("{task.fields[metrics]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=console,
+            console=self.stderr,
             transient=True,
         )
         self._progress.start()
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        assert self._progress is not None
-        self._task = self._progress.add_task(
-            f"{self.phase} epoch {epoch + 1}/{self.last_epoch}", total=self.params.get("steps"), metrics=""
-        )
+    def epoch_started(self, epoch: int) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task(f"{self._phase} epoch {epoch}/{self._last_epoch}",
+                                                 total=self._steps, metrics="")
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        assert self._progress is not None
-        self._progress.update(self._task, completed=batch + 1, metrics=_format(logs, ("loss", "accuracy")))
+    def batch_ended(self, step: int, logs: Mapping[str, Any]) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=step, metrics=format_logs(logs, ("loss", "accuracy")))
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        assert self._progress is not None
-        self._progress.remove_task(self._task)
-        text = _format(logs, ("loss", "accuracy", "val_loss", "val_accuracy"))
-        console.print(f"{self.phase} {epoch + 1}/{self.last_epoch}  {text}", highlight=False)
+    def epoch_ended(self, epoch: int, logs: Mapping[str, Any]) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.remove_task(self._task)
+            self._task = None
+        text = format_logs(logs, ("loss", "accuracy", "val_loss", "val_accuracy"))
+        self.stderr.print(f"{self._phase} {epoch}/{self._last_epoch}  {text}", highlight=False)
 
-    def on_train_end(self, logs: dict | None = None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop the live display; also called when training ends with an exception."""
+    def phase_ended(self) -> None:
         if self._progress is not None:
             self._progress.stop()
-            self._progress = None
+            self._progress, self._task = None, None
+
+    # ------------------------------------------------------------------------------ a search
+    def search_started(self, study: optuna.Study, total: int) -> SearchDisplay:
+        return SearchDisplay(self.console, study, total)
 
 
-def _format(logs: dict | None, keys: tuple[str, ...]) -> str:
+def format_logs(logs: Mapping[str, Any] | None, keys: tuple[str, ...]) -> str:
     logs = logs or {}
     return "  ".join(f"{_SHORT.get(k, k)} {float(logs[k]):.3f}" for k in keys if k in logs)
 

@@ -61,6 +61,7 @@ from study.tuning.request import (
     request_default,
     validate,
 )
+from command_line.progress import ConsoleEvents
 from command_line.views import best_table, settings_table, space_table, studies_table, trials_table
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"  # beside this package, in a checkout or an install
@@ -137,8 +138,8 @@ def search(workers: int | None, config_file: str | None, overrides: tuple[str, .
         Console().print(estimate(request).line(), highlight=False, soft_wrap=True)
         return
     if workers:
-        _searching(lambda console: run_pool(request, workers, [sys.executable, str(CLI_PY), WORKER_COMMAND], console),
-                   request)
+        _searching(lambda console: run_pool(request, workers, [sys.executable, str(CLI_PY), WORKER_COMMAND],
+                                            ConsoleEvents(console)), request)
     else:
         _run_here(request)
 
@@ -156,7 +157,7 @@ def _run_here(request: SearchRequest) -> None:
     validate(request)  # bad settings are refused at once, before TensorFlow loads
     from study.tuning.search import run_search  # deferred: the objective loads TensorFlow
 
-    _searching(lambda console: run_search(request, console), request)
+    _searching(lambda console: run_search(request, ConsoleEvents(console)), request)
 
 
 def _searching(run: Any, request: SearchRequest) -> None:

@@ -28,6 +28,7 @@ from rich.text import Text
 
 from search_spaces import to_config
 from study.errors import UserError
+from study.events import SearchEvents
 from study.store import FINISHED, records
 
 # Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
@@ -55,8 +56,9 @@ def metric_label(key: str) -> str:
     return f"{key}+L2" if key in ("loss", "val_loss") else key
 
 
-class SearchDisplay:
-    """Receives trial events from either backend and renders them; also a rich renderable."""
+class SearchDisplay(SearchEvents):
+    """Receives a search's trial events (``study.events.SearchEvents``) from either backend and renders
+    them; also a rich renderable."""
 
     metric = "value"  # what a trial's value is called: val_<objective> once the study names its objective
     name: str | None = None  # the study's
@@ -113,6 +115,10 @@ class SearchDisplay:
         if not self.console.is_terminal:
             # markup=False: "[optimizer=sgd ...]" is text, not a rich style tag to swallow
             self.console.print(self._line(trial), markup=False, highlight=False, soft_wrap=True)
+
+    def study_finished(self, count: int) -> None:
+        """The bar follows the study's count of finished trials (every worker's, not only this one's)."""
+        self.progress.update(self.task, completed=count)
 
     def _record(self, trial: FrozenTrial) -> None:
         self.rows[trial.number] = {

@@ -15,7 +15,8 @@ import click
 from rich.console import Console
 
 from command_line.options import config_options, config_values, storage_option, track_option
-from reports.console_tables import metrics_tables, run_summary
+from command_line.console_tables import metrics_tables, run_summary
+from command_line.progress import ConsoleEvents
 from study import config as config_mod
 from study.config import DEFAULT_DATA, TrainConfig
 from study.model_files import check_weights_source
@@ -27,6 +28,7 @@ from study.runs import Run
 from study.tracking import check_trackers
 
 console = Console(soft_wrap=True)  # long paths stay copyable when output is piped
+events = ConsoleEvents(console)  # training's progress, drawn (the core only tells it)
 TRAIN_SHORTCUTS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "batch_size", "seed", "subset",
                    "precision", "jit")
 
@@ -60,16 +62,16 @@ def train(data_path: str, config_file: str | None, overrides: tuple[str, ...], o
 
 def _train_from_study(name: str, seeds: int, storage: str, data_path: str | None, overrides: dict,
                       track: tuple[str, ...] = (), top: int = 1) -> None:
-    from study.tuning.final import train_from_study  # deferred: training loads TensorFlow
+    from study.experiments.final import train_from_study  # deferred: training loads TensorFlow
 
     results = train_from_study(name, storage=storage, seeds=seeds, data=data_path, overrides=overrides or None,
-                               announce=console.print, track=track, top=top)
+                               events=events, track=track, top=top)
     for result in results:
         test = result.metrics["test"]
         console.print(f"{'final' if top == 1 else f'top-{top}'} run {result.run_dir}: test accuracy {test['accuracy']:.4f} (majority-class rate "
                       f"{test['baseline']['majority_rate']:.4f}), macro-F1 {test['macro_f1']:.4f}")
     if len(results) > 1:
-        _say(_ensemble_line([Run.load(result.run_dir) for result in results]))
+        events.say(_ensemble_line([Run.load(result.run_dir) for result in results]))
 
 
 def _ensemble_line(runs: list[Run]) -> str:
@@ -88,10 +90,6 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.regime}-{config.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _say(line: str) -> None:
-    console.print(line, markup=False, highlight=False)
-
-
 def train_and_report(config: TrainConfig, data_path: str, run_dir: Path, *, strict: bool = False,
                      track: tuple[str, ...] = ()):
     """Load data, train with progress, evaluate on test, print a summary table."""
@@ -100,7 +98,7 @@ def train_and_report(config: TrainConfig, data_path: str, run_dir: Path, *, stri
     check_weights_source(config.weights)  # before the data is read
     dataset = load_dataset(data_path, val_fraction=config.val_fraction, subset=config.subset, strict=strict)
     _describe_start(config, dataset, run_dir)
-    result = train_tracked(config, dataset, run_dir, track, say=_say, evaluate_test=True)
+    result = train_tracked(config, dataset, run_dir, track, events=events, evaluate_test=True)
     tta = f", test-time augmentation {config.tta}" if config.tta != "none" else ""
     console.print(run_summary(result.metrics, result.history, title=f"{config.regime} / {config.backbone}{tta}"))
     console.print(f"run saved to [bold]{run_dir}[/]; evaluate it with: python cli.py evaluate {run_dir}")
@@ -175,7 +173,7 @@ def pretrain(data_path: str, fraction: float, config_file: str | None, overrides
     _describe_start(config, dataset, run_dir)
     console.print(f"pretraining on a stratified {fraction:.0%} of the training split "
                   f"({round(fraction * len(dataset.train.y)):,} of {len(dataset.train.y):,} faces)")
-    result = pretrain_run(config, dataset, run_dir, fraction=fraction)  # loads TensorFlow only now
+    result = pretrain_run(config, dataset, run_dir, fraction=fraction, events=events)  # loads TensorFlow only now
     console.print(run_summary(result.metrics, result.history, title=f"pretraining / {config.backbone}"))
     val = result.metrics["val"]
     if not val["learned"]:

@@ -11,7 +11,7 @@ from search_spaces import Space, describe
 from study import config as config_mod
 from study.config import TrainConfig, default_source, field_default
 from study.store import best_param_rows, best_trial, records, trial_params, trial_records
-from study.tuning.display import format_params, format_value
+from command_line.search_display import format_params, format_value
 
 
 # ---------------------------------------------------------------------------------------- tables

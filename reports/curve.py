@@ -5,7 +5,7 @@ t-interval from 3 seeds, the seeds' range with 2). For each fraction: transfer m
 accuracy, a paired bootstrap over test images pooled over the seeds both regimes trained
 (``stats.bootstrap_difference``: each seed's two runs trained on the same images and were evaluated on
 the same test images). The sentence names the smallest fraction at which that difference is no
-longer significant. Only the runs the curve study records are read (``study.tuning.curve``).
+longer significant. Only the runs the curve study records are read (``study.experiments.curve``).
 """
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ import numpy as np
 from study.config import TrainConfig
 from study.data import Dataset, Split, stratified_share, with_train
 from study.errors import ConfigError
+from study.events import SILENT, Events
 
 PRETRAIN_DRAW = [0, 11]  # the faces set aside for pretraining: one seeded draw (the curve's too)
 FACES_FILE = "pretrained_faces.npy"
@@ -47,7 +48,7 @@ def face_digests(x: np.ndarray) -> np.ndarray:
 
 
 def pretrain(config: TrainConfig, data: Dataset, run_dir: str | Path, *, fraction: float = DEFAULT_FRACTION,
-             progress: bool = True):
+             events: Events = SILENT):
     """Train ``config``'s backbone from scratch on a ``fraction`` of the training split into ``run_dir``;
     the run's validation split is the dataset's own. Returns the ``RunResult``."""
     from study.training import train  # deferred: TensorFlow
@@ -58,7 +59,7 @@ def pretrain(config: TrainConfig, data: Dataset, run_dir: str | Path, *, fractio
     extra = {"pretraining": {"fraction": fraction, "draw": PRETRAIN_DRAW, "faces": int(len(held)),
                              "of": int(len(data.train.y)), "faces_file": FACES_FILE}}
     scratch = config.replace(regime="scratch", weights="none")
-    return train(scratch, source, run_dir, progress=progress, extra_manifest=extra,
+    return train(scratch, source, run_dir, events=events, extra_manifest=extra,
                  artifacts={FACES_FILE: lambda path: np.save(path, digests)})
 
 

@@ -9,7 +9,7 @@ search optimized. The schedule follows the paper (section IV.D):
   then the backbone (all of it, or its top K blocks) is unfrozen and fine-tuned at
   ``learning_rate`` for ``epochs``.
 
-Epochs are counted globally across phases, so callbacks (pruners, progress) see one sequence.
+Epochs are counted globally across phases, so callbacks (pruners) and events (progress) see one sequence.
 
 Phase 1 of transfer trains the head on cached backbone features (``study.features``) where that
 is exact (no augmentation in phase 1) or where ``frozen_augmentation="views"`` asks for K augmented
@@ -54,13 +54,13 @@ from study.features import (
     frozen_features,
     head_model,
 )
+from study.events import SILENT, Events
 from study.learning import ANSWER_SHARE, AnswerShare, StallGuard, StallState, baseline
 from study.model import build_model, freeze_backbone, predict, predict_batch, release_backbone, unfreeze_backbone
 from study.optimization import current_learning_rate, make_optimizer, schedule_callbacks
 from study.pipeline import class_weights, make_dataset, training_steps
 from study.pretraining import leave_out_pretraining_faces
 from study.tta import predict_views
-from study.progress import EpochProgress, console as progress_console
 
 # loss / val_loss are Keras's objective (cross-entropy, label-smoothed if asked, + the head's L2
 # penalty; early stopping watches val_loss, as in the paper); cross_entropy / val_cross_entropy are
@@ -121,7 +121,7 @@ def train(
     *,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     evaluate_test: bool = False,
-    progress: bool = True,
+    events: Events = SILENT,
     extra_manifest: dict[str, Any] | None = None,
     model_dropped: Callable[[dict[str, Any]], str | None] | None = None,
     artifacts: dict[str, Callable[[Path], None]] | None = None,
@@ -134,18 +134,18 @@ def train(
     further file names to writers, called with the file's path in the run directory before it appears.
 
     A run whose «weights» is a pretraining run (``study.pretraining``) trains without the faces that
-    backbone was pretrained on; its manifest says how many were left out."""
+    backbone was pretrained on; its manifest says how many were left out. ``events``
+    (``study.events``) hears each phase, epoch and step, and a stall's warning; by default no one."""
     run_dir = Path(run_dir)
     data, left_out = leave_out_pretraining_faces(data, config)
     if left_out is not None:
         extra_manifest = {**(extra_manifest or {}), "pretraining_faces": left_out.describe()}
-        if progress:
-            progress_console.print(left_out.sentence(), markup=False, highlight=False)
+        events.say(left_out.sentence())
     stage = runs.start(run_dir)
+    job = _Job(config, data, stage, tuple(callbacks), evaluate_test, events, extra_manifest or {}, model_dropped)
     try:
         with backend.releasing_traced_graphs():
-            result = _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest,
-                                     model_dropped)
+            result = _train_into(job)
         for name, write in (artifacts or {}).items():
             write(stage / name)
         runs.finish(stage, run_dir)
@@ -164,6 +164,22 @@ def train(
 
 
 @dataclass
+class _Job:
+    """One ``train()`` call, handed down whole: what to train on what, who hears it, what it writes where."""
+
+    config: TrainConfig
+    data: Dataset
+    stage: Path  # the staging folder, renamed to the run directory once every file is in it
+    callbacks: tuple[keras.callbacks.Callback, ...]
+    evaluate_test: bool
+    events: Events
+    extra_manifest: dict[str, Any]
+    model_dropped: Callable[[dict[str, Any]], str | None] | None
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class _Fitted:
     """What the schedule leaves for evaluation besides the trained model."""
 
@@ -174,52 +190,50 @@ class _Fitted:
     backbone_trained: bool = False  # once True, cached features no longer describe the model
 
 
-def _train_into(stage, config, data, callbacks, evaluate_test, progress, extra_manifest, model_dropped) -> RunResult:
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+def _train_into(job: _Job) -> RunResult:
+    config = job.config
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_dtype_policy(config.precision)
     model = build_model(config, num_classes=len(CLASSES))
-    timings["build"] = time.perf_counter() - started
+    job.timings["build"] = time.perf_counter() - job.started
     try:
-        return _run(stage, model, config, data, callbacks, evaluate_test, progress, extra_manifest, model_dropped,
-                    started, timings)
+        return _run(job, model)
     finally:
         release_backbone(model)  # the next run of this backbone and weights reuses it (restored)
 
 
-def _run(stage, model, config, data, callbacks, evaluate_test, progress, extra_manifest, model_dropped, started,
-         timings):
-    fitted = _fit_schedule(model, config, data, callbacks, progress, timings)
+def _run(job: _Job, model: keras.Model) -> RunResult:
+    config, data = job.config, job.data
+    fitted = _fit_schedule(job, model)
     t = time.perf_counter()
-    splits = {"val": data.val, **({"test": data.test} if evaluate_test else {})}
+    splits = {"val": data.val, **({"test": data.test} if job.evaluate_test else {})}
     predictions = {name: _predict(model, fitted, name, split, config.batch_size, config.tta)
                    for name, split in splits.items()}
     metrics = {name: {**compute_metrics(split.y, predictions[name]), "tta": config.tta} for name, split in splits.items()}
-    timings["evaluate"] = time.perf_counter() - t
+    job.timings["evaluate"] = time.perf_counter() - t
     metrics["stall"] = fitted.stall.to_dict()
-    dropped = model_dropped(metrics) if model_dropped else None
-    extra = {**(extra_manifest or {}), **({"frozen_features": fitted.features.describe()} if fitted.features else {}),
+    dropped = job.model_dropped(metrics) if job.model_dropped else None
+    extra = {**job.extra_manifest, **({"frozen_features": fitted.features.describe()} if fitted.features else {}),
              "model": {"kept": True} if dropped is None else {"kept": False, "reason": dropped}}
-    _write_artifacts(stage, None if dropped else model, config, data, fitted.history, metrics, predictions, timings,
-                     extra, started)
-    seconds = time.perf_counter() - started
-    return RunResult(stage, config, fitted.history, metrics, int(len(fitted.history)), seconds, timings)
+    _write_artifacts(job, None if dropped else model, fitted.history, metrics, predictions, extra)
+    seconds = time.perf_counter() - job.started
+    return RunResult(job.stage, config, fitted.history, metrics, int(len(fitted.history)), seconds, job.timings)
 
 
-def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
+def _fit_schedule(job: _Job, model: keras.Model) -> _Fitted:
+    config, data, events = job.config, job.data, job.events
     weights = class_weights(data.train.y, config.class_weight)
     stall = StallState(baseline(data.val.y).majority_rate, config.stall_epochs, config.stall_action)
-    guard = StallGuard(stall, say=_loud if progress else None)
+    guard = StallGuard(stall, say=events.warn)
     fitted = _Fitted(pd.DataFrame(columns=HISTORY_COLUMNS), stall)
     frames: list[pd.DataFrame] = []
     epoch = 0
     for phase in schedule(config):
         t = time.perf_counter()
-        trained, train_ds, val_ds, outside = _phase_inputs(model, config, data, phase, callbacks, fitted, timings)
+        trained, train_ds, val_ds, outside = _phase_inputs(job, model, phase, fitted)
         _prepare(model, trained, config, phase, training_steps(len(data.train.y), config.batch_size), train_ds)
-        recorder = _EpochRecorder(phase.name, [c for c in callbacks if isinstance(c, HistoryRows)])
-        bar = EpochProgress(phase.name, epoch + phase.epochs) if progress else None
+        recorder = _EpochRecorder(phase.name, [c for c in job.callbacks if isinstance(c, HistoryRows)])
+        told = [] if events is SILENT else [_PhaseEvents(events, phase.name, epoch + 1, epoch + phase.epochs)]
         phase_callbacks = [recorder, _NaNGuard(phase.name), *_early_stopping(config, phase),
                            *schedule_callbacks(config), *outside]
         try:
@@ -230,32 +244,50 @@ def _fit_schedule(model, config, data, callbacks, progress, timings) -> _Fitted:
                 epochs=epoch + phase.epochs,
                 class_weight=weights,
                 shuffle=False,  # the batches shuffle (seeded, every epoch)
-                callbacks=phase_callbacks + ([bar] if bar else []) + [guard],  # the guard speaks after the epoch line
+                callbacks=phase_callbacks + told + [guard],  # the guard speaks after the epoch line
                 verbose=0,
             )
         finally:
-            if bar:
-                bar.close()
+            events.phase_ended()
         fitted.backbone_trained = fitted.backbone_trained or trained is model
         frames.append(recorder.frame())
         epoch += len(recorder.rows)
-        timings[phase.name] = time.perf_counter() - t
+        job.timings[phase.name] = time.perf_counter() - t
         if stall.stopped or (trained.stop_training and not phase.early_stopping):
             break  # the stall guard or a user callback asked to stop: no further phases
     fitted.history = pd.concat(frames, ignore_index=True)[HISTORY_COLUMNS]
     return fitted
 
 
-def _loud(message: str) -> None:
-    progress_console.print(message, style="bold red", markup=False, highlight=False)
+class _PhaseEvents(keras.callbacks.Callback):
+    """Tells ``events`` one phase's epochs and steps, numbered from 1 (epochs across phases)."""
+
+    def __init__(self, events: Events, phase: str, first_epoch: int, last_epoch: int) -> None:
+        super().__init__()
+        self.events, self.phase, self.first_epoch, self.last_epoch = events, phase, first_epoch, last_epoch
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.events.phase_started(self.phase, self.first_epoch, self.last_epoch, self.params.get("steps"))
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.events.epoch_started(epoch + 1)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        # With steps_per_execution (the cached head's 32) Keras names the chunk's last step, even past the epoch's.
+        steps = self.params.get("steps")
+        self.events.batch_ended(min(batch + 1, steps) if steps else batch + 1, logs or {})
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.events.epoch_ended(epoch + 1, logs or {})
 
 
-def _phase_inputs(model, config, data, phase, callbacks, fitted, timings):
+def _phase_inputs(job: _Job, model: keras.Model, phase: Phase, fitted: _Fitted):
     """(model to fit, train batches, val batches, the caller's callbacks) for one phase.
 
     The frozen phase fits the head alone on cached features when ``cached_views`` allows it; the
     caller's callbacks then still see (and may stop) the full model.
     """
+    config, data, callbacks = job.config, job.data, job.callbacks
     views = cached_views(config) if phase.name == "frozen" else 0
     if not views:
         augmented = config if phase.name != "frozen" or config.frozen_augmentation != "none" else None
@@ -264,7 +296,7 @@ def _phase_inputs(model, config, data, phase, callbacks, fitted, timings):
         return model, train_ds, make_dataset(data.val, config.batch_size, training=False), list(callbacks)
     t = time.perf_counter()
     fitted.features = frozen_features(model, config, data, views)
-    timings["features"] = time.perf_counter() - t
+    job.timings["features"] = time.perf_counter() - t
     fitted.head = head_model(model, fitted.features)
     train_ds = feature_dataset(fitted.features, data.train, config.batch_size, training=True, seed=config.seed,
                                sampling=config.sampling)
@@ -409,9 +441,11 @@ def _predict(model: keras.Model, fitted: _Fitted, name: str, split: Split, batch
     return predict(model, ds)
 
 
-def _write_artifacts(stage, model, config, data, history, metrics, predictions, timings, extra, started) -> None:
+def _write_artifacts(job: _Job, model: keras.Model | None, history: pd.DataFrame, metrics: dict[str, Any],
+                     predictions: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
     """Every file of a run (model.keras unless ``model`` is None); the manifest, last, records the time
     spent writing the others and the run's total."""
+    stage, config, data, timings = job.stage, job.config, job.data, job.timings
     t = time.perf_counter()
     runs.write_json(stage / "config.json", config_mod.to_dict(config))
     runs.write_csv(stage / "history.csv", history)
@@ -425,7 +459,7 @@ def _write_artifacts(stage, model, config, data, history, metrics, predictions, 
         with runs.atomic(stage / runs.MODEL, needed=_saved_bytes(model)) as tmp:
             model.save(tmp)
     timings["write"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - started
+    timings["total"] = time.perf_counter() - job.started
     runs.write_json(stage / "manifest.json", manifest(config, data, timings, extra))
 
 

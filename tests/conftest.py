@@ -34,7 +34,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         dataset = load_dataset(write_sample(root / "sample", per_class=20, seed=0))
     config = TrainConfig(regime="scratch", backbone="mini_xception", epochs=1, batch_size=16,
                          dense1_units=16, dense2_units=16, dense3_units=16)
-    return train(config, dataset, root / "run", progress=False).run_dir
+    return train(config, dataset, root / "run").run_dir
 
 
 # Seconds the longest tests took in CI (its --durations lines, rounded), for the order in which they start:

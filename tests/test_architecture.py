@@ -124,13 +124,16 @@ def test_the_project_has_no_import_cycle():
 
 
 # layer -> the layers it must not import (docs/ARCHITECTURE.md): the store reads and writes studies
-# without any search; reports and prediction read the store without any backend; nothing below the
-# command line knows it.
+# without any search; reports and prediction read the store without any backend; a search knows
+# nothing of the experiments built on it (final runs, curves); nothing below the command line knows it.
 FORBIDDEN = {
     "search_spaces": ("study.store", "study.tuning", "study.inference", "reports", "command_line", "cli"),
     "study.store": ("study.tuning", "study.inference", "study.training", "reports", "command_line", "cli"),
     "study.inference": ("study.tuning", "reports", "command_line", "cli"),
-    "reports": ("study.tuning", "study.inference", "command_line", "cli"),
+    "reports": ("study.tuning", "study.experiments", "study.inference", "command_line", "cli"),
+    "study.tuning": ("study.experiments", "study.inference", "reports", "command_line", "cli"),
+    "study.experiments": ("study.inference", "reports", "command_line", "cli"),
+    "study.events": ("study", "search_spaces", "reports", "command_line", "cli"),  # every layer tells events: it imports none
     "study": ("command_line", "cli"),
 }
 
@@ -195,6 +198,20 @@ def test_the_core_imports_no_click_and_names_no_flag():
             if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
                     and ("cli.py" in node.value or _names_a_flag(node.value))):
                 problems.append(f"{module}:{node.lineno} {node.value[:60]!r}")
+    assert problems == []
+
+
+def test_the_core_shows_nothing_itself_it_tells_events_the_command_line_draws():
+    """No terminal library (rich) and no print below the command line: progress goes through
+    ``study.events`` and results come back as data; ``command_line/`` draws both."""
+    problems = []
+    for module in modules():
+        if module.split(".")[0] not in CORE:
+            continue
+        for node, names in _imports(tree(module).body, module, top=True) + _imports(tree(module).body, module, top=False):
+            problems += [f"{module} imports {n}" for n in names if n.split(".")[0] == "rich"]
+        problems += [f"{module}:{node.lineno} prints" for node in ast.walk(tree(module))
+                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
     assert problems == []
 
 
@@ -277,7 +294,8 @@ def test_a_new_trainconfig_field_reaches_a_trial_a_worker_and_a_final_run(monkey
     from cli import cli
     from study.store import open_storage
     from study.training import RunResult
-    from study.tuning import final, objective
+    from study.experiments import final
+    from study.tuning import objective
     from study.tuning.pool import REQUEST_ENV
     from study.tuning.request import SearchRequest, from_json, to_json
 
@@ -318,7 +336,7 @@ def test_a_new_trainconfig_field_reaches_a_trial_a_worker_and_a_final_run(monkey
     attrs = optuna.load_study(study_name="scratch-optuna", storage=open_storage(storage)).user_attrs
     assert attrs["base"]["probe_setting"] == 0.125
 
-    final.train_from_study("scratch-optuna", storage=storage, seeds=1, runs_dir=tmp_path / "runs", progress=False)
+    final.train_from_study("scratch-optuna", storage=storage, seeds=1, runs_dir=tmp_path / "runs")
     assert trained[-1].probe_setting == 0.125 and trained[-1].subset == 1.0  # the final run
 
 

@@ -66,7 +66,7 @@ def test_a_study_from_before_backends_were_recorded_counts_as_tensorflow(tmp_pat
 def test_nothing_on_the_training_path_imports_tensorflow_under_another_backend(tmp_path, other):
     code = ("import sys\n"
             "import cli, study.training, study.features, study.diagnostics, study.saliency, study.tuning.search, "
-            "study.tuning.final, study.tuning.curve, study.inference.export, reports.build, command_line\n"
+            "study.experiments.final, study.experiments.curve, study.inference.export, reports.build, command_line\n"
             "import keras\n"
             "print(keras.config.backend(), sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))\n")
     done = under(other, code, tmp_path)

@@ -25,6 +25,7 @@ from rich.console import Console
 
 from cli import cli
 from study.store import StudySpec, open_storage, open_study
+from tests.told import Told
 
 ROOT = Path(__file__).resolve().parents[1]
 CHATTER = (
@@ -203,7 +204,7 @@ def test_every_log_line_asked_for_installs_nothing(monkeypatch):
 # ------------------------------------------------------------------------------ 4. progress that says something
 def display_for(objective: str = "accuracy", regime: str = "scratch", max_epochs: int | None = 10,
                 terminal: bool = False, name: str = "tiny-scratch"):
-    from study.tuning.display import SearchDisplay
+    from command_line.search_display import SearchDisplay
 
     study = optuna.create_study(study_name=name, direction="minimize" if objective == "loss" else "maximize")
     for key, value in {"objective": objective, "regime": regime, "base": {"backbone": "mini_xception"},
@@ -273,21 +274,22 @@ def test_on_a_terminal_the_live_table_shows_the_epoch_and_nothing_is_printed():
 
 
 def test_final_runs_are_headed_seed_k_of_n(tmp_path, monkeypatch):
-    from study.tuning import final
+    from study.experiments import final
 
     url = tiny_store(tmp_path)
     monkeypatch.setattr(final, "_load", lambda study, data, config: SimpleNamespace(train=SimpleNamespace(y=[0] * 12)))
     monkeypatch.setattr(final, "train", lambda config, data, run_dir, **kwargs: SimpleNamespace(run_dir=run_dir))
-    said: list[str] = []
-    final.train_from_study("tiny-scratch", storage=url, seeds=2, runs_dir=tmp_path / "runs", announce=said.append)
+    told = Told()
+    said = told.said
+    final.train_from_study("tiny-scratch", storage=url, seeds=2, runs_dir=tmp_path / "runs", events=told)
     assert [line.split(":")[0] for line in said] == ["seed 1/2", "seed 2/2"]
     assert "with seed 0," in said[0] and "with seed 1," in said[1] and "(trial 1)" in said[0]
 
 
 def test_the_epoch_line_of_a_single_run_labels_the_penalised_loss():
-    from study.progress import _format
+    from command_line.progress import format_logs
 
-    text = _format({"loss": 1.5, "accuracy": 0.4, "val_loss": 1.7, "val_accuracy": 0.3},
+    text = format_logs({"loss": 1.5, "accuracy": 0.4, "val_loss": 1.7, "val_accuracy": 0.3},
                    ("loss", "accuracy", "val_loss", "val_accuracy"))
     assert text == "loss+L2 1.500  acc 0.400  val_loss+L2 1.700  val_acc 0.300"
 
@@ -296,8 +298,8 @@ def test_the_epoch_line_of_a_single_run_labels_the_penalised_loss():
 def test_the_demo_headers_fit_80_columns_of_a_pipe(tmp_path, monkeypatch):
     import reports.build
     import reports.curve
-    import study.tuning.curve
-    import study.tuning.final
+    import study.experiments.curve
+    import study.experiments.final
     import study.tuning.search
     from command_line import demo
 
@@ -311,11 +313,11 @@ def test_the_demo_headers_fit_80_columns_of_a_pipe(tmp_path, monkeypatch):
         optuna.create_study(study_name=name, storage=paths.storage)
     monkeypatch.setattr(demo, "_ensure_samples", lambda paths: None)
     monkeypatch.setattr(demo, "train_and_report", lambda *args, **kwargs: None)
-    monkeypatch.setattr(study.tuning.search, "run_search", lambda request: None)
-    monkeypatch.setattr(study.tuning.final, "train_from_study", lambda *args, **kwargs: [])
+    monkeypatch.setattr(study.tuning.search, "run_search", lambda request, events: None)
+    monkeypatch.setattr(study.experiments.final, "train_from_study", lambda *args, **kwargs: [])
     monkeypatch.setattr(reports.build, "build_report", lambda **kwargs: SimpleNamespace(documents={}))
-    monkeypatch.setattr(study.tuning.curve, "plan_curve", lambda *args, **kwargs: None)
-    monkeypatch.setattr(study.tuning.curve, "run_curve", lambda *args, **kwargs: SimpleNamespace(trained=[], found=[]))
+    monkeypatch.setattr(study.experiments.curve, "plan_curve", lambda *args, **kwargs: None)
+    monkeypatch.setattr(study.experiments.curve, "run_curve", lambda *args, **kwargs: SimpleNamespace(trained=[], found=[]))
     monkeypatch.setattr(reports.curve, "gather_curves", lambda storage: [])
     monkeypatch.setattr(demo, "summary_table", lambda names, storage: "summary")
     demo.run_demo(paths)

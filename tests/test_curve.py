@@ -18,7 +18,7 @@ from cli import cli
 from reports.build import build_report
 from reports.curve import gap_sentence, gather_curves, source_sentence
 from study.data import CLASSES, Dataset, load_dataset, stratified_share
-from study.tuning import curve as curve_mod
+from study.experiments import curve as curve_mod
 from tests.test_reports import make_study, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +194,7 @@ def test_a_failed_run_is_named_the_curve_goes_on_and_the_next_call_retries_it(sa
         write_run(Path(run_dir), "scratch", config.seed, data, 0.6)
 
     monkeypatch.setattr(curve_mod, "train", fake_train)
-    done = curve_mod.run_curve(plan, url, data=data, progress=False)
+    done = curve_mod.run_curve(plan, url, data=data)
     assert [r.regime for r in done.trained] == ["scratch"] and [r.regime for r, _ in done.failed] == ["transfer"]
     study = optuna.load_study(study_name="c", storage=url)
     assert list(study.user_attrs["curve_failures"].values()) == ["the training loss became nan in epoch 1 (finetune "
@@ -205,6 +205,6 @@ def test_a_failed_run_is_named_the_curve_goes_on_and_the_next_call_retries_it(sa
 
     monkeypatch.setattr(curve_mod, "train", lambda config, dataset, run_dir, **kwargs: write_run(
         Path(run_dir), "scratch", config.seed, data, 0.6))
-    again = curve_mod.run_curve(plan, url, data=data, progress=False)  # the failed run is retried, and then done
+    again = curve_mod.run_curve(plan, url, data=data)  # the failed run is retried, and then done
     assert [r.regime for r in again.trained] == ["transfer"] and [r.regime for r in again.found] == ["scratch"]
     assert optuna.load_study(study_name="c", storage=url).user_attrs["curve_failures"] == {}

@@ -41,7 +41,7 @@ def pretrained(tmp_path_factory) -> tuple[str, str]:
     paths = []
     for seed in (0, 1):
         config = TrainConfig(regime="scratch", epochs=1, seed=seed, learning_rate=0.05, momentum=0.9, **FAST)
-        paths.append(str(train(config, tiny_dataset(), root / f"run{seed}", progress=False).run_dir / "model.keras"))
+        paths.append(str(train(config, tiny_dataset(), root / f"run{seed}").run_dir / "model.keras"))
     return paths[0], paths[1]
 
 
@@ -61,8 +61,8 @@ def _transfer(weights: str, **changes) -> TrainConfig:
 
 def test_cached_features_give_the_uncached_validation_metrics(tmp_path, pretrained):
     data = tiny_dataset()
-    cached = train(_transfer(pretrained[0]), data, tmp_path / "cached", progress=False)
-    uncached = train(_transfer(pretrained[0], feature_cache=False), data, tmp_path / "uncached", progress=False)
+    cached = train(_transfer(pretrained[0]), data, tmp_path / "cached")
+    uncached = train(_transfer(pretrained[0], feature_cache=False), data, tmp_path / "uncached")
     np.testing.assert_allclose(cached.history[VAL_COLUMNS], uncached.history[VAL_COLUMNS], rtol=1e-5, atol=1e-6)
     for key in ("accuracy", "loss", "macro_f1"):
         assert cached.metrics["val"][key] == pytest.approx(uncached.metrics["val"][key], rel=1e-5, abs=1e-6)
@@ -73,7 +73,7 @@ def test_cached_features_give_the_uncached_validation_metrics(tmp_path, pretrain
 
 def test_the_saved_model_holds_the_head_trained_on_features(tmp_path, pretrained):
     data = tiny_dataset()
-    run_dir = train(_transfer(pretrained[0]), data, tmp_path / "run", progress=False).run_dir
+    run_dir = train(_transfer(pretrained[0]), data, tmp_path / "run").run_dir
     model = keras.models.load_model(run_dir / "model.keras")
     probs = model.predict(make_dataset(data.val, 16, training=False), verbose=0)
     np.testing.assert_allclose(probs, np.load(run_dir / "predictions.npz")["val_probs"], atol=1e-5)
@@ -83,10 +83,10 @@ def test_two_trials_share_the_features_in_memory_then_on_disk(tmp_path, pretrain
     data = tiny_dataset()
     sources = []
     for i, head in enumerate((16, 32)):
-        train(_transfer(pretrained[0], dense1_units=head), data, tmp_path / f"t{i}", progress=False)
+        train(_transfer(pretrained[0], dense1_units=head), data, tmp_path / f"t{i}")
         sources.append(json.loads((tmp_path / f"t{i}" / "manifest.json").read_text())["frozen_features"])
     features.forget()
-    train(_transfer(pretrained[0], seed=3), data, tmp_path / "t2", progress=False)
+    train(_transfer(pretrained[0], seed=3), data, tmp_path / "t2")
     sources.append(json.loads((tmp_path / "t2" / "manifest.json").read_text())["frozen_features"])
     assert [s["source"] for s in sources] == ["computed", "memory", "disk"]
     assert len({s["key"] for s in sources}) == 1
@@ -135,7 +135,7 @@ def test_augmented_views_are_cached_and_drawn_per_image(tmp_path, pretrained):
     data = tiny_dataset()
     config = _transfer(pretrained[0], **AUGMENTED, frozen_augmentation="views", frozen_feature_views=3,
                        frozen_epochs=2)
-    result = train(config, data, tmp_path / "views", progress=False)
+    result = train(config, data, tmp_path / "views")
     assert result.history["phase"].tolist() == ["frozen", "frozen"]
     (cached,) = features._MEMO.values()
     assert cached.train.shape[:2] == (3, len(data.train.y))

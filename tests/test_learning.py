@@ -88,12 +88,12 @@ def test_the_guard_leaves_a_run_that_starts_to_learn_and_only_warns_when_asked()
 @pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_a_stalled_run_is_stopped_written_and_flagged(tmp_path):
     config = TrainConfig(regime="scratch", epochs=6, learning_rate=1e-9, momentum=0.0, stall_epochs=2, **FAST)
-    result = train(config, tiny_dataset(), tmp_path / "stalled", progress=False)
+    result = train(config, tiny_dataset(), tmp_path / "stalled")
     metrics = json.loads((tmp_path / "stalled" / "metrics.json").read_text())
     assert len(result.history) == 2  # stopped after the guard's epochs, not the 6 asked for
     assert metrics["stall"]["stalled"] and metrics["stall"]["stopped"] and metrics["stall"]["epoch"] == 2
     assert metrics["summary"]["stalled"] and not metrics["summary"]["learned"]
-    warned = train(config.replace(stall_action="warn", epochs=3), tiny_dataset(), tmp_path / "warned", progress=False)
+    warned = train(config.replace(stall_action="warn", epochs=3), tiny_dataset(), tmp_path / "warned")
     assert len(warned.history) == 3 and warned.metrics["stall"]["stalled"] and not warned.metrics["stall"]["stopped"]
 
 
@@ -101,7 +101,7 @@ def test_a_stalled_run_is_stopped_written_and_flagged(tmp_path):
 def test_a_learning_run_is_not_flagged(tmp_path):
     # 6 epochs: at 4, a fresh install (2026-12-02) scored exactly twice the majority rate (8 of 28)
     config = TrainConfig(regime="scratch", epochs=6, optimizer="adam", learning_rate=0.003, l2=0.0, **FAST)
-    result = train(config, tiny_dataset(224), tmp_path / "learns", evaluate_test=True, progress=False)
+    result = train(config, tiny_dataset(224), tmp_path / "learns", evaluate_test=True)
     assert not result.metrics["stall"]["stalled"] and len(result.history) == 6
     test = result.metrics["test"]
     assert test["learned"] and test["accuracy"] > 2 * test["baseline"]["majority_rate"], test["accuracy"]
@@ -143,7 +143,7 @@ def test_constant_with_warmup_rises_then_stays_and_plateau_takes_no_warmup():
 def test_history_records_the_scheduled_rate_and_smoothing_leaves_the_reported_loss_plain(tmp_path):
     config = TrainConfig(regime="scratch", epochs=2, lr_schedule="cosine", label_smoothing=0.2, l2=0.0,
                          learning_rate=0.05, momentum=0.9, stall_epochs=0, **FAST)
-    result = train(config, tiny_dataset(), tmp_path / "run", progress=False)
+    result = train(config, tiny_dataset(), tmp_path / "run")
     rates = list(result.history["learning_rate"])
     assert rates[0] == pytest.approx(0.025, rel=0.05) and rates[1] == pytest.approx(0.0, abs=1e-6)
     # the objective is smoothed, the cross-entropy metric is not: they differ though L2 is off
@@ -161,11 +161,10 @@ def test_head_depth_keeps_the_first_dense_layers(depth):
 
 @pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_a_shallow_head_trains_on_cached_features(tmp_path):
-    pre = train(TrainConfig(regime="scratch", epochs=1, stall_epochs=0, **FAST), tiny_dataset(), tmp_path / "pre",
-                progress=False)
+    pre = train(TrainConfig(regime="scratch", epochs=1, stall_epochs=0, **FAST), tiny_dataset(), tmp_path / "pre")
     config = TrainConfig(regime="transfer", weights=str(pre.run_dir), head_layers=1, frozen_epochs=1, epochs=1,
                          frozen_augmentation="none", stall_epochs=0, **FAST)
-    result = train(config, tiny_dataset(), tmp_path / "transfer", progress=False)
+    result = train(config, tiny_dataset(), tmp_path / "transfer")
     assert list(result.history["phase"]) == ["frozen", "finetune"]
     assert json.loads((tmp_path / "transfer" / "manifest.json").read_text())["frozen_features"]["views"] == 1
 
@@ -198,8 +197,8 @@ def test_the_probe_reads_a_run_without_changing_it(tmp_path):
     data = tiny_dataset()
     config = TrainConfig(regime="scratch", epochs=1, stall_epochs=0, **FAST)
     probe = LearningProbe(ProbeBatches.of(data.train, data.val), every=2)
-    probed = train(config, data, tmp_path / "probed", callbacks=[probe], progress=False)
-    plain = train(config, data, tmp_path / "plain", progress=False)
+    probed = train(config, data, tmp_path / "probed", callbacks=[probe])
+    plain = train(config, data, tmp_path / "plain")
     pd_probed, pd_plain = probed.history.drop(columns="seconds"), plain.history.drop(columns="seconds")
     np.testing.assert_allclose(pd_probed.select_dtypes("number").values, pd_plain.select_dtypes("number").values,
                                rtol=1e-5)

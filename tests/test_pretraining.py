@@ -33,7 +33,7 @@ def test_the_fraction_must_leave_faces_on_both_sides():
 
 def test_a_transfer_run_on_pretrained_weights_trains_without_the_pretraining_faces(tmp_path):
     data = tiny_dataset(112)
-    source = pretrain(TrainConfig(epochs=1, **FAST), data, tmp_path / "pre", fraction=0.5, progress=False)
+    source = pretrain(TrainConfig(epochs=1, **FAST), data, tmp_path / "pre", fraction=0.5)
     held = pretraining_indices(data, 0.5)
     pre = Run.load(tmp_path / "pre")
     assert pre.config.regime == "scratch" and pre.config.weights == "none"
@@ -47,7 +47,7 @@ def test_a_transfer_run_on_pretrained_weights_trains_without_the_pretraining_fac
     assert not np.isin(face_digests(kept.train.x), face_digests(data.train.x[held])).any()
     assert left_out.val == left_out.test == 0  # the tiny dataset draws every face afresh
 
-    run = train(config, data, tmp_path / "transfer", progress=False)
+    run = train(config, data, tmp_path / "transfer")
     manifest = json.loads((tmp_path / "transfer" / "manifest.json").read_text())
     assert manifest["pretraining_faces"]["left_out_of_train"] == len(held)
     assert manifest["data"]["sizes"]["train"] == len(data.train.y) - len(held)
@@ -56,7 +56,7 @@ def test_a_transfer_run_on_pretrained_weights_trains_without_the_pretraining_fac
 
 def test_a_pretraining_face_among_the_test_faces_is_counted_not_hidden(tmp_path):
     data = tiny_dataset(112)
-    pretrain(TrainConfig(epochs=1, **FAST), data, tmp_path / "pre", fraction=0.5, progress=False)
+    pretrain(TrainConfig(epochs=1, **FAST), data, tmp_path / "pre", fraction=0.5)
     held = pretraining_indices(data, 0.5)
     twice = Split(np.concatenate([data.test.x, data.train.x[held[:3]]]), np.concatenate([data.test.y, data.train.y[held[:3]]]))
     copy = type(data)(data.train, data.val, twice, data.fingerprint, data.source, data.layout, data.synthetic, data.report)
@@ -99,7 +99,7 @@ def test_the_pretrain_command_then_transfer_from_it_as_a_user_would(sample_dir, 
 
 def test_a_dataset_made_only_of_pretraining_faces_is_refused_in_one_line(tmp_path):
     data = tiny_dataset(112)
-    pretrain(TrainConfig(epochs=1, **FAST), data, tmp_path / "pre", fraction=0.5, progress=False)
+    pretrain(TrainConfig(epochs=1, **FAST), data, tmp_path / "pre", fraction=0.5)
     from study.data import with_train
 
     only_held = with_train(data, pretraining_indices(data, 0.5))

@@ -67,5 +67,5 @@ def test_training_with_both_uses_the_focal_objective(tmp_path):
     """Without L2 the objective (loss) is the focal loss, below the plain cross-entropy the run reports."""
     config = TrainConfig(regime="scratch", epochs=1, focal_gamma=2.0, sampling="balanced", l2=0.0, stall_epochs=0,
                          **FAST)
-    history = train(config, tiny_dataset(), tmp_path / "run", progress=False).history
+    history = train(config, tiny_dataset(), tmp_path / "run").history
     assert (history["loss"] < history["cross_entropy"]).all()

@@ -37,7 +37,7 @@ def _smaller(dataset: Dataset, train_fraction: float, n_val: int) -> Dataset:
 
 def _brief_accuracy(dataset: Dataset, run_dir: Path) -> tuple[float, float]:
     """(validation accuracy after the brief schedule, majority-class share of validation)."""
-    result = train(BRIEF, dataset, run_dir, progress=False)
+    result = train(BRIEF, dataset, run_dir)
     majority = np.bincount(dataset.val.y, minlength=len(CLASSES)).max() / len(dataset.val.y)
     return result.metrics["val"]["accuracy"], float(majority)
 
@@ -49,7 +49,7 @@ def test_the_default_configuration_learns_real_faces(tmp_path):
     majority rate, and not by answering one class."""
     config = TrainConfig(regime="scratch", backbone="mini_xception", epochs=4)
     data = load_dataset(REAL)
-    result = train(config, data, tmp_path / "defaults", progress=False)
+    result = train(config, data, tmp_path / "defaults")
     val = result.metrics["val"]
     print(f"\ndefault mini_xception, {len(result.history)} epochs on {len(data.train.y)} real faces: val accuracy "
           f"{val['accuracy']:.3f} (majority rate {val['baseline']['majority_rate']:.3f}), macro-F1 {val['macro_f1']:.3f}")
@@ -68,7 +68,7 @@ def test_the_papers_model_with_its_defaults_learns_real_faces(tmp_path):
     assert (config.backbone, config.optimizer, config.lr_schedule, config.bn_momentum) == ("densenet169", "adam",
                                                                                             "cosine", 0.9)
     data = load_dataset(REAL, subset=config.subset)
-    result = train(config, data, tmp_path / "densenet169", progress=False)
+    result = train(config, data, tmp_path / "densenet169")
     val = result.metrics["val"]
     print(f"\ndefault DenseNet169, {len(result.history)} epochs on {len(data.train.y)} real faces: val accuracy "
           f"{val['accuracy']:.3f} (majority rate {val['baseline']['majority_rate']:.3f}), macro-F1 {val['macro_f1']:.3f}")

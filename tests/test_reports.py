@@ -511,7 +511,7 @@ def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """search (both regimes) -> train --from-study (2 seeds each) -> report, all through the real code."""
     from cli import cli
-    from study.tuning.final import train_from_study
+    from study.experiments.final import train_from_study
 
     url, runs = storage(tmp_path), tmp_path / "runs"
     fast = ["--trials", "2", "--data", str(sample_dir), "--storage", url, "--runs-dir", str(runs), "--max-epochs", "1",
@@ -526,7 +526,7 @@ def test_report_of_a_tiny_real_search_and_final_training(tmp_path: Path, sample_
                           catch_exceptions=False)
     assert final.exit_code == 0 and "ensemble of the 2 runs (the mean of their probabilities): test accuracy" in \
         final.output, final.output
-    train_from_study("transfer-optuna", url, seeds=2, runs_dir=runs, progress=False)
+    train_from_study("transfer-optuna", url, seeds=2, runs_dir=runs)
     result = runner.invoke(cli, ["report", "--storage", url, "--out", str(tmp_path / "out")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     content = compute(gather(url))

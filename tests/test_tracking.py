@@ -21,8 +21,8 @@ from optuna.trial import TrialState
 from study.errors import TrialFailed
 from study.tracking import ENDED, RUNNING, Outcome, RunInfo, Tracking, open_tracking
 from study.training import HistoryRows, RunResult
-from study.tuning import curve as curve_mod
-from study.tuning import final as final_mod
+from study.experiments import curve as curve_mod
+from study.experiments import final as final_mod
 from study.tuning import objective as objective_mod
 from tests.test_tuning import search, storage_url, trials_of
 
@@ -152,7 +152,7 @@ def test_every_trial_and_final_run_lands_in_tensorboard_and_mlflow(monkeypatch, 
                       4: TrialState.COMPLETE}
     monkeypatch.setattr(final_mod, "train", fake_train())
     final_mod.train_from_study("transfer-optuna", storage_url(tmp_path), seeds=1, runs_dir=tmp_path / "runs",
-                               progress=False, track=("tensorboard", "mlflow"))
+                               track=("tensorboard", "mlflow"))
 
     # TensorBoard: a session per trial and final run, each phase of a run its own TensorBoard run.
     board = Board(tmp_path / "runs" / "tensorboard" / "transfer-optuna")
@@ -308,7 +308,7 @@ def test_curve_runs_are_tracked_in_the_curves_experiment(monkeypatch, tmp_path, 
     plan = curve_mod.plan_curve(curve_mod.CurveRequest("c", str(sample_dir), (0.5,), 1, ("scratch", "transfer"),
                                                        {"backbone": "mini_xception", "epochs": 2, "frozen_epochs": 1},
                                                        runs_dir=tmp_path / "runs"))
-    done = curve_mod.run_curve(plan, storage_url(tmp_path), data=load_dataset(sample_dir), progress=False,
+    done = curve_mod.run_curve(plan, storage_url(tmp_path), data=load_dataset(sample_dir),
                                track=("tensorboard", "mlflow"))
     assert len(done.trained) == 1 and len(done.failed) == 1
     runs = mlflow_runs("c")
@@ -350,7 +350,7 @@ def test_a_real_run_is_tracked_with_its_phase_learning_rate_and_model(tmp_path):
 
     run_dir = tmp_path / "runs" / "one"
     result = train_tracked(TrainConfig(regime="scratch", epochs=2, **FAST), tiny_dataset(), run_dir,
-                           ("tensorboard", "mlflow"), evaluate_test=True, progress=False)
+                           ("tensorboard", "mlflow"), evaluate_test=True)
     history = pd.read_csv(run_dir / "history.csv")
     board = Board(tmp_path / "runs" / "tensorboard" / "train")
     assert board.runs() == [".", "one", "one/scratch"]  # the experiment (its HParams columns), the run, its phase

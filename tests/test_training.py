@@ -42,7 +42,7 @@ def tiny_dataset(n: int = 56, shuffled_val: bool = False) -> Dataset:
 def pretrained(tmp_path_factory) -> str:
     """A scratch run's model.keras: the transfer regime's pretrained backbone in tests."""
     run = tmp_path_factory.mktemp("pre") / "run"
-    train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), run, progress=False)
+    train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), run)
     return str(run / "model.keras")
 
 
@@ -55,7 +55,7 @@ def test_schedules_follow_the_paper():
 
 def test_scratch_run_writes_every_artifact(tmp_path):
     run_dir = tmp_path / "run"
-    result = train(TrainConfig(regime="scratch", epochs=2, **FAST), tiny_dataset(), run_dir, progress=False)
+    result = train(TrainConfig(regime="scratch", epochs=2, **FAST), tiny_dataset(), run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(ARTIFACTS)
     run = Run.load(run_dir)
     assert list(run.history.columns) == HISTORY_COLUMNS
@@ -76,7 +76,7 @@ def test_a_run_without_its_model_loads_and_every_use_of_the_model_says_why(tmp_p
     from study.runs import drop_model
 
     run_dir = tmp_path / "trial-4"
-    train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), run_dir, progress=False,
+    train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), run_dir,
           model_dropped=lambda metrics: f"not wanted at val accuracy {metrics['val']['accuracy']:.2f}")
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(set(ARTIFACTS) - {"model.keras"})
     run = Run.load(run_dir)  # predictions, metrics and history are all there
@@ -104,7 +104,7 @@ def test_a_run_without_its_model_loads_and_every_use_of_the_model_says_why(tmp_p
 @pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_evaluate_test_is_opt_in(tmp_path):
     result = train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), tmp_path / "r",
-                   evaluate_test=True, progress=False)
+                   evaluate_test=True)
     assert result.metrics["test"]["n"] == 28
     assert "test_accuracy" in json.loads((tmp_path / "r" / "metrics.json").read_text())["summary"]
 
@@ -121,7 +121,7 @@ class _TrainableSpy(keras.callbacks.Callback):
 def test_transfer_freezes_then_unfreezes(tmp_path, pretrained):
     spy = _TrainableSpy()
     config = TrainConfig(regime="transfer", weights=pretrained, frozen_epochs=1, epochs=1, **FAST)
-    result = train(config, tiny_dataset(), tmp_path / "t", callbacks=[spy], progress=False)
+    result = train(config, tiny_dataset(), tmp_path / "t", callbacks=[spy])
     (e1, backbone1, total1), (e2, backbone2, total2) = spy.seen
     assert (e1, e2) == (0, 1)  # epochs count on across the phases
     assert backbone1 == 0 and total1 == 8  # phase 1: only the head's 4 kernels + 4 biases train
@@ -151,7 +151,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path, pretrained):
     log = _WeightsLog()
     config = TrainConfig(regime="transfer", weights=pretrained, frozen_epochs=12, frozen_patience=1,
                          frozen_learning_rate=0.1, momentum=0.9, l2=0.0, epochs=1, stall_epochs=0, **FAST)
-    result = train(config, tiny_dataset(shuffled_val=True), tmp_path / "es", callbacks=[log], progress=False)
+    result = train(config, tiny_dataset(shuffled_val=True), tmp_path / "es", callbacks=[log])
     frozen = result.history[result.history["phase"] == "frozen"]
     best = int(frozen.loc[frozen["val_loss"].idxmin(), "epoch"])
     assert len(frozen) < 12, "early stopping should have ended the frozen phase"
@@ -167,7 +167,7 @@ def test_nan_loss_fails_the_run_and_leaves_nothing(tmp_path):
     run_dir = tmp_path / "nan"
     config = TrainConfig(regime="scratch", epochs=2, learning_rate=1e6, l2=10.0, **FAST)
     with pytest.raises(TrialFailed, match="loss became .* lower the learning rate"):
-        train(config, tiny_dataset(), run_dir, progress=False)
+        train(config, tiny_dataset(), run_dir)
     assert not run_dir.exists() and not staging_dir(run_dir).exists()
 
 
@@ -179,7 +179,7 @@ def test_interrupted_run_leaves_no_run_dir(tmp_path):
 
     run_dir = tmp_path / "boom"
     with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(regime="scratch", epochs=2, **FAST), tiny_dataset(), run_dir, callbacks=[Boom()], progress=False)
+        train(TrainConfig(regime="scratch", epochs=2, **FAST), tiny_dataset(), run_dir, callbacks=[Boom()])
     assert not run_dir.exists() and not staging_dir(run_dir).exists()
     with pytest.raises(RunError, match="does not exist"):
         Run.load(run_dir)
@@ -188,12 +188,12 @@ def test_interrupted_run_leaves_no_run_dir(tmp_path):
 def test_existing_run_dir_is_never_overwritten(tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(RunError, match="already exists"):
-        train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), tmp_path / "taken", progress=False)
+        train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), tmp_path / "taken")
 
 
 def test_corrupt_run_files_are_named(tmp_path):
     run_dir = tmp_path / "run"
-    train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), run_dir, progress=False)
+    train(TrainConfig(regime="scratch", epochs=1, **FAST), tiny_dataset(), run_dir)
     (run_dir / "metrics.json").write_text("{truncated")
     with pytest.raises(RunError, match="metrics.json is corrupt"):
         Run.load(run_dir)
@@ -205,7 +205,7 @@ def test_corrupt_run_files_are_named(tmp_path):
 def test_balanced_class_weights_and_augmentation_run(tmp_path):
     config = TrainConfig(regime="scratch", epochs=1, class_weight="balanced",
                          **{**FAST, "rotation": 15.0, "zoom": 0.2, "flip": True})
-    result = train(config, tiny_dataset(), tmp_path / "aug", progress=False)
+    result = train(config, tiny_dataset(), tmp_path / "aug")
     assert isinstance(result.history, pd.DataFrame) and len(result.history) == 1
 
 
@@ -226,7 +226,7 @@ def test_each_phase_traces_its_training_step_once(tmp_path, pretrained, monkeypa
     config = TrainConfig(regime="transfer", weights=pretrained, frozen_epochs=2, frozen_patience=2, epochs=2,
                          frozen_augmentation=augmentation, stall_epochs=0,
                          **{**FAST, "rotation": 10.0})  # live: through the backbone
-    result = train(config, tiny_dataset(), tmp_path / "t", progress=False)
+    result = train(config, tiny_dataset(), tmp_path / "t")
     assert result.history["phase"].tolist() == ["frozen", "frozen", "finetune", "finetune"]
     head = ["fer_mini_xception_head"] if augmentation == "none" else ["fer_mini_xception"]
     assert traced == [*head, "fer_mini_xception"], traced  # one trace per phase, not two

@@ -66,8 +66,7 @@ def test_a_run_with_flip_tta_records_it_and_its_predictions_are_the_mean_of_face
 
     data = tiny_dataset()
     run_dir = tmp_path / "run"
-    result = train(TrainConfig(regime="scratch", epochs=1, tta="flip", **FAST), data, run_dir, evaluate_test=True,
-                   progress=False)
+    result = train(TrainConfig(regime="scratch", epochs=1, tta="flip", **FAST), data, run_dir, evaluate_test=True)
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["val"]["tta"] == saved["test"]["tta"] == "flip" and result.metrics["test"]["tta"] == "flip"
     model = keras.models.load_model(run_dir / "model.keras")
@@ -75,5 +74,5 @@ def test_a_run_with_flip_tta_records_it_and_its_predictions_are_the_mean_of_face
     expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1].copy(), verbose=0)) / 2
     stored = np.load(run_dir / "predictions.npz")["test_probs"]
     assert np.allclose(stored, expected, atol=1e-5)
-    plain = train(TrainConfig(regime="scratch", epochs=1, **FAST), data, tmp_path / "plain", progress=False)
+    plain = train(TrainConfig(regime="scratch", epochs=1, **FAST), data, tmp_path / "plain")
     assert plain.metrics["val"]["tta"] == "none"

@@ -27,14 +27,15 @@ from study.config import TrainConfig
 from study.data import CLASSES, Dataset, LoadReport, Split
 from study.errors import ConfigError, TrialFailed
 from study.runs import ARTIFACTS
+from study.experiments.final import best_config, ranked_trials, train_from_study
 from study.training import RunResult
 from study.tuning import objective as objective_mod
 from study.tuning.callbacks import pruning_callback
-from study.tuning.final import best_config, ranked_trials, train_from_study
 from study.tuning.objective import Objective
 from study.tuning.optuna_backend import make_pruner, make_sampler
 from study.store import load_existing, open_storage, records, trials_frame
 from study.store.liveness import worker_id, worker_is_dead
+from tests.told import Told
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"
 FAST = ["--max-epochs", "1", "--backbone", "mini_xception"]
@@ -61,7 +62,7 @@ def trials_of(tmp: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 # ------------------------------------------------------------------------------ a fake train()
 def fake_train(calls: list, score=lambda config: 0.5):
     """Scores a config without fitting; reports per-epoch logs to the trial's callbacks like train()."""
-    def train(config, data, run_dir, *, callbacks=(), evaluate_test=False, progress=True, extra_manifest=None,
+    def train(config, data, run_dir, *, callbacks=(), evaluate_test=False, events=None, extra_manifest=None,
               model_dropped=None):
         calls.append({"config": config, "evaluate_test": evaluate_test, "run_dir": Path(run_dir)})
         value = score(config)
@@ -165,7 +166,7 @@ def test_transfer_search_from_a_scratch_runs_weights(tmp_path, sample_dir, scrat
 @pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes
 def test_final_training_retrains_the_best_trial_per_seed_and_links_it(scratch_study, sample_dir):
     runs = scratch_study / "runs"
-    results = train_from_study("scratch-optuna", storage_url(scratch_study), seeds=2, runs_dir=runs, progress=False)
+    results = train_from_study("scratch-optuna", storage_url(scratch_study), seeds=2, runs_dir=runs)
     assert [r.run_dir for r in results] == [runs / "scratch-optuna" / f"final-seed{k}" for k in (0, 1)]
     study = load_existing("scratch-optuna", storage_url(scratch_study))
     best_config = json.loads(Path(study.best_trial.user_attrs["run_dir"], "config.json").read_text())
@@ -184,16 +185,17 @@ def test_final_training_retrains_the_best_trial_per_seed_and_links_it(scratch_st
 def test_final_runs_train_on_the_whole_split_after_a_search_on_a_subset(monkeypatch, tmp_path, sample_dir, calls):
     assert search(tmp_path, sample_dir, *FAST, "--subset", "0.5", trials=2).exit_code == 0
     assert {c["config"].subset for c in calls} == {0.5}
-    import study.tuning.final
+    import study.experiments.final
 
     final_calls: list = []
-    monkeypatch.setattr(study.tuning.final, "train", fake_train(final_calls))
-    said: list[str] = []
-    train_from_study("scratch-optuna", storage_url(tmp_path), seeds=1, runs_dir=tmp_path / "runs", announce=said.append)
+    monkeypatch.setattr(study.experiments.final, "train", fake_train(final_calls))
+    told = Told()
+    said = told.said
+    train_from_study("scratch-optuna", storage_url(tmp_path), seeds=1, runs_dir=tmp_path / "runs", events=told)
     assert final_calls[0]["config"].subset == 1.0 and final_calls[0]["evaluate_test"]
     assert "seed 0" in said[0] and "whole training split" in said[0] and "1/1" in said[0]
     train_from_study("scratch-optuna", storage_url(tmp_path), seeds=[5], runs_dir=tmp_path / "runs",
-                     overrides={"subset": "0.5"}, announce=said.append)
+                     overrides={"subset": "0.5"}, events=told)
     assert final_calls[1]["config"].subset == 0.5 and "stratified 50%" in said[1]
 
 
@@ -202,10 +204,10 @@ def test_top_k_retrains_the_k_best_trials_as_top_runs_not_final_runs(monkeypatch
     assert search(tmp_path, sample_dir, *FAST, trials=4).exit_code == 0
     study = load_existing("scratch-optuna", storage_url(tmp_path))
     by_value = sorted(study.trials, key=lambda t: -t.value)
-    import study.tuning.final
+    import study.experiments.final
 
     final_calls: list = []
-    monkeypatch.setattr(study.tuning.final, "train", fake_train(final_calls))
+    monkeypatch.setattr(study.experiments.final, "train", fake_train(final_calls))
     results = train_from_study("scratch-optuna", storage_url(tmp_path), seeds=2, top=2, runs_dir=tmp_path / "runs")
     runs = tmp_path / "runs" / "scratch-optuna"
     assert [r.run_dir for r in results] == [runs / f"top-trial{t.number}-seed{s}" for t in by_value[:2] for s in (0, 1)]
@@ -637,7 +639,7 @@ def test_live_table_prints_states_and_errors_literally():
     rich markup (a MarkupError there killed a worker of a distributed search)."""
     from rich.console import Console
 
-    from study.tuning.display import SearchDisplay
+    from command_line.search_display import SearchDisplay
 
     display = SearchDisplay.__new__(SearchDisplay)
     display.best = None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -36,6 +36,7 @@ from study import config as config_mod
 from study.config import REGIMES, TrainConfig
 from study.data import Dataset, load_dataset, stratified_share, with_train
 from study.errors import ConfigError, TrialFailed
+from study.events import SILENT, Events
 from study.model_files import check_weights_source
 from study.pretraining import pretraining_indices
 from study.runs import Run
@@ -43,7 +44,7 @@ from study.store import StorageError, load_existing, open_storage, records, requ
 from study.tracking import Tracking, open_tracking
 from study.tracking.callback import run_info, tracked
 from study.training import train
-from study.tuning.final import best_config
+from study.experiments.final import best_config
 from study.tuning.search import quiet_optuna
 
 KIND = records.CURVE_KIND
@@ -215,30 +216,30 @@ def _pretrain_config(configs: Mapping[str, TrainConfig], scratch_overrides: Mapp
 
 
 # ------------------------------------------------------------------------------------- training
-def run_curve(plan: CurvePlan, storage: str, data: Dataset | None = None, progress: bool = True,
-              announce: Callable[[str], None] | None = None, track: Sequence[str] = ()) -> CurveProgress:
-    """Train every run of ``plan`` not yet done, recording each in the curve's study as it ends; ``track``:
-    the trackers (``study.tracking``) that also get every run trained now, in the curve's experiment."""
-    say = announce or (lambda line: None)
+def run_curve(plan: CurvePlan, storage: str, data: Dataset | None = None, events: Events = SILENT,
+              track: Sequence[str] = ()) -> CurveProgress:
+    """Train every run of ``plan`` not yet done, recording each in the curve's study as it ends and telling
+    ``events`` (one line before each run, then its training); ``track``: the trackers (``study.tracking``)
+    that also get every run trained now, in the curve's experiment."""
     dataset = data or load_dataset(plan.data, val_fraction=_val_fraction(plan))
     plan = _with_fingerprint(plan, dataset)
     study = open_curve(plan, open_storage(storage))
-    tracking = open_tracking(track, plan.name, runs_dir=plan.runs_dir, say=announce,
+    tracking = open_tracking(track, plan.name, runs_dir=plan.runs_dir, say=events.say,
                              tags={"fer_study.kind": KIND, "fer_study.data": plan.data},
                              hparams=("regime", "fraction", "seed", "images", "backbone"),
                              shown=("regime", "fraction", "seed", "images"))
     try:
-        return _run_cells(plan, study, dataset, progress, say, tracking)
+        return _run_cells(plan, study, dataset, events, tracking)
     finally:
         tracking.close()
 
 
-def _run_cells(plan: CurvePlan, study: optuna.Study, dataset: Dataset, progress: bool, say: Callable[[str], None],
+def _run_cells(plan: CurvePlan, study: optuna.Study, dataset: Dataset, events: Events,
                tracking: Tracking) -> CurveProgress:
     pool = _pool(plan, dataset)
     done = CurveProgress()
     if plan.pretrain_config:
-        _pretrain(plan, study, dataset, pool, progress, say, tracking)
+        _pretrain(plan, study, dataset, pool, events, tracking)
     cells = plan.cells()
     for k, (seed, fraction, regime) in enumerate(cells, start=1):
         run_dir = plan.run_dir(regime, fraction, seed)
@@ -248,8 +249,8 @@ def _run_cells(plan: CurvePlan, study: optuna.Study, dataset: Dataset, progress:
             Run.load(run_dir)  # whole (directories appear only whole), or a clear error naming what is wrong
             done.found.append(record)
         else:
-            say(f"curve {plan.name} {k}/{len(cells)}: {regime}, {fraction:.0%} of the pool ({len(picked):,} "
-                f"images), seed {seed} -> {run_dir}")
+            events.say(f"curve {plan.name} {k}/{len(cells)}: {regime}, {fraction:.0%} of the pool "
+                       f"({len(picked):,} images), seed {seed} -> {run_dir}")
             config = config_mod.from_dict({**plan.configs[regime], "seed": seed})
             extra = {"curve": {"name": plan.name, "fraction": fraction, "images": int(len(picked)),
                                "pool": int(len(pool)), "pretrain_fraction": plan.pretrain_fraction}}
@@ -258,9 +259,9 @@ def _run_cells(plan: CurvePlan, study: optuna.Study, dataset: Dataset, progress:
             try:
                 tracked(tracking, run, lambda callbacks: train(
                     config, with_train(dataset, picked), run_dir, callbacks=callbacks, evaluate_test=True,
-                    progress=progress, extra_manifest=extra))
+                    events=events, extra_manifest=extra))
             except TrialFailed as exc:  # a NaN loss, out of memory: the curve goes on without this point
-                say(f"curve {plan.name}: {regime} at {fraction:g}, seed {seed} failed: {exc}")
+                events.warn(f"curve {plan.name}: {regime} at {fraction:g}, seed {seed} failed: {exc}")
                 done.failed.append((record, str(exc)))
                 _record_failure(study, record, str(exc))
                 continue
@@ -301,20 +302,20 @@ def _record_failure(study: optuna.Study, record: CurveRun, why: str) -> None:
     records.add_curve_failure(study, record.run_dir, why)
 
 
-def _pretrain(plan: CurvePlan, study: optuna.Study, dataset: Dataset, pool: np.ndarray, progress: bool,
-              say: Callable[[str], None], tracking: Tracking) -> None:
+def _pretrain(plan: CurvePlan, study: optuna.Study, dataset: Dataset, pool: np.ndarray, events: Events,
+              tracking: Tracking) -> None:
     run_dir = plan.pretrain_dir
     if not run_dir.exists():
         held = _pretrain_indices(plan, dataset)
-        say(f"curve {plan.name}: pretraining the transfer source ({plan.pretrain_config['backbone']}, from scratch) "
-            f"on {len(held):,} faces set aside from the training split ({plan.pretrain_fraction:.0%}); the "
-            f"curve draws from the other {len(pool):,} -> {run_dir}")
+        events.say(f"curve {plan.name}: pretraining the transfer source ({plan.pretrain_config['backbone']}, from "
+                   f"scratch) on {len(held):,} faces set aside from the training split ({plan.pretrain_fraction:.0%}); "
+                   f"the curve draws from the other {len(pool):,} -> {run_dir}")
         config = config_mod.from_dict(dict(plan.pretrain_config or {}))
         extra = {"curve": {"name": plan.name, "pretraining": True, "images": int(len(held)),
                            "pretrain_fraction": plan.pretrain_fraction}}
         run = run_info(run_dir.name, "pretrain", config, {"backbone": config.backbone, "images": int(len(held))})
         tracked(tracking, run, lambda callbacks: train(config, with_train(dataset, held), run_dir, callbacks=callbacks,
-                                                       evaluate_test=False, progress=progress, extra_manifest=extra))
+                                                       evaluate_test=False, events=events, extra_manifest=extra))
     else:
         Run.load(run_dir)
     records.set_curve_pretrain(study, str(run_dir))

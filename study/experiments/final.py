@@ -15,7 +15,7 @@ choice is recorded in each run's manifest and in the study (``final_training``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import optuna
 from optuna.study import StudyDirection
@@ -25,6 +25,7 @@ from search_spaces import to_config
 from study.config import TrainConfig
 from study.data import Dataset, load_dataset, training_share
 from study.errors import ConfigError, DataError
+from study.events import SILENT, Events
 from study.runs import RunError
 from study.store import DEFAULT_STORAGE, epoch_cap, load_existing, open_storage, records, required_best
 from study.tracking.callback import run_info, tracked
@@ -41,15 +42,14 @@ def train_from_study(
     data: str | None = None,
     runs_dir: str | Path = "runs",
     overrides: Mapping[str, Any] | None = None,
-    progress: bool = True,
-    announce: Callable[[str], None] | None = None,
+    events: Events = SILENT,
     track: Sequence[str] = (),
     top: int = 1,
 ) -> list[RunResult]:
     """Retrain the study's best trial with each seed into ``runs/<study>/final-seed<k>``; returns RunResults.
 
-    ``seeds``: a count N (the study's seed, +1, ... +N-1) or the seeds themselves. ``announce`` hears
-    one line before each run (which seed, how much of the training split, where). ``track``: the
+    ``seeds``: a count N (the study's seed, +1, ... +N-1) or the seeds themselves. ``events`` hears
+    one line before each run (which seed, how much of the training split, where), then the run's training. ``track``: the
     trackers (``study.tracking``) that also get each final run, in the study's experiment.
     ``top`` K > 1: the K best complete trials instead (the best first), each retrained with the seeds into
     ``runs/<study>/top-trial<n>-seed<k>`` and recorded as the study's top runs (an ensemble's members, the way
@@ -60,21 +60,20 @@ def train_from_study(
     datasets = _datasets(study, data, plan)  # before any training: a wrong dataset is refused at once
     kind = "final run" if top == 1 else f"top-{top} run"
     results = []
-    tracking = study_tracking(track, study, runs_dir, announce)
+    tracking = study_tracking(track, study, runs_dir, events.say)
     try:
         for k, (trial, config, run_dir) in enumerate(plan, start=1):
             dataset = datasets[(config.val_fraction, config.subset)]
-            if announce is not None:
-                announce(f"{'seed' if top == 1 else 'run'} {k}/{len(plan)}: {kind} of study {study_name} (trial "
-                         f"{trial.number}) with seed {config.seed}, "
-                         f"{training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
+            events.say(f"{'seed' if top == 1 else 'run'} {k}/{len(plan)}: {kind} of study {study_name} (trial "
+                       f"{trial.number}) with seed {config.seed}, "
+                       f"{training_share(config.subset, len(dataset.train.y))} -> {run_dir}")
             run = run_info(run_dir.name, "final", config, {**trial.params, "seed": config.seed}, trial.number)
             extra = {"study": study_name, "trial": trial.number,
                      "final_training": {"use_validation": VALIDATION,
                                         "search_subset": records.base(study).get("subset", 1.0),
                                         **({"top": top} if top > 1 else {})}}
             results.append(tracked(tracking, run, lambda callbacks: train(
-                config, dataset, run_dir, callbacks=callbacks, evaluate_test=True, progress=progress,
+                config, dataset, run_dir, callbacks=callbacks, evaluate_test=True, events=events,
                 extra_manifest=extra)))
             if top == 1:
                 _link(study, run_dir, trial.number)

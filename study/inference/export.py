@@ -40,6 +40,7 @@ import numpy as np
 
 from study import runs
 from study.errors import UserError, WriteFailed
+from study.events import SILENT, Events
 from study.inference import models
 from study.inference.samples import generated_faces, labelled_faces
 
@@ -91,8 +92,8 @@ def compare(reference: np.ndarray, exported: np.ndarray, tolerance: Tolerance) -
 
 
 def export_model(model, fmt: str, out: str | Path, faces: np.ndarray, quantize: bool = False,
-                 announce: Callable[[str], None] | None = None) -> tuple[Path, ExportCheck]:
-    """Write ``model`` as ``fmt`` to ``out``, checked on ``faces`` ((N, 48, 48) uint8); ``announce``
+                 events: Events = SILENT) -> tuple[Path, ExportCheck]:
+    """Write ``model`` as ``fmt`` to ``out``, checked on ``faces`` ((N, 48, 48) uint8); ``events``
     hears of a folder it had to create for ``out``."""
     out = Path(out).expanduser()
     _check_request(fmt, out, quantize)
@@ -102,8 +103,8 @@ def export_model(model, fmt: str, out: str | Path, faces: np.ndarray, quantize: 
     except BaseException:
         _remove_empty(out.parent, created)
         raise
-    if created is not None and announce is not None:
-        announce(f"created the folder {out.parent}")
+    if created is not None:
+        events.say(f"created the folder {out.parent}")
     return out, check
 
 
@@ -317,10 +318,9 @@ RUNNERS: dict[str, Callable[[Path, np.ndarray], np.ndarray]] = {
 
 # ---------------------------------------------------------------------------------- by its name
 def export_named(model: str, storage: str, fmt: str, out: str | Path, quantize: bool = False,
-                 data: str | None = None, seed: int = 0,
-                 announce: Callable[[str], None] | None = None) -> tuple[Path, ExportCheck]:
+                 data: str | None = None, seed: int = 0, events: Events = SILENT) -> tuple[Path, ExportCheck]:
     """MODEL as the command line names it, checked on test faces of ``data`` or on generated faces."""
     _check_request(fmt, Path(out).expanduser(), quantize)  # before the slow model load
     _, keras_model = models.load(model, storage)
     faces = labelled_faces(data, CHECK_FACES, seed).x if data else generated_faces(CHECK_FACES, seed)
-    return export_model(keras_model, fmt, out, faces, quantize, announce)
+    return export_model(keras_model, fmt, out, faces, quantize, events)

@@ -1,4 +1,4 @@
-"""What ``predict`` reports: rich tables on the terminal, JSON or CSV files on request.
+"""What ``predict`` writes on request: JSON or CSV files (the command line draws the same rows as tables).
 
 The rows come first as plain dicts (``FaceRecord.as_row``), then get drawn or written, so the
 files hold exactly what the table shows plus every class's probability.
@@ -10,36 +10,12 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-from rich.table import Table
 
 from study import runs
 from study.data import CLASSES
 from study.inference.predictor import ROW_FIELDS, FaceRecord
 from study.inference.sources import Failure
 from study.inference.video import VideoReport
-
-
-def faces_table(faces: Sequence[FaceRecord], title: str = "faces") -> Table:
-    table = Table(title=title)
-    for column in ("file", "box (x, y, w, h)", "emotion", "confidence", "top 3"):
-        table.add_column(column, justify="right" if column == "confidence" else "left",
-                         overflow="fold" if column == "file" else "ellipsis")
-    for face in faces:
-        top = ", ".join(f"{name} {p:.2f}" for name, p in face.top())
-        box = ", ".join(map(str, face.box.as_tuple()))
-        table.add_row(face.source, box, face.emotion, f"{face.confidence:.2f}", top)
-    return table
-
-
-def tracks_table(report: VideoReport) -> Table:
-    title = f"{report.name}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} frames/s)"
-    table = Table(title=title)
-    for column in ("track", "frames", "first", "last", "emotion (most frequent)", "mean confidence"):
-        table.add_column(column)
-    for row in report.track_rows():
-        table.add_row(str(row["track"]), str(row["frames"]), str(row["first"]), str(row["last"]), row["emotion"],
-                      f"{row['confidence']:.2f}")
-    return table
 
 
 def write_json(path: Path, model: Path, faces: Sequence[FaceRecord], videos: Sequence[VideoReport],

@@ -14,7 +14,7 @@ Study attributes:
 - what was trained from it: ``final_runs`` (the run directories of ``train --from-study``) and
   ``final_training`` (how the last one was trained); ``top_runs`` (``train --from-study --top K``: the K best
   trials retrained, an ensemble's members; not final runs);
-- a data-efficiency curve's (``study.tuning.curve``): ``kind`` ("curve", written last), ``curve`` (its plan),
+- a data-efficiency curve's (``study.experiments.curve``): ``kind`` ("curve", written last), ``curve`` (its plan),
   ``curve_runs``, ``curve_failures`` (run directory -> why), ``curve_pretrain`` (the pretraining run);
 - ``failure:N``: why trial N failed when the trial itself could not be told (``study.store.liveness``).
 
@@ -158,7 +158,7 @@ def is_curve(study: optuna.Study) -> bool:
 
 
 def curve_plan(study: optuna.Study) -> dict[str, Any] | None:
-    """A curve's plan (``study.tuning.curve.CurvePlan.attrs``); None before it is written."""
+    """A curve's plan (``study.experiments.curve.CurvePlan.attrs``); None before it is written."""
     return study.user_attrs.get(StudyKey.CURVE)
 
 

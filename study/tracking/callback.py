@@ -15,6 +15,7 @@ import keras
 from study import config as config_mod
 from study.config import TrainConfig
 from study.data import Dataset
+from study.events import SILENT, Events
 from study.tracking import (
     SHOWN_KEYS,
     Outcome,
@@ -85,15 +86,15 @@ def tracked(tracking: Tracking, run: RunInfo, fit: Callable[[list[keras.callback
 
 
 def train_tracked(config: TrainConfig, data: Dataset, run_dir: str | Path, track: Sequence[str],
-                  say: Callable[[str], None] | None = None, **kwargs: Any) -> RunResult:
-    """``train(config, data, run_dir, **kwargs)`` for the ``train`` command, tracked in the experiment
-    ``train`` as its run directory's name (TensorBoard's files beside the run directory:
-    ``<its parent>/tensorboard/train/<name>``)."""
+                  events: Events = SILENT, **kwargs: Any) -> RunResult:
+    """``train(config, data, run_dir, events=events, **kwargs)`` for the ``train`` command, tracked in the
+    experiment ``train`` as its run directory's name (TensorBoard's files beside the run directory:
+    ``<its parent>/tensorboard/train/<name>``); a tracker's failure is said through ``events``."""
     run_dir = Path(run_dir)
-    tracking = open_tracking(track, "train", runs_dir=run_dir.parent, say=say, tags={"fer_study.kind": "train"},
+    tracking = open_tracking(track, "train", runs_dir=run_dir.parent, say=events.say, tags={"fer_study.kind": "train"},
                              hparams=SHOWN_KEYS, shown=("regime", "backbone", "learning_rate", "epochs"))
     try:
         return tracked(tracking, run_info(run_dir.name, "train", config),
-                       lambda callbacks: train(config, data, run_dir, callbacks=callbacks, **kwargs))
+                       lambda callbacks: train(config, data, run_dir, callbacks=callbacks, events=events, **kwargs))
     finally:
         tracking.close()

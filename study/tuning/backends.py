@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from study.events import SearchEvents
 from study.tuning.keras_tuner_backend import KerasTunerBackend
 from study.tuning.optuna_backend import OptunaBackend
 
@@ -38,8 +39,9 @@ class TunerBackend(Protocol):
 
     def pruner(self, request: Any, space: Space) -> optuna.pruners.BasePruner: ...
 
-    def run(self, request: Any, study: optuna.Study, objective: Any, remaining: int, display: Any) -> str | None:
-        """Run the trials the study lacks; returns why it stopped short of a full study (None when full)."""
+    def run(self, request: Any, study: optuna.Study, objective: Any, remaining: int,
+            events: SearchEvents) -> str | None:
+        """Run the trials the study lacks, telling ``trials`` of each; returns why it stopped short of a full study (None when full)."""
 
 
 BACKENDS: dict[str, TunerBackend] = {b.name: b for b in (OptunaBackend(), KerasTunerBackend())}

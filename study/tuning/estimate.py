@@ -240,7 +240,7 @@ def measure(config: TrainConfig, data: Dataset) -> Probe:
                                   stall_epochs=0)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fer-study-probe-") as folder:
-        result = train(probe_config, probe_data, Path(folder) / "probe", progress=False)
+        result = train(probe_config, probe_data, Path(folder) / "probe")
     result.seconds = time.perf_counter() - started
     probe = probe_of(result, len(probe_data.train.y))
     assert probe is not None  # the probe trains every phase of its schedule

@@ -12,7 +12,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping
 
 import keras
 import optuna
@@ -22,6 +22,7 @@ from search_spaces import Space, from_optuna, pin, to_config
 from study.data import Dataset
 from study import config as config_mod
 from study.errors import TrialFailed, UserError
+from study.events import SearchEvents
 from study.runs import abandon
 from study.tracking import Outcome, Tracking
 from study.tracking.callback import callbacks_for, completed, failure
@@ -31,22 +32,6 @@ from study.tuning.kept_models import ModelKeeping
 from study.tuning.tracked_trials import trial_key, trial_run
 from study.store import records
 from study.store.liveness import worker_id
-
-
-class TrialEvents(Protocol):
-    """What the live display hears from a trial (``SearchDisplay`` implements it)."""
-
-    def trial_started(self, number: int, params: dict[str, Any]) -> None: ...
-
-    def epoch_ended(self, number: int, epoch: int, logs: dict[str, Any]) -> None: ...
-
-
-class _Quiet:
-    def trial_started(self, number: int, params: dict[str, Any]) -> None:
-        pass
-
-    def epoch_ended(self, number: int, epoch: int, logs: dict[str, Any]) -> None:
-        pass
 
 
 @dataclass
@@ -61,7 +46,7 @@ class Objective:
     metric: str = "accuracy"  # a key of result.metrics["val"]: accuracy | loss | macro_f1
     max_epochs: int | None = None
     keep_models: int | None = None  # the best K trials keep their model.keras (None: every trial)
-    events: TrialEvents = field(default_factory=_Quiet)
+    events: SearchEvents = field(default_factory=SearchEvents)  # the live display hears each trial
     finished: Callable[[int, RunResult], None] | None = None  # told of every trial that trained to its end
     tracking: Tracking = field(default_factory=Tracking.off)  # TensorBoard, MLflow (study.tracking): told, never asked
 
@@ -108,7 +93,7 @@ class Objective:
         dropped = (lambda metrics: keeping.dropped(trial.number, metrics)) if keeping else None
         try:
             return train(config, self.data, self.run_dir(trial.number), callbacks=callbacks,
-                         evaluate_test=False, progress=False, extra_manifest=extra, model_dropped=dropped)
+                         evaluate_test=False, extra_manifest=extra, model_dropped=dropped)
         finally:
             release_memory()
 

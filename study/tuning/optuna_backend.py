@@ -41,6 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import Space, grid_space, grid_values
 from search_spaces.regimes import max_schedule_epochs
 from study.errors import ConfigError, TrialFailed
+from study.events import SearchEvents
 from study.store import count_finished, last_failure, records
 from study.store.liveness import worker_id
 from study.tuning.signals import SIGNAL_GATE
@@ -228,28 +229,23 @@ def fail_stale_trials(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def progress_callback(display: Any, total: int) -> Callable[[optuna.Study, FrozenTrial], None]:
+def progress_callback(events: SearchEvents, total: int) -> Callable[[optuna.Study, FrozenTrial], None]:
     """The display hears this worker's trials; its bar follows the study's count (every worker's)."""
     def on_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if not was_surplus(trial):
-            display.trial_finished(study, trial)
-        sync_progress(display, study, total)
+            events.trial_finished(study, trial)
+        events.study_finished(min(count_finished(study), total))
 
     return on_trial
 
 
-def sync_progress(display: Any, study: optuna.Study, total: int) -> None:
-    """Set the display's bar to the study's finished trials, whichever worker finished them."""
-    display.progress.update(display.task, completed=min(count_finished(study), total))
-
-
 def run(study: optuna.Study, objective: Callable[[optuna.Trial], float], *, total: int, timeout: float | None,
-        max_failures: int, display: Any) -> str | None:
+        max_failures: int, events: SearchEvents) -> str | None:
     """The backend's entry: this process's trials, then the display set to the study's count (other
     workers may have finished the last ones). Returns why it stopped short, if it did."""
     stopped = run_worker(study, objective, total=total, timeout=timeout, max_failures=max_failures,
-                         callbacks=[progress_callback(display, total)])
-    sync_progress(display, study, total)
+                         callbacks=[progress_callback(events, total)])
+    events.study_finished(min(count_finished(study), total))
     return stopped
 
 
@@ -277,6 +273,7 @@ class OptunaBackend:
     def pruner(self, request: Any, space: Space) -> optuna.pruners.BasePruner:
         return make_pruner(request.pruner_name, space, request.max_epochs)
 
-    def run(self, request: Any, study: optuna.Study, objective: Any, remaining: int, display: Any) -> str | None:
+    def run(self, request: Any, study: optuna.Study, objective: Any, remaining: int,
+            events: SearchEvents) -> str | None:
         return run(study, objective, total=request.trials, timeout=request.timeout, max_failures=request.max_failures,
-                   display=display)
+                   events=events)

@@ -23,8 +23,8 @@ from typing import Any, Iterator, Sequence
 
 import optuna
 from optuna.trial import TrialState
-from rich.console import Console
 
+from study.events import SILENT, Events
 from study.errors import ConfigError, UserError
 from study.store import best_trial, load_existing, open_storage, records
 from study.tuning.backends import BACKENDS
@@ -39,20 +39,20 @@ class WorkerError(UserError):
     """A worker started by a local pool stopped with an error."""
 
 
-def run_pool(request: SearchRequest, workers: int, command: Sequence[str], console: Console) -> optuna.Study:
+def run_pool(request: SearchRequest, workers: int, command: Sequence[str], events: Events = SILENT) -> optuna.Study:
     """Start ``workers`` processes of ``command`` on this machine (each reads its request from
-    ``REQUEST_ENV``), show the study's progress, return the study."""
+    ``REQUEST_ENV``), tell ``events`` the study's progress, return the study."""
     check_pool(request)
     storage = open_storage(request.storage)
     logs = Path(request.runs_dir) / request.study_name / "workers"
     gpus = gpu_ids()
-    console.print(f"starting {workers} workers on {_devices(gpus, workers)}; their output: {logs}/", highlight=False)
+    events.say(f"starting {workers} workers on {_devices(gpus, workers)}; their output: {logs}/")
     processes: list[subprocess.Popen] = []
     with _forwarding_signals(processes) as received:
         for k in range(workers):
             if not received:  # a Ctrl-C while starting: start no more
                 processes.append(_start(command, request, k, workers, gpus, logs))
-        _watch(processes, storage, request, console)
+        _watch(processes, storage, request, events)
     if received:
         raise Interrupted(received[0])
     _check_exits(processes, logs)
@@ -142,14 +142,14 @@ def _forwarding_signals(processes: list[subprocess.Popen]) -> Iterator[list[int]
 
 
 def _watch(processes: list[subprocess.Popen], storage: optuna.storages.BaseStorage, request: SearchRequest,
-           console: Console) -> None:
-    """Poll the study until every worker has exited, printing its progress as it changes."""
+           events: Events) -> None:
+    """Poll the study until every worker has exited, saying its progress as it changes."""
     last = None
     while True:
         alive = sum(p.poll() is None for p in processes)
         line = _status(storage, request, alive, len(processes))
         if line != last:
-            console.print(line, highlight=False)
+            events.say(line)
             last = line
         if not alive:
             return

@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import optuna
-from rich.console import Console
 
 from search_spaces import Space, defaults_over, pin, space_for
 from study import backend as keras_backend
 from study.data import Dataset, load_dataset
+from study.events import SILENT, Events
 from study.store import StudySpec, count_finished, open_storage, records, storage_errors
 from study.store.liveness import fail_dead_trials
 from study.store.studies import open_study
 from study.tuning import optuna_backend
-from study.tuning.display import SearchDisplay
 from study.tuning.estimate import Forecast, Plan, SearchEstimate, estimate_search
 from study.tuning.objective import Objective, remove_stale_staging
 from study.tuning.request import SearchIncomplete, SearchRequest, base_config, check_data, validate
@@ -34,16 +33,15 @@ from study.tuning.signals import sigterm_interrupts
 from study.tuning.tracked_trials import catch_up, study_tracking
 
 
-def run_search(request: SearchRequest, console: Console | None = None) -> optuna.Study:
-    """Run (or resume) the search; returns the study. Ctrl-C or SIGTERM propagates (as KeyboardInterrupt)
-    after the running trial is marked FAIL."""
-    console = console or Console()
+def run_search(request: SearchRequest, events: Events = SILENT) -> optuna.Study:
+    """Run (or resume) the search, telling ``events`` how it goes; returns the study. Ctrl-C or SIGTERM
+    propagates (as KeyboardInterrupt) after the running trial is marked FAIL."""
     validate(request)
     storage = _open_storage(request)
     base = base_config(request)
     data = load_data(request, base)
     with storage_errors(request.storage), sigterm_interrupts():
-        return _fill(request, storage, base, data, console)
+        return _fill(request, storage, base, data, events)
 
 
 def estimate(request: SearchRequest) -> SearchEstimate:
@@ -67,37 +65,33 @@ def load_data(request: SearchRequest, base: dict[str, Any]) -> Dataset:
 
 
 def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: dict[str, Any], data: Dataset,
-          console: Console) -> optuna.Study:
+          events: Events) -> optuna.Study:
     """Resume the study and run the trials it still lacks."""
     space = trial_space(request)
     spec = StudySpec(request.study_name, request.regime, request.backend, request.objective, request.dataset,
                      data.fingerprint, base, request.max_epochs, keras_backend=keras_backend.name())
     with quiet_optuna():  # optuna's "[I ...] A new study created in RDB" line: the display names the study
-        study = _resume(request, storage, spec, space, console)
+        study = _resume(request, storage, spec, space, events)
     remaining = request.trials - count_finished(study)
-
-    def say(line: str) -> None:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-
     if remaining <= 0:
-        console.print(f"study {study.study_name} already has {count_finished(study)} finished trials "
-                      f"(of {request.trials} asked for)")
-        tracking = study_tracking(request.track, study, request.runs_dir, say)
+        events.say(f"study {study.study_name} already has {count_finished(study)} finished trials "
+                   f"(of {request.trials} asked for)")
+        tracking = study_tracking(request.track, study, request.runs_dir, events.say)
         catch_up(tracking, study)  # a finished study tracked now: its trials are added, once
         tracking.close()
         return study
     objective = Objective(study.study_name, space, base, data, Path(request.runs_dir), request.objective,
                           request.max_epochs, request.keep_models)
     fresh = not any(records.run_dir(t) for t in study.get_trials(deepcopy=False))
-    forecast = Forecast(_plan(request, base, data, remaining, fresh), say)
+    forecast = Forecast(_plan(request, base, data, remaining, fresh), events.say)
     forecast.start()
     objective.finished = lambda number, result: forecast.trial_finished(number, result, study.study_name)
-    objective.tracking = study_tracking(request.track, study, request.runs_dir, say)
+    objective.tracking = study_tracking(request.track, study, request.runs_dir, events.say)
     try:
         catch_up(objective.tracking, study)  # trials that ran untracked, or whose tracker failed
-        with quiet_optuna(), SearchDisplay(console, study, request.trials) as display:
-            objective.events = display
-            stopped = request.tuner_backend.run(request, study, objective, remaining, display)
+        with quiet_optuna(), events.search_started(study, request.trials) as trials:
+            objective.events = trials
+            stopped = request.tuner_backend.run(request, study, objective, remaining, trials)
     finally:
         objective.tracking.close()
     remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # trials failed by the last heartbeats
@@ -128,7 +122,7 @@ def _open_storage(request: SearchRequest) -> optuna.storages.BaseStorage:
 
 
 def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: StudySpec, space: Space,
-            console: Console) -> optuna.Study:
+            events: Events) -> optuna.Study:
     """Open the study, fail the trials of dead workers, and give it this run's sampler."""
     backend = request.tuner_backend
     study = open_study(spec, storage, pruner=backend.pruner(request, space))
@@ -137,7 +131,7 @@ def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: 
         study.enqueue_trial(defaults_over(space, request.base), user_attrs=records.default_config_attrs(),
                             skip_if_exists=True)
     dead = fail_dead_trials(study, storage)
-    _announce_dead(console, dead)
+    _announce_dead(events, dead)
     remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # the dead trials' and any other
     study.sampler = backend.sampler(request, space, _sampler_seed(request, study))
     return study
@@ -148,10 +142,10 @@ def _sampler_seed(request: SearchRequest, study: optuna.Study) -> int:
     return request.seed + len(study.get_trials(deepcopy=False)) + optuna_backend.sampler_salt(request.storage)
 
 
-def _announce_dead(console: Console, numbers: list[int]) -> None:
+def _announce_dead(events: Events, numbers: list[int]) -> None:
     if numbers:
         listed = ", ".join(str(n) for n in numbers)
-        console.print(f"[yellow]marked failed: trial(s) {listed}, left running by a process that died[/]")
+        events.warn(f"marked failed: trial(s) {listed}, left running by a process that died")
 
 
 @contextmanager

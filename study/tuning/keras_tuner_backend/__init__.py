@@ -42,7 +42,7 @@ class KerasTunerBackend:
     def pruner(self, request, space):
         return optuna.pruners.NopPruner()  # its trials report every epoch, but only its Hyperband stops them
 
-    def run(self, request, study, objective, remaining: int, display) -> str | None:
+    def run(self, request, study, objective, remaining: int, events) -> str | None:
         from study.tuning.keras_tuner_backend import tuner  # deferred: keras_tuner loads TensorFlow's tuner stack
 
         oracle = tuner.make_oracle(request.tuner_name, request.objective, OBJECTIVES[request.objective],
@@ -50,4 +50,4 @@ class KerasTunerBackend:
                                    seed=request.seed + len(study.get_trials(deepcopy=False)),
                                    failures=request.max_failures)
         return tuner.run(study, objective, oracle, tuner_name=request.tuner_name, trials=remaining,
-                         total=request.trials, timeout=request.timeout, display=display)
+                         total=request.trials, timeout=request.timeout, events=events)

@@ -35,7 +35,7 @@ from keras_tuner.src import config as kt_config
 from search_spaces import Space, distributions, from_keras_tuner
 from study.errors import ConfigError, TrialFailed, UserError
 from study.store import FINISHED, last_failure, records
-from study.tuning.display import SearchDisplay
+from study.events import SearchEvents
 from study.tuning.keras_tuner_backend import TUNERS
 from study.tuning.objective import Objective
 
@@ -55,9 +55,9 @@ class _Done(Exception):
 class SpaceHyperModel(kt.HyperModel):
     """Builds no model: ``build`` reads the space's values, ``fit`` trains them through the objective."""
 
-    def __init__(self, space: Space, study: optuna.Study, objective: Objective, display: SearchDisplay) -> None:
+    def __init__(self, space: Space, study: optuna.Study, objective: Objective, events: SearchEvents) -> None:
         super().__init__(name=f"{space.regime}_space")
-        self.space, self.study, self.objective, self.display = space, study, objective, display
+        self.space, self.study, self.objective, self.events = space, study, objective, events
         self.sampler = study.sampler
 
     def build(self, hp: kt.HyperParameters) -> dict[str, Any]:
@@ -92,7 +92,7 @@ class SpaceHyperModel(kt.HyperModel):
 
     def _tell(self, trial: optuna.Trial, **result: Any) -> None:
         frozen = self.study.tell(trial, **result)
-        self.display.trial_finished(self.study, frozen)
+        self.events.trial_finished(self.study, frozen)
 
 
 def _for_keras_tuner(exc: BaseException) -> BaseException:
@@ -141,11 +141,11 @@ def make_oracle(name: str, metric: str, direction: str, *, max_epochs: int, seed
 
 
 def run(study: optuna.Study, objective: Objective, oracle: kt.Oracle, *, tuner_name: str, trials: int,
-        total: int, timeout: float | None, display: SearchDisplay) -> str | None:
+        total: int, timeout: float | None, events: SearchEvents) -> str | None:
     """Run keras-tuner trials until ``trials`` more have finished, resuming keras-tuner's own project
     when there is one; returns why it stopped short (None when the study is full)."""
     kt_config.DEBUG = False  # else every failed trial prints its traceback; the study records it (error, traceback)
-    hypermodel = SpaceHyperModel(objective.space, study, objective, display)
+    hypermodel = SpaceHyperModel(objective.space, study, objective, events)
     deadline = None if timeout is None else time.monotonic() + timeout
     directory = str(Path(objective.runs_dir) / study.study_name / "keras_tuner")
     with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..." would tear the live table
