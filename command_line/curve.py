@@ -13,8 +13,9 @@ from rich.console import Console
 from command_line.options import config_options, config_values, storage_option, track_option
 from command_line.progress import ConsoleEvents
 from command_line.train import TRAIN_SHORTCUTS
-from study.config import DEFAULT_DATA, REGIMES
+from study.config import DEFAULT_DATA
 from study.errors import TrialFailed
+from study.experiments.requests import CurveRequest, curve_default
 from study.store import DEFAULT_STORAGE, mask_url
 from study.tracking import check_trackers
 
@@ -31,19 +32,20 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
 
 @click.command()
 @click.option("--data", "data_path", default=DEFAULT_DATA, show_default=True, help="Dataset folder or fer2013.csv.")
-@click.option("--fractions", default="0.05,0.1,0.25,0.5,1", show_default=True, callback=_fractions,
+@click.option("--fractions", default=",".join(f"{f:g}" for f in curve_default("fractions")), show_default=True,
+              callback=_fractions,
               help="Shares of the training pool, nested: each seed's 5% lies inside its 10%.")
-@click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=1),
+@click.option("--seeds", default=curve_default("seeds"), show_default=True, type=click.IntRange(min=1),
               help="Runs per regime and fraction (the configuration's seed, +1, ...).")
-@click.option("--regimes", default=",".join(REGIMES), show_default=True, help="Which regimes, comma-separated.")
+@click.option("--regimes", default=",".join(curve_default("regimes")), show_default=True, help="Which regimes, comma-separated.")
 @click.option("--from-study", "from_studies", multiple=True, metavar="STUDY",
               help="Train a regime with its study's best configuration (once per regime; else its defaults).")
-@click.option("--pretrain-fraction", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+@click.option("--pretrain-fraction", default=curve_default("pretrain_fraction"), show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Set this share of the training split aside, pretrain the transfer backbone on it from "
                    "scratch, and use that run as transfer's weights (for where ImageNet cannot be had); the "
                    "curve draws from the rest.")
 @click.option("--name", default="curve", show_default=True, help="The curve's study in the store; a rerun resumes it.")
-@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(),
+@click.option("--runs", "runs_dir", default=curve_default("runs_dir"), show_default=True, type=click.Path(),
               help="Runs go to RUNS/NAME/<regime>-f<fraction>-seed<seed>.")
 @config_options(*CURVE_SHORTCUTS)
 @storage_option
@@ -63,7 +65,7 @@ def curve(data_path: str, fractions: tuple[float, ...], seeds: int, regimes: str
     python cli.py report
     """
     check_trackers(track)  # mlflow without its package is refused before TensorFlow loads
-    from study.experiments.curve import CurveRequest, plan_curve, run_curve  # deferred: training loads TensorFlow
+    from study.experiments.curve import plan_curve, run_curve  # deferred: training loads TensorFlow
 
     values = config_values(config_file, overrides, options, CURVE_SHORTCUTS)
     chosen = tuple(r.strip() for r in regimes.split(",") if r.strip())  # plan_curve refuses an unknown one

@@ -27,6 +27,7 @@ from command_line.progress import ConsoleEvents
 from command_line.train import train_and_report
 from reports import DEFAULT_OUT
 from study.config import DEFAULT_DATA, TrainConfig
+from study.experiments.requests import CurveRequest
 from study.runs import Run
 from study.sample import write_sample
 from study.store import DEFAULT_STORAGE, load_existing, open_storage, records
@@ -154,7 +155,7 @@ def _final_runs(study_name: str, paths: DemoPaths) -> None:
 
 def _curve(names: list[str], paths: DemoPaths) -> None:
     """A small data-efficiency curve of the two searched configurations (resumed when it exists)."""
-    from study.experiments.curve import CurveRequest, plan_curve, run_curve  # deferred: TensorFlow
+    from study.experiments.curve import plan_curve, run_curve  # deferred: TensorFlow
 
     shares = ", ".join(f"{f:.0%}" for f in CURVE_FRACTIONS)
     header(f"data-efficiency curve ({CURVE})",

@@ -22,6 +22,7 @@ from study.config import DEFAULT_DATA, TrainConfig
 from study.model_files import check_weights_source
 from study.data import CLASSES, Dataset, load_dataset, training_share
 from study.ensembles import ensemble
+from study.experiments.requests import FINAL
 from study.pretraining import DEFAULT_FRACTION
 from study.pretraining import pretrain as pretrain_run
 from study.runs import Run
@@ -39,8 +40,8 @@ TRAIN_SHORTCUTS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "
 @click.option("--out", type=click.Path(), help="Run directory (default runs/<regime>-<backbone>-<time>).")
 @click.option("--strict", is_flag=True, help="Fail on unreadable images instead of skipping them.")
 @click.option("--from-study", help="Retrain the best trial of this study (see `search`).")
-@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="With --from-study: runs, one per seed.")
-@click.option("--top", default=1, show_default=True, type=click.IntRange(min=1), metavar="K",
+@click.option("--seeds", default=FINAL["seeds"], show_default=True, type=click.IntRange(min=1), help="With --from-study: runs, one per seed.")
+@click.option("--top", default=FINAL["top"], show_default=True, type=click.IntRange(min=1), metavar="K",
               help="With --from-study: retrain the K best trials (each with --seeds seeds) as one ensemble's members, "
                    "kept as the study's top runs (the report shows their ensemble), not as its final runs.")
 @storage_option

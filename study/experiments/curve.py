@@ -45,11 +45,11 @@ from study.tracking import Tracking, open_tracking
 from study.tracking.callback import run_info, tracked
 from study.training import train
 from study.experiments.final import best_config
+from study.experiments.requests import CurveRequest
 from study.tuning.search import quiet_optuna
 
 KIND = records.CURVE_KIND
 FRACTION_DRAW = 12  # a seed's nested fractions: stratified_share(pool, f, [seed, FRACTION_DRAW])
-DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 PRETRAIN_DIR = "pretrain"
 
 
@@ -115,23 +115,6 @@ class CurveProgress:
 
 
 # ------------------------------------------------------------------------------------- planning
-@dataclass(frozen=True)
-class CurveRequest:
-    """What a curve is asked to train (``plan_curve`` turns it into the ``CurvePlan`` its study records)."""
-
-    name: str
-    data: str
-    fractions: Sequence[float] = DEFAULT_FRACTIONS
-    seeds: int = 3  # per regime and fraction: the configuration's seed, +1, ...
-    regimes: Sequence[str] = REGIMES
-    overrides: Mapping[str, Any] | None = None  # any TrainConfig key, over each regime's configuration
-    from_studies: Sequence[str] = ()  # a study per regime: its best configuration, else the defaults
-    storage: str | None = None  # where from_studies are
-    pretrain_fraction: float = 0.0  # > 0: pretrain the transfer backbone on this share, set aside
-    runs_dir: str | Path = "runs"
-    regime_overrides: Mapping[str, Mapping[str, Any]] | None = None  # per regime, over ``overrides``
-
-
 def plan_curve(request: CurveRequest) -> CurvePlan:
     """Each regime's configuration (its study's best with ``from_studies``, else the defaults), with
     ``overrides`` (any TrainConfig key) over it, and ``regime_overrides[regime]`` over that (e.g. scratch

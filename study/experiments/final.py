@@ -26,6 +26,7 @@ from study.config import TrainConfig
 from study.data import Dataset, load_dataset, training_share
 from study.errors import ConfigError, DataError
 from study.events import SILENT, Events
+from study.experiments.requests import FINAL
 from study.runs import RunError
 from study.store import DEFAULT_STORAGE, epoch_cap, load_existing, open_storage, records, required_best
 from study.tracking.callback import run_info, tracked
@@ -38,13 +39,13 @@ VALIDATION = "holdout"  # recorded with every final run: validation held out as 
 def train_from_study(
     study_name: str,
     storage: str = DEFAULT_STORAGE,
-    seeds: int | Sequence[int] = 1,
+    seeds: int | Sequence[int] = FINAL["seeds"],
     data: str | None = None,
     runs_dir: str | Path = "runs",
     overrides: Mapping[str, Any] | None = None,
     events: Events = SILENT,
     track: Sequence[str] = (),
-    top: int = 1,
+    top: int = FINAL["top"],
 ) -> list[RunResult]:
     """Retrain the study's best trial with each seed into ``runs/<study>/final-seed<k>``; returns RunResults.
 
