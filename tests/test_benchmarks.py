@@ -127,16 +127,33 @@ def test_frozen_augmentation_decides_by_the_seeds_spread():
     assert not decide(far)[0] and "do NOT match" in decide(far)[1]
 
 
-def test_frozen_augmentation_benchmark_runs_quick_and_writes_its_rows(tmp_path):
+def _quick(tmp_path, module: str, markers: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, Path]:
+    """``python -m benchmarks.<module> --quick --write FILE``, FILE holding the ``markers`` pair; it must succeed."""
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache")}
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- frozen-augmentation:start -->\n<!-- frozen-augmentation:end -->\n")
-    result = subprocess.run([sys.executable, "-m", "benchmarks.frozen_augmentation", "--quick", "--write", str(readme)],
-                            check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"# x\n<!-- {markers}:start -->\n<!-- {markers}:end -->\n")
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--quick", "--write", str(doc)],
+                            check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result, doc
+
+
+def test_frozen_augmentation_benchmark_runs_quick_and_writes_its_rows(tmp_path):
+    result, readme = _quick(tmp_path, "frozen_augmentation", "frozen-augmentation")
     rows = [line for line in result.stdout.splitlines() if line.startswith("| frozen phase '")]
     assert [r.split("'")[1] for r in rows] == ["live", "views", "none"]
     assert "Decision: none (--quick)" in result.stdout and result.stdout.rstrip() in readme.read_text()
+
+
+@pytest.mark.slow  # DenseNet169: a pretraining epoch and six frozen phases on the sample
+def test_frozen_momentum_benchmark_runs_quick_and_writes_a_row_per_setting(tmp_path):
+    from benchmarks.frozen_momentum import SETTINGS
+
+    result, doc = _quick(tmp_path, "frozen_momentum", "benchmarks-frozen_momentum", timeout=900)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| frozen phase of DenseNet169")]
+    assert [label in row for row, (label, _) in zip(rows, SETTINGS)] == [True] * len(SETTINGS) == [True] * len(rows)
+    assert all("val accuracy by epoch" in row or "failed: " in row for row in rows)
+    assert result.stdout.rstrip().splitlines()[-1] in doc.read_text()
 
 
 def test_a_face_pretrained_backbone_is_trained_once_on_faces_the_searches_never_see(tmp_path, monkeypatch,

@@ -5,6 +5,7 @@ and nothing is printed; the console renderer draws what it is told.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 
 from rich.console import Console
@@ -46,6 +47,28 @@ def test_a_stall_is_a_warning_the_caller_hears(tmp_path):
                          stall_action="warn", **FAST)  # as test_learning's stalled run
     train(config, tiny_dataset(), tmp_path / "run", events=told)
     assert len(told.warned) == 1 and told.warned[0].startswith("NOT LEARNING")
+
+
+def test_a_search_tells_its_trials_and_a_library_caller_sees_nothing(tmp_path, sample_dir, monkeypatch, capsys):
+    from study.tuning import objective
+    from study.tuning.request import SearchRequest
+    from study.tuning.search import run_search
+    from tests.test_tuning import fake_train
+
+    monkeypatch.setattr(objective, "train", fake_train([]))
+    request = SearchRequest(regime="scratch", trials=2, data=str(sample_dir), storage=f"sqlite:///{tmp_path / 's.db'}",
+                            runs_dir=str(tmp_path / "runs"), max_epochs=2, base={"backbone": "mini_xception"})
+    told = Told()
+    run_search(request, told)
+    trials = [e for e in told.heard if e[0] != "study_finished"]
+    assert trials == [("search_started", "scratch-optuna", 2),
+                      ("trial_started", 0), ("trial_epoch", 0, 1), ("trial_epoch", 0, 2), ("trial_finished", 0, "COMPLETE"),
+                      ("trial_started", 1), ("trial_epoch", 1, 1), ("trial_epoch", 1, 2), ("trial_finished", 1, "COMPLETE")]
+    assert told.heard[-1] == ("study_finished", 2) and told.said[0].startswith("estimate: ")
+    capsys.readouterr()
+    run_search(dataclasses.replace(request, trials=3))  # no events given: SILENT
+    out, err = capsys.readouterr()
+    assert "trial" not in out + err and "estimate" not in out + err
 
 
 def test_the_console_draws_epoch_lines_on_stderr_and_news_on_stdout():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from study.events import Events
+from study.events import Events, SearchEvents
 
 
 class Told(Events):
@@ -34,3 +34,26 @@ class Told(Events):
 
     def phase_ended(self) -> None:
         self.heard.append(("phase_ended",))
+
+    def search_started(self, study: Any, total: int) -> SearchEvents:
+        self.heard.append(("search_started", study.study_name, total))
+        return _ToldTrials(self)
+
+
+class _ToldTrials(SearchEvents):
+    """A search's trial events, recorded in the ``Told`` that started it."""
+
+    def __init__(self, told: Told) -> None:
+        self.told = told
+
+    def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
+        self.told.heard.append(("trial_started", number))
+
+    def epoch_ended(self, number: int, epoch: int, logs: Mapping[str, Any]) -> None:
+        self.told.heard.append(("trial_epoch", number, epoch))
+
+    def trial_finished(self, study: Any, trial: Any) -> None:
+        self.told.heard.append(("trial_finished", trial.number, trial.state.name))
+
+    def study_finished(self, count: int) -> None:
+        self.told.heard.append(("study_finished", count))
