@@ -85,16 +85,17 @@ def build_report(storage: str = DEFAULT_STORAGE, studies: Sequence[str] = (), ou
     ``baselines``: off-the-shelf models (``study.peers.PEERS``) evaluated on the same faces (``reports.peers``)."""
     wanted = parse_formats(formats)
     out = Path(out)
+    store = collect.open_store(storage)  # once, read-only: the searches and the curves are read from it
     try:
-        evidence = collect.gather(storage, studies, partial)
+        evidence = collect.gather(storage, studies, partial, store=store)
     except ReportError:
-        if studies or not curve_report.only_curves(storage):
+        if studies or not curve_report.only_curves(store):
             raise
         # a store of data-efficiency curves alone (``cli.py curve`` without searches): a report of the curves
-        curves = tuple(curve_report.gather_curves(storage))
+        curves = tuple(curve_report.gather_curves(store))
         drawn = draw_curve_figures(curves, out)
         return BuiltReport(write(compose_curves(curves, drawn, mask_url(storage)), out, wanted), drawn, ())
-    content = replace(compute(evidence, partial, baselines), curves=tuple(curve_report.gather_curves(storage)))
+    content = replace(compute(evidence, partial, baselines), curves=tuple(curve_report.gather_curves(store)))
     drawn = draw_figures(content, out)
     document = compose(content, drawn)
     return BuiltReport(write(document, out, wanted), drawn, content.lacks)

@@ -123,12 +123,19 @@ class DataView:
 
 
 # ---------------------------------------------------------------------------------------- gather
-def gather(storage: str, studies: Sequence[str] = (), partial: bool = False) -> Evidence:
-    """Evidence for every regime; raises ``ReportError`` on what is missing unless ``partial``."""
+def open_store(storage: str) -> optuna.storages.BaseStorage:
+    """The store at ``storage``, read-only (reading never creates a store): a report opens it once."""
     try:
-        store = open_storage(storage, read_only=True)  # reading never creates a store
+        return open_storage(storage, read_only=True)
     except NoStore as exc:
         raise NoStoreToRead(exc.url) from None
+
+
+def gather(storage: str, studies: Sequence[str] = (), partial: bool = False,
+           store: optuna.storages.BaseStorage | None = None) -> Evidence:
+    """Evidence for every regime; raises ``ReportError`` on what is missing unless ``partial``. ``store``:
+    the store at ``storage`` when the caller has opened it already."""
+    store = store or open_store(storage)
     storage = mask_url(storage)  # from here on only shown: a password must reach no message or report
     chosen = choose_studies(store, storage, studies)
     lacks = _missing_regimes(chosen, store, storage, partial)

@@ -23,7 +23,7 @@ from reports.tables import Interval, ReportTable, Signed
 from study.data import CLASSES
 from study.evaluation import compute_metrics
 from study.runs import Run, RunError
-from study.store import StorageError, open_storage, records, study_names
+from study.store import open_storage, records, study_names
 
 A, B = "scratch", "transfer"  # the difference is B - A: what transfer buys
 
@@ -93,19 +93,15 @@ def curve_studies(store: optuna.storages.BaseStorage) -> list[optuna.Study]:
     return [s for s in studies if records.is_curve(s)]
 
 
-def only_curves(storage: str) -> bool:
+def only_curves(store: optuna.storages.BaseStorage) -> bool:
     """The store holds curves and no search study: a report of the curves alone."""
-    try:
-        store = open_storage(storage, read_only=True)
-    except StorageError:
-        return False
     studies = [records.load(name, store) for name in study_names(store)]
     return bool(studies) and all(records.is_curve(s) for s in studies)
 
 
-def gather_curves(storage: str) -> list[CurveSummary]:
-    """Every curve of the store at ``storage`` (opened read-only), summarized."""
-    store = open_storage(storage, read_only=True)
+def gather_curves(storage: str | optuna.storages.BaseStorage) -> list[CurveSummary]:
+    """Every curve of the store (a URL, opened read-only, or a store already open), summarized."""
+    store = open_storage(storage, read_only=True) if isinstance(storage, str) else storage
     return [summarize(study) for study in curve_studies(store)]
 
 

@@ -405,6 +405,21 @@ def test_no_store_and_an_empty_store_are_one_clear_error_each(tmp_path: Path) ->
                                                                                           tmp_path / "out"))
 
 
+def test_a_report_opens_the_store_once(tmp_path: Path, data: Dataset, monkeypatch) -> None:
+    import reports.collect
+    import reports.curve
+
+    url = storage(tmp_path)
+    make_study(url, "scratch-only", "scratch", data, tmp_path / "runs", seeds=(0,), trials=2)
+    opened: list[str] = []
+    for module in (reports.collect, reports.curve):
+        real = module.open_storage
+        monkeypatch.setattr(module, "open_storage", lambda *args, real=real, **kwargs: opened.append(args[0])
+                            or real(*args, **kwargs))
+    build_report(url, out=tmp_path / "out", formats="md", partial=True)
+    assert opened == [url]
+
+
 def test_one_regime_is_an_error_unless_partial_and_then_the_first_line_says_so(tmp_path: Path, data: Dataset) -> None:
     url = storage(tmp_path)
     make_study(url, "scratch-only", "scratch", data, tmp_path / "runs", seeds=(0,), trials=2)
