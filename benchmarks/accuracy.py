@@ -254,7 +254,7 @@ def densenet_transfer(data_path: Path, sizes: Sizes) -> list[Row]:
         f"accuracy (d): DenseNet169 transfer from faces (NOT ImageNet: pretrained from scratch on {PRETRAIN_FRACTION:.0%} "
         f"of the training split, {len(source.history)} epochs, {pre_minutes:.1f} min{_kept_note(pre_kept)}, val accuracy "
         f"{pre_val['accuracy']:.3f}), the whole default schedule ({len(frozen)} frozen + "
-        f"{len(transfer.history) - len(frozen)} fine-tune epochs) on the other "
+        f"{len(transfer.history) - len(frozen)} fine-tune epochs{_phase_ends(transfer.history)}) on the other "
         f"{transfer.manifest['data']['sizes']['train']:,} faces; the same test faces as (c){_kept_note(kept)}",
         transfer.metrics["test"], minutes, judged=False)]
     labels, scratch_probs = scratch.split("test")
@@ -270,6 +270,16 @@ def densenet_transfer(data_path: Path, sizes: Sizes) -> list[Row]:
                     f"{interval.high:+.3f}], McNemar p = {test.pvalue:.3g} ({test.only_b} faces only transfer got right, "
                     f"{test.only_a} only scratch)", None, ratio_text=f"{acc['transfer'] / acc['scratch']:.2f}x"))
     return rows
+
+
+def _phase_ends(history) -> str:
+    """Validation accuracy each phase ended with, from history.csv: the frozen phase's at its lowest
+    validation loss (the epoch early stopping restores), the fine-tune phase's at its last epoch."""
+    ends = []
+    for phase, rows in history.groupby("phase", sort=False):
+        at = rows["val_loss"].idxmin() if phase == "frozen" else rows.index[-1]
+        ends.append(f"{phase} {rows.loc[at, 'val_accuracy']:.3f}")
+    return f"; validation accuracy at the end of each phase: {', '.join(ends)}" if ends else ""
 
 
 def _densenet_row(name: str, test: dict, minutes: float, judged: bool) -> Row:

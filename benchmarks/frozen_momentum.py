@@ -59,7 +59,8 @@ def _row(label: str, config: TrainConfig, data, faces_trained: int) -> Row:
     log(f"frozen momentum: {label}")
     started = time.perf_counter()
     try:
-        result = train(config, data, scratch_dir() / "frozen-momentum" / f"m{config.momentum}-lr{config.frozen_learning_rate}")
+        result = train(config, data, scratch_dir() / "frozen-momentum" / f"m{config.momentum}-lr{config.frozen_learning_rate}-"
+                                                                          f"{config.frozen_augmentation}")
     except TrialFailed as exc:  # a NaN loss: nothing is kept, the row says when
         return Row(name, "-", f"failed: {exc}", None)
     history, val = result.history, result.metrics["val"]
