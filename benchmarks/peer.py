@@ -60,6 +60,7 @@ from benchmarks.frozen_features import first
 from search_spaces import Fixed, Float, Space, from_keras_tuner
 from search_spaces.regimes import TRANSFER
 from study.data import Dataset, load_dataset
+from study.events import SearchEvents
 from study.learning import baseline, learned_pvalue
 from study.model import TORCH_MEAN_RGB, TORCH_STD_RGB
 from study.backend import releasing_traced_graphs
@@ -148,19 +149,6 @@ def peer_search(data: Dataset, backbone: str, weights: str, max_epochs: int) -> 
     return clock.seconds, float(best), configurations([t.hyperparameters.values for t in trials], max_epochs)
 
 
-class _Silent:
-    """The live display's interface, showing nothing."""
-
-    def trial_started(self, *args) -> None:
-        pass
-
-    def epoch_ended(self, *args) -> None:
-        pass
-
-    def trial_finished(self, *args) -> None:
-        pass
-
-
 def frozen_only_space(max_epochs: int) -> Space:
     """The transfer space with what the peer does not search pinned (inside the space's own ranges:
     phase-1 epochs are then capped by Hyperband's budget, and ``FrozenOnly`` drops the fine-tune)."""
@@ -187,12 +175,12 @@ def our_search(data: Dataset, backbone: str, weights: str, max_epochs: int,
     peer's definition, applied to ours."""
     study = optuna.create_study(direction="maximize", study_name="ours", pruner=optuna.pruners.NopPruner())  # as search does
     objective = FrozenOnly("ours", frozen_only_space(max_epochs), {"backbone": backbone, "weights": weights}, data,
-                          scratch_dir() / "ours-runs", max_epochs=max_epochs, events=_Silent())
+                          scratch_dir() / "ours-runs", max_epochs=max_epochs)
     oracle = make_oracle("hyperband", "accuracy", "maximize", max_epochs=max_epochs, seed=SEED, failures=trials + 1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with fresh_feature_cache(), Clock() as clock:
         run_keras_tuner(study, objective, oracle, tuner_name="hyperband", trials=trials, total=trials, timeout=None,
-                        display=_Silent())
+                        events=SearchEvents())
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     any_epoch = max(float(pd.read_csv(Path(records.run_dir(t)) / "history.csv")["val_accuracy"].max())
                     for t in complete)
