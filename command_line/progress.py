@@ -28,7 +28,7 @@ class ConsoleEvents(Events):
         self.stderr = stderr or Console(stderr=True, soft_wrap=True)
         self._progress: Progress | None = None
         self._task: Any = None
-        self._phase, self._last_epoch = "", 0
+        self._phase, self._last_epoch, self._steps = "", 0, None
 
     # ------------------------------------------------------------------------------ messages
     def say(self, line: str) -> None:

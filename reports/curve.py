@@ -251,7 +251,7 @@ def curve_tables(curve: CurveSummary) -> list[ReportTable]:
         f1_row.update({f"{r} macro-F1": p.macro_f1 if p else None for r, p in points.items()})
         f1_row["transfer - scratch (mean over seeds)"] = Signed(gap.macro_f1) if gap else None
         f1.append(f1_row)
-    over_seeds = "mean over seeds, ± the 95% t-interval from 3 seeds on, the seeds' range with 2"
+    over_seeds = "mean over seeds, ± the 95% t-interval from 3 seeds on, the seeds' range with 2, none with 1"
     note = (f"Test split, {curve.test_images:,} images; majority-class rate {curve.majority_rate:.4f}. Accuracy: "
             f"{over_seeds}. learned: runs above the majority-class rate (one-sided binomial test, p < 0.01), "
             f"{' and '.join(curve.regimes)}. The difference is paired (the same training images per seed, the same "

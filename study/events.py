@@ -33,7 +33,7 @@ class SearchEvents:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        pass
+        """The search ended (normally or not): a display that drew it may close; nothing to close here."""
 
     def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
         """Trial ``number`` starts training with these sampled values."""
