@@ -35,6 +35,7 @@ from study.config import DEFAULT_DATA, REGIMES
 from study.errors import ConfigError
 from study.store import (
     DEFAULT_STORAGE,
+    COSTS,
     OBJECTIVES,
     NoStore,
     STORAGE_ENV,
@@ -62,7 +63,7 @@ from study.tuning.request import (
     validate,
 )
 from command_line.progress import ConsoleEvents
-from command_line.views import best_table, settings_table, space_table, studies_table, trials_table
+from command_line.views import best_table, front_table, settings_table, space_table, studies_table, trials_table
 
 CLI_PY = Path(__file__).resolve().parents[1] / "cli.py"  # beside this package, in a checkout or an install
 WORKER_COMMAND = "search-worker"
@@ -91,8 +92,11 @@ def _keep_models(ctx: click.Context, param: click.Parameter, value: str) -> int 
 @click.option("--pruner", type=click.Choice(tuple(PRUNERS)),
               help=f"optuna pruner, judged per epoch (default {DEFAULT_PRUNER}).")
 @click.option("--tuner", type=click.Choice(tuple(TUNERS)), help=f"keras-tuner tuner (default {DEFAULT_TUNER}).")
-@click.option("--objective", type=click.Choice(tuple(OBJECTIVES)), default=request_default("objective"),
-              show_default=True, help="Validation metric to optimize (loss is minimized).")
+@click.option("--objective", default=request_default("objective"), show_default=True, metavar="METRIC[,COST]",
+              help=f"Validation metric to optimize ({', '.join(OBJECTIVES)}; loss is minimized), or a metric and a "
+                   f"measured cost ({', '.join(COSTS)}) for an edge search: e.g. accuracy,latency weighs accuracy "
+                   "against each trained model's single-face TFLite time, varies the backbone and shows the Pareto "
+                   "front (no pruning).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Start no new trial after this long.")
 @click.option("--max-epochs", type=click.IntRange(min=1), metavar="N",
@@ -191,10 +195,13 @@ def _summarize(console: Console, study: optuna.Study, storage: str) -> None:
     console.print(f"study {r['name']}: {r['complete']} complete, {r['pruned']} pruned, {r['failed']} failed")
     if r["best"] is not None:
         console.print(best_table(study))
+    if r["front"]:
+        console.print(front_table(study))
     implied = storage in (DEFAULT_STORAGE, os.environ.get(STORAGE_ENV))  # the default, or FER_STUDY_STORAGE's
     where = "" if implied else f" --storage {shlex.quote(mask_url(storage))}"
+    which = " --trial N" if r["front"] is not None else " --seeds 3"  # a Pareto front has no single best
     console.print(f"next: python cli.py show {study.study_name}{where}  |  "
-                  f"python cli.py train --from-study {study.study_name} --seeds 3{where}", highlight=False,
+                  f"python cli.py train --from-study {study.study_name}{which}{where}", highlight=False,
                   soft_wrap=True)  # one line, never broken inside a command to copy
 
 
@@ -214,13 +221,17 @@ def studies(storage: str) -> None:
 @click.argument("study_name", metavar="STUDY")
 @storage_option
 def show(study_name: str, storage: str) -> None:
-    """One study's trials (state, value, epochs, run dir or error) and its best parameters."""
+    """One study's trials (state, value, epochs, run dir or error) and its best parameters; for an edge search
+    (a metric against latency or size), its Pareto-optimal trials with their measured costs."""
     study = load_existing(study_name, open_storage(storage, read_only=True))
     console = table_console()
     console.print(trials_table(study))
-    if study_row(study)["best"] is not None:
+    row = study_row(study)
+    if row["best"] is not None:
         console.print(best_table(study))
-    budget = study_budget(trial_records(study), maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    if row["front"]:
+        console.print(front_table(study))
+    budget = study_budget(trial_records(study), maximize=study.directions[0] == optuna.study.StudyDirection.MAXIMIZE)
     if budget is not None:
         metric = f"validation {records.objective(study).replace('_', '-')}"
         console.print(budget_line(budget, metric), markup=False, highlight=False)

@@ -8,7 +8,8 @@ finished trial, each naming its metric, and the table once at the end::
     trial 3 complete  val_accuracy 0.4417  [optimizer=sgd  lr=0.01]  best 0.4417 (#3)
 
 A trial's value is the study's objective on validation (``val_<objective>``, as the run's
-evaluation computes it). Keras's per-epoch ``loss`` and ``val_loss`` include the head's L2 penalty,
+evaluation computes it). An edge search (``«objective» accuracy,latency`` or ``accuracy,size``) has two: the
+table adds the measured cost, and instead of a best trial it names the Pareto front so far. Keras's per-epoch ``loss`` and ``val_loss`` include the head's L2 penalty,
 so they are labelled ``loss+L2`` and ``val_loss+L2``. An epoch total is the most the trial may
 train (both phases for transfer, after the study's epoch cap); transfer's frozen phase may stop
 earlier.
@@ -29,10 +30,10 @@ from rich.text import Text
 from search_spaces import to_config
 from study.errors import UserError
 from study.events import SearchEvents
-from study.store import FINISHED, records
+from study.store import FINISHED, Objectives, records, trial_cost, trial_value
 
 # Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
-KEY_PARAMS = ("optimizer", "learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
+KEY_PARAMS = ("backbone", "optimizer", "learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
 _ABBREVIATIONS = {"learning_rate": "lr", "frozen_learning_rate": "frozen_lr", "batch_size": "batch"}
 _SHOWN_ROWS = 12
 _STATE_STYLES = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan"}
@@ -51,6 +52,17 @@ def format_value(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+def format_cost(cost: str | None, value: float | None) -> str:
+    """A measured cost as shown: latency in ms, size in MB."""
+    if value is None or cost is None:
+        return ""
+    return f"{value:.2f} ms" if cost == "latency" else f"{value / 1e6:.2f} MB"
+
+
+def cost_label(cost: str) -> str:
+    return {"latency": "latency (TFLite)", "size": "size (TFLite)"}.get(cost, cost)
+
+
 def metric_label(key: str) -> str:
     """A Keras log key as shown: its loss terms include the L2 penalty (``loss+L2``, ``val_loss+L2``)."""
     return f"{key}+L2" if key in ("loss", "val_loss") else key
@@ -65,11 +77,13 @@ class SearchDisplay(SearchEvents):
 
     def __init__(self, console: Console, study: optuna.Study, total: int) -> None:
         self.console = console
-        self.direction = study.direction
+        self.direction = study.directions[0]
+        self.cost = Objectives.parse(records.objective(study)).cost if records.regime(study) else None
+        self.front: list[int] = []  # an edge search's Pareto-optimal trials so far
         # what the study searches
         self.regime, self.base, self.max_epochs = records.regime(study), records.base(study), records.max_epochs(study)
         if self.regime is not None:
-            self.metric = f"val_{records.objective(study)}"
+            self.metric = f"val_{Objectives.parse(records.objective(study)).metric}"
         self.rows: dict[int, dict[str, Any]] = {}
         self.best: tuple[float, int] | None = None
         self.progress = Progress(
@@ -110,6 +124,8 @@ class SearchDisplay(SearchEvents):
     def trial_finished(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """An optuna ``study.optimize`` callback; the keras-tuner backend calls it after ``tell``."""
         self._record(trial)
+        if self.cost is not None:
+            self.front = sorted(t.number for t in study.best_trials)
         if trial.state in FINISHED:
             self.progress.advance(self.task)
         if not self.console.is_terminal:
@@ -124,13 +140,15 @@ class SearchDisplay(SearchEvents):
         self.rows[trial.number] = {
             "params": trial.params,
             "state": trial.state.name,
-            "value": trial.value if trial.state == TrialState.COMPLETE else None,
+            "value": trial_value(trial),
+            "cost": trial_cost(trial),
             "seconds": None if trial.duration is None else trial.duration.total_seconds(),
             "error": records.error(trial) or "",
             "epochs": records.epochs(trial),
         }
-        if trial.state == TrialState.COMPLETE and self._better(trial.value):
-            self.best = (trial.value, trial.number)
+        value = trial_value(trial)
+        if self.cost is None and value is not None and self._better(value):
+            self.best = (value, trial.number)
 
     def _epoch_total(self, params: dict[str, Any]) -> int | None:
         """The most epochs the trial trains: its config as the objective builds it (capped), all phases."""
@@ -149,11 +167,21 @@ class SearchDisplay(SearchEvents):
         return value > self.best[0] if self.direction == optuna.study.StudyDirection.MAXIMIZE else value < self.best[0]
 
     # ------------------------------------------------------------------------------ drawing
+    def _standing(self, long: bool = False) -> str:
+        """The best trial so far, or an edge search's Pareto front."""
+        if self.cost is not None:
+            return f"Pareto front: trial(s) {', '.join(map(str, self.front))}" if self.front else "no front yet"
+        if self.best is None:
+            return "no complete trial yet" if long else "no best yet"
+        return f"best {self.best[0]:.4f} ({'trial ' if long else '#'}{self.best[1]})"
+
     def _line(self, trial: FrozenTrial) -> str:
         row = self.rows[trial.number]
-        best = f"best {self.best[0]:.4f} (#{self.best[1]})" if self.best else "no best yet"
+        best = self._standing()
         if row["value"] is not None:
             outcome = f"{self.metric} {format_value(row['value'])}"
+            if self.cost is not None:
+                outcome += f"  {self.cost} {format_cost(self.cost, row.get('cost'))}"
         elif trial.state == TrialState.PRUNED and trial.intermediate_values:
             outcome = f"after epoch {max(trial.intermediate_values) + 1}"  # optuna's steps count epochs from 0
         else:
@@ -173,10 +201,11 @@ class SearchDisplay(SearchEvents):
         return Group(self.table(), self.progress)
 
     def table(self) -> Table:
-        best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "no complete trial yet"
+        best = self._standing(long=True)
         title = f"study {self.name}: {best}" if self.name else best
         table = Table(title=title, title_justify="left", expand=False)
-        for column in ("trial", "key params", "epochs", self.metric, "state", "duration"):
+        cost = (cost_label(self.cost),) if self.cost is not None else ()
+        for column in ("trial", "key params", "epochs", self.metric, *cost, "state", "duration"):
             table.add_column(column, justify="left" if column in ("key params", "state") else "right")
         for number in sorted(self.rows)[-_SHOWN_ROWS:]:
             table.add_row(*self._cells(number))
@@ -194,9 +223,11 @@ class SearchDisplay(SearchEvents):
             state = f"{state}: {row['error'][:60]}"
         duration = "" if seconds is None else f"{seconds:.0f}s"
         style = _STATE_STYLES.get(row["state"], "")
-        star = " *" if self.best and self.best[1] == number else ""
+        starred = number in self.front if self.cost is not None else bool(self.best and self.best[1] == number)
+        star = " *" if starred else ""
         epochs = row.get("epochs") or row.get("epoch") or ""
+        cost = (format_cost(self.cost, row.get("cost")),) if self.cost is not None else ()
         # Text, not markup: a state without a style (WAITING, a re-queued trial) or an error message
         # with brackets must print as it is, not be parsed (it raised MarkupError and killed a worker).
-        return (f"{number}{star}", Text(format_params(row["params"])), str(epochs), format_value(row["value"]),
+        return (f"{number}{star}", Text(format_params(row["params"])), str(epochs), format_value(row["value"]), *cost,
                 Text(state, style=style), duration)

@@ -40,6 +40,9 @@ TRAIN_SHORTCUTS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "
 @click.option("--out", type=click.Path(), help="Run directory (default runs/<regime>-<backbone>-<time>).")
 @click.option("--strict", is_flag=True, help="Fail on unreadable images instead of skipping them.")
 @click.option("--from-study", help="Retrain the best trial of this study (see `search`).")
+@click.option("--trial", type=click.IntRange(min=0), metavar="N",
+              help="With --from-study: retrain trial N instead of the best (e.g. a point of an edge search's Pareto "
+                   "front, which has no single best: `show STUDY` lists it).")
 @click.option("--seeds", default=FINAL["seeds"], show_default=True, type=click.IntRange(min=1), help="With --from-study: runs, one per seed.")
 @click.option("--top", default=FINAL["top"], show_default=True, type=click.IntRange(min=1), metavar="K",
               help="With --from-study: retrain the K best trials (each with --seeds seeds) as one ensemble's members, "
@@ -47,26 +50,29 @@ TRAIN_SHORTCUTS = ("regime", "backbone", "weights", "epochs", "frozen_epochs", "
 @storage_option
 @track_option
 def train(data_path: str, config_file: str | None, overrides: tuple[str, ...], out: str | None, strict: bool,
-          from_study: str | None, seeds: int, top: int, storage: str, track: tuple[str, ...], **options: Any) -> None:
+          from_study: str | None, trial: int | None, seeds: int, top: int, storage: str, track: tuple[str, ...],
+          **options: Any) -> None:
     """Train one run with the paper's settings (or a config), evaluate it on test, save every artifact."""
     values = config_values(config_file, overrides, options, TRAIN_SHORTCUTS)
     check_trackers(track)  # mlflow without its package is refused before anything loads
     if from_study:
         data = data_path if data_path != DEFAULT_DATA else None
-        _train_from_study(from_study, seeds, storage, data, values, track, top)
+        _train_from_study(from_study, seeds, storage, data, values, track, top, trial)
         return
     if top != 1:
         raise click.UsageError("--top K retrains a study's K best trials: it needs --from-study")
+    if trial is not None:
+        raise click.UsageError("--trial N retrains a study's trial: it needs --from-study")
     config = config_mod.from_dict(values)
     train_and_report(config, data_path, Path(out) if out else default_run_dir(config), strict=strict, track=track)
 
 
 def _train_from_study(name: str, seeds: int, storage: str, data_path: str | None, overrides: dict,
-                      track: tuple[str, ...] = (), top: int = 1) -> None:
+                      track: tuple[str, ...] = (), top: int = 1, trial: int | None = None) -> None:
     from study.experiments.final import train_from_study  # deferred: training loads TensorFlow
 
     results = train_from_study(name, storage=storage, seeds=seeds, data=data_path, overrides=overrides or None,
-                               events=events, track=track, top=top)
+                               events=events, track=track, top=top, trial=trial)
     for result in results:
         test = result.metrics["test"]
         console.print(f"{'final' if top == 1 else f'top-{top}'} run {result.run_dir}: test accuracy {test['accuracy']:.4f} (majority-class rate "

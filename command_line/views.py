@@ -10,8 +10,18 @@ from rich.table import Table
 from search_spaces import Space, describe
 from study import config as config_mod
 from study.config import TrainConfig, default_source, field_default
-from study.store import best_param_rows, best_trial, records, trial_params, trial_records
-from command_line.search_display import format_params, format_value
+from study.latency import FPS
+from study.store import (
+    Objectives,
+    best_param_rows,
+    best_trial,
+    pareto_front,
+    records,
+    trial_params,
+    trial_records,
+    trial_value,
+)
+from command_line.search_display import cost_label, format_cost, format_params, format_value
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -53,22 +63,57 @@ def studies_table(rows: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right")
     for r in rows:
         counts = f"{r['complete']} / {r['pruned']} / {r['failed']}"
-        table.add_row(r["name"], r["regime"], r["backend"], r["objective"], counts, str(r["running"]),
-                      format_value(r["best"]), str(r["final_runs"]))
+        best = format_value(r["best"]) if r.get("front") is None else f"front of {r['front']}"
+        table.add_row(r["name"], r["regime"], r["backend"], r["objective"], counts, str(r["running"]), best,
+                      str(r["final_runs"]))
     return table
 
 
 def trials_table(study: optuna.Study) -> Table:
+    objectives = Objectives.parse(records.objective(study))
+    against = f" against {objectives.cost}" if objectives.cost else ""
     title = (f"study {study.study_name}: {records.regime(study)} / {records.backend(study)}, "
-             f"objective val {records.objective(study)}")
+             f"objective val {objectives.metric}{against}")
     table = Table(title=title, title_justify="left")
-    for column in ("trial", "state", "value", "epochs", "duration", "key params", "run dir / error"):
-        table.add_column(column, justify="right" if column in ("trial", "value", "epochs", "duration") else "left")
+    cost = (cost_label(objectives.cost),) if objectives.cost else ()
+    for column in ("trial", "state", "value", *cost, "epochs", "duration", "key params", "run dir / error"):
+        table.add_column(column, justify="right" if column in ("trial", "value", *cost, "epochs", "duration") else "left")
     for r in trial_records(study):
         duration = "" if math.isnan(r["seconds"]) else f"{r['seconds']:.0f}s"
         value = None if math.isnan(r["value"]) else r["value"]
-        table.add_row(str(r["number"]), r["state"], format_value(value), str(r["epochs"] or ""), duration,
+        cells = (format_cost(objectives.cost, None if math.isnan(r["cost"]) else r["cost"]),) if cost else ()
+        table.add_row(str(r["number"]), r["state"], format_value(value), *cells, str(r["epochs"] or ""), duration,
                       format_params(trial_params(r)), r["error"] or r["run_dir"])
+    return table
+
+
+def front_table(study: optuna.Study) -> Table:
+    """A multi-objective study's Pareto-optimal trials, fastest (or smallest) first, with every measured cost:
+    what each buys in accuracy for its time and size, and which run in real time on the machine that measured
+    them."""
+    objectives = Objectives.parse(records.objective(study))
+    front = pareto_front(study)
+    machines = sorted({records.cost(t).get("machine", "?") for t in front})
+    measured = next((records.cost(t) for t in front if records.cost(t)), {})
+    how = (f"TFLite, {measured.get('threads', '?')} thread, median of {measured.get('repeats', '?')} single faces, "
+           f"on {'; '.join(machines)}") if measured else "not measured"
+    table = Table(title=f"Pareto front of study {study.study_name}: val {objectives.metric} against "
+                        f"{objectives.cost} ({how}); train one: train --from-study {study.study_name} --trial N",
+                  title_justify="left")
+    for column in ("trial", "backbone", f"val {objectives.metric}", "latency ms", "frames/s", f">= {FPS:g} fps",
+                   "Keras ms", "size MB", "key params"):
+        table.add_column(column, justify="left" if column in ("backbone", "key params") else "right")
+    base_backbone = records.base(study).get("backbone", "")
+    for trial in front:
+        cost = records.cost(trial)
+        ms = cost.get("tflite_ms")
+        fps = 1000.0 / ms if ms else None
+        table.add_row(str(trial.number), str(trial.params.get("backbone", base_backbone)),
+                      format_value(trial_value(trial)), "" if ms is None else f"{ms:.2f}",
+                      "" if fps is None else f"{fps:,.0f}", "" if fps is None else ("yes" if fps >= FPS else "no"),
+                      "" if "keras_ms" not in cost else f"{cost['keras_ms']:.1f}",
+                      "" if "tflite_bytes" not in cost else f"{cost['tflite_bytes'] / 1e6:.2f}",
+                      format_params({k: v for k, v in trial.params.items() if k != "backbone"}))
     return table
 
 

@@ -17,12 +17,14 @@ import pandas as pd
 
 from reports import DEFAULT_OUT, budget, collect, figures
 from reports import curve as curve_report
+from reports import edge as edge_report
 from reports import markdown as md
 from reports import pdf
 from reports.collect import DataView, Evidence, RegimeEvidence, SearchSummary
-from reports.compose import compose, compose_curves
+from reports.compose import compose, compose_alone
 from reports.content import ReportContent, RunCalibration
 from reports.curve import CurveSummary
+from reports.edge import EdgeSummary
 from reports.document import Document, FigureBlock
 from reports.errors import ReportError
 from reports import ensembles as ensemble_report
@@ -89,13 +91,15 @@ def build_report(storage: str = DEFAULT_STORAGE, studies: Sequence[str] = (), ou
     try:
         evidence = collect.gather(storage, studies, partial, store=store)
     except ReportError:
-        if studies or not curve_report.only_curves(store):
+        if studies or not collect.only_side_studies(store):
             raise
-        # a store of data-efficiency curves alone (``cli.py curve`` without searches): a report of the curves
-        curves = tuple(curve_report.gather_curves(store))
-        drawn = draw_curve_figures(curves, out)
-        return BuiltReport(write(compose_curves(curves, drawn, mask_url(storage)), out, wanted), drawn, ())
-    content = replace(compute(evidence, partial, baselines), curves=tuple(curve_report.gather_curves(store)))
+        # a store of data-efficiency curves and edge searches alone, without a search of either regime: a report
+        # of those
+        curves, edges = tuple(curve_report.gather_curves(store)), tuple(edge_report.gather_edges(store))
+        drawn = {**draw_curve_figures(curves, out), **draw_edge_figures(edges, out)}
+        return BuiltReport(write(compose_alone(curves, edges, drawn, mask_url(storage)), out, wanted), drawn, ())
+    content = replace(compute(evidence, partial, baselines), curves=tuple(curve_report.gather_curves(store)),
+                      edges=tuple(edge_report.gather_edges(store)))
     drawn = draw_figures(content, out)
     document = compose(content, drawn)
     return BuiltReport(write(document, out, wanted), drawn, content.lacks)
@@ -265,6 +269,21 @@ def draw_figures(content: ReportContent, out: Path) -> dict[str, FigureBlock]:
     drawn.update(_budget_figure(content, out))
     drawn.update(_side_by_side_figures(content, out))
     drawn.update(draw_curve_figures(content.curves, out))
+    drawn.update(draw_edge_figures(content.edges, out))
+    return drawn
+
+
+def draw_edge_figures(edges: Sequence[EdgeSummary], out: Path) -> dict[str, FigureBlock]:
+    """Each edge search: every trial's validation metric against its latency, the Pareto front drawn."""
+    drawn = {}
+    for e in edges:
+        slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in e.name)
+        caption = (f"Edge search {e.name}: validation {e.metric} of every complete trial against its single-face "
+                   f"TFLite latency (log axis; the marker's area is the TFLite file's size), coloured by backbone; "
+                   f"the black steps join the Pareto front, the red line is {edge_report.FPS:g} frames a second on "
+                   "the machine that measured them.")
+        drawn[f"edge:{e.name}"] = _figure(out, f"edge_{slug}", caption,
+                                          lambda p, mark, e=e: edge_report.draw(e, p, mark=mark), synthetic=e.synthetic)
     return drawn
 
 

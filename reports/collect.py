@@ -26,7 +26,17 @@ from study.data import CLASSES, load_dataset
 from study.errors import UserError
 from study.runs import Run, RunError
 from reports.errors import MissingRegime, NoFinalRuns, NoStoreToRead, NoStudies, ReportError
-from study.store import NoStore, best_param_rows, best_trial, mask_url, open_storage, records, study_names, trials_frame
+from study.store import (
+    NoStore,
+    best_param_rows,
+    best_trial,
+    is_multi_objective,
+    mask_url,
+    open_storage,
+    records,
+    study_names,
+    trials_frame,
+)
 
 # What the tables and training curves read from history.csv (study.training writes more).
 HISTORY_COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -157,7 +167,8 @@ def choose_studies(store: optuna.storages.BaseStorage, url: str, names: Sequence
         raise NoStudies(url)
     names = list(dict.fromkeys(names))
     chosen = _named(store, url, all_names, names)
-    candidates = [records.load(n, store) for n in all_names if n not in names]
+    # an edge search (a metric against a cost) has a front, not a best configuration: its own section shows it
+    candidates = [s for s in (records.load(n, store) for n in all_names if n not in names) if not is_multi_objective(s)]
     for regime in REGIMES:
         mine = [s for s in candidates if records.regime(s) == regime]
         if regime not in chosen and mine:
@@ -175,11 +186,22 @@ def _named(store: optuna.storages.BaseStorage, url: str, all_names: list[str],
         regime = records.regime(study)
         if regime not in REGIMES:
             raise ReportError(f"study {name!r} records no regime (it was not made by a search of this toolkit)")
+        if is_multi_objective(study):
+            raise ReportError(f"study {name!r} is an edge search ({records.objective(study)}): it has a Pareto front, "
+                              "not a best configuration to compare; the report shows it in its own section")
         if regime in chosen:
             raise ReportError(f"«study» {chosen[regime].study_name} and «study» {name} are both {regime} studies: "
                               "pass one study per regime")
         chosen[regime] = study
     return chosen
+
+
+def only_side_studies(store: optuna.storages.BaseStorage) -> bool:
+    """The store holds studies, and each is a data-efficiency curve or an edge search: nothing to compare
+    the regimes with, but something to report."""
+    studies = [records.load(name, store) for name in study_names(store)]
+    return bool(studies) and all(records.is_curve(s) or (records.regime(s) and is_multi_objective(s))
+                                 for s in studies)
 
 
 def _preference(study: optuna.Study, store: optuna.storages.BaseStorage) -> tuple[int, float, int]:

@@ -7,6 +7,7 @@ import pandas as pd
 
 from reports.collect import DataView, Evidence
 from reports.curve import CurveSummary
+from reports.edge import EdgeSummary
 from reports.setup import Setup
 from reports.stats import ClassComparison, Comparison
 from reports.tables import ReportTable
@@ -29,6 +30,7 @@ class ReportContent:
     classes: ClassComparison | None = None  # per-class recall tests and the confusion difference (with a comparison)
     calibration: dict[str, RunCalibration] | None = None  # per regime: its first run's reliability bins
     curves: tuple[CurveSummary, ...] = ()  # the store's data-efficiency curves (cli.py curve)
+    edges: tuple[EdgeSummary, ...] = ()  # the store's edge searches (a metric against latency or size)
 
 
 @dataclass(frozen=True)

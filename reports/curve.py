@@ -93,12 +93,6 @@ def curve_studies(store: optuna.storages.BaseStorage) -> list[optuna.Study]:
     return [s for s in studies if records.is_curve(s)]
 
 
-def only_curves(store: optuna.storages.BaseStorage) -> bool:
-    """The store holds curves and no search study: a report of the curves alone."""
-    studies = [records.load(name, store) for name in study_names(store)]
-    return bool(studies) and all(records.is_curve(s) for s in studies)
-
-
 def gather_curves(storage: str | optuna.storages.BaseStorage) -> list[CurveSummary]:
     """Every curve of the store (a URL, opened read-only, or a store already open), summarized."""
     store = open_storage(storage, read_only=True) if isinstance(storage, str) else storage

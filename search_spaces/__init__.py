@@ -22,9 +22,22 @@ from search_spaces.hp import (
     grid_values,
     pin,
 )
-from search_spaces.regimes import SCRATCH, SPACES, TRANSFER, defaults_over, space_for, to_config
+from search_spaces.regimes import (
+    EDGE_BACKBONES,
+    SCRATCH,
+    SPACES,
+    TRANSFER,
+    defaults_over,
+    edge_backbones,
+    space_for,
+    to_config,
+    with_backbones,
+)
 
 __all__ = [
+    "EDGE_BACKBONES",
+    "edge_backbones",
+    "with_backbones",
     "Choice",
     "Fixed",
     "Float",

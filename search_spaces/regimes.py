@@ -86,6 +86,27 @@ SCRATCH = Space("scratch", (*_head(), *_optimizer(Float("learning_rate", 1e-4, 1
 TRANSFER = Space("transfer", (*_head(), *_optimizer(Float("learning_rate", 1e-5, 1e-2, log=True)),
                               *_transfer_schedule(), *_augmentation()))
 SPACES: dict[str, Space] = {"scratch": SCRATCH, "transfer": TRANSFER}
+# What an edge search (a metric against latency or size) weighs: from a network 150 times smaller than the
+# paper's to the paper's own. Transfer only over backbones with ImageNet weights (mini_xception has none).
+EDGE_BACKBONES: dict[str, tuple[str, ...]] = {
+    "scratch": ("mini_xception", "mobilenetv3small", "efficientnetb0", "densenet121", "densenet169"),
+    "transfer": ("mobilenetv3small", "efficientnetb0", "densenet121", "densenet169"),
+}
+
+
+def edge_backbones(regime: str) -> tuple[str, ...]:
+    space_for(regime)  # an unknown regime is a ConfigError
+    return EDGE_BACKBONES[regime]
+
+
+def with_backbones(space: Space, backbones: tuple[str, ...]) -> Space:
+    """``space`` with the backbone as its first parameter, one of ``backbones`` (the paper's by default, where
+    it is one of them); ``space`` itself when there are none to choose from."""
+    if not backbones:
+        return space
+    paper = TrainConfig().backbone
+    default = paper if paper in backbones else backbones[-1]
+    return Space(space.regime, (Choice("backbone", tuple(backbones), default=default), *space.params))
 
 
 def space_for(regime: str) -> Space:
@@ -100,11 +121,13 @@ def to_config(
     """Sampled ``values`` (validated, paper values filled in, epochs capped) over ``base`` settings.
 
     ``base`` holds what the search does not vary (backbone, weights, seed, subset, ...). A base key
-    that names a parameter of the space pins it (``pin``): the search does not vary it.
+    that names a parameter of the space pins it (``pin``): the search does not vary it. ``values`` with a
+    backbone are an edge search's (``with_backbones``).
     """
     base = dict(base or {})
     resolved = config_mod.from_dict({**base, "regime": regime})  # every base key checked, and typed
-    space = pin(space_for(regime), {k: getattr(resolved, k) for k in base})
+    searched = with_backbones(space_for(regime), EDGE_BACKBONES[regime] if "backbone" in values else ())
+    space = pin(searched, {k: getattr(resolved, k) for k in base})
     sampled = cap_epochs(from_dict(space, {**defaults_over(space, base), **values}), max_epochs)
     return config_mod.from_dict({**base, **sampled, "regime": regime})
 

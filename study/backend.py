@@ -18,7 +18,9 @@ path imports it (``tests/test_backends.py`` checks ``sys.modules``).
 from __future__ import annotations
 
 import importlib
+import os
 import platform
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
@@ -59,6 +61,24 @@ def device() -> str:
 
         found = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return ", ".join(found) if found else f"CPU ({platform.processor() or platform.machine()})"
+
+
+def cpu_name() -> str:
+    """This machine's CPU model and its core count."""
+    return f"{cpu_model()}, {os.cpu_count()} cores"
+
+
+def cpu_model() -> str:
+    """This machine's CPU model (``/proc/cpuinfo`` where there is one)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return model
 
 
 def jit_compile(requested: bool) -> bool:

@@ -28,7 +28,7 @@ from study.errors import ConfigError, DataError
 from study.events import SILENT, Events
 from study.experiments.requests import FINAL
 from study.runs import RunError
-from study.store import DEFAULT_STORAGE, epoch_cap, load_existing, open_storage, records, required_best
+from study.store import DEFAULT_STORAGE, epoch_cap, load_existing, named_trial, open_storage, records, required_best
 from study.tracking.callback import run_info, tracked
 from study.training import RunResult, train
 from study.tuning.tracked_trials import study_tracking
@@ -46,6 +46,7 @@ def train_from_study(
     events: Events = SILENT,
     track: Sequence[str] = (),
     top: int = FINAL["top"],
+    trial: int | None = None,
 ) -> list[RunResult]:
     """Retrain the study's best trial with each seed into ``runs/<study>/final-seed<k>``; returns RunResults.
 
@@ -55,9 +56,13 @@ def train_from_study(
     ``top`` K > 1: the K best complete trials instead (the best first), each retrained with the seeds into
     ``runs/<study>/top-trial<n>-seed<k>`` and recorded as the study's top runs (an ensemble's members, the way
     the FER2013 records are made), not as its final runs.
+    ``trial`` N: that trial instead of the best, into ``runs/<study>/final-trial<n>-seed<k>`` (a point of a
+    multi-objective study's Pareto front: such a study has no single best).
     """
+    if trial is not None and top != 1:
+        raise ConfigError(f"«trial» {trial} names one trial and «top» {top} the best {top}: give one of them")
     study = load_existing(study_name, open_storage(storage, create=False))  # no empty store as a side effect
-    plan = _plan(study, top, seeds, overrides, Path(runs_dir) / study_name)
+    plan = _plan(study, top, seeds, overrides, Path(runs_dir) / study_name, trial)
     datasets = _datasets(study, data, plan)  # before any training: a wrong dataset is refused at once
     kind = "final run" if top == 1 else f"top-{top} run"
     results = []
@@ -86,13 +91,17 @@ def train_from_study(
 
 
 def _plan(study: optuna.Study, top: int, seeds: int | Sequence[int], overrides: Mapping[str, Any] | None,
-          folder: Path) -> list[tuple[optuna.trial.FrozenTrial, TrainConfig, Path]]:
+          folder: Path, named: int | None = None) -> list[tuple[optuna.trial.FrozenTrial, TrainConfig, Path]]:
     """(trial, its configuration with one seed, run directory) for every run, each directory checked free."""
     plan = []
-    for trial in ranked_trials(study, top):
+    trials = [named_trial(study, named)] if named is not None else ranked_trials(study, top)
+    for trial in trials:
         config = best_config(study, trial, {"subset": 1.0, **(overrides or {})})
         for seed in _seeds(seeds, config.seed):
-            name = f"final-seed{seed}" if top == 1 else f"top-trial{trial.number}-seed{seed}"
+            if named is not None:
+                name = f"final-trial{trial.number}-seed{seed}"
+            else:
+                name = f"final-seed{seed}" if top == 1 else f"top-trial{trial.number}-seed{seed}"
             plan.append((trial, config.replace(seed=seed), folder / name))
     _free_run_dirs([run_dir for _, _, run_dir in plan])
     return plan

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from study import runs
+from study import runs, tflite
 from study.errors import UserError, WriteFailed
 from study.events import SILENT, Events
 from study.inference import models
@@ -260,14 +260,7 @@ def _write_savedmodel(model, path: Path, quantize: bool) -> None:
 
 
 def _write_tflite(model, path: Path, quantize: bool) -> None:
-    import tensorflow as tf
-
-    with tempfile.TemporaryDirectory() as tmp:
-        _write_savedmodel(model, Path(tmp) / "savedmodel", False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "savedmodel"))
-        if quantize:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no dataset given: dynamic range
-        path.write_bytes(converter.convert())
+    tflite.write(model, path, quantize)
 
 
 def _write_onnx(model, path: Path, quantize: bool) -> None:
@@ -290,18 +283,7 @@ def _run_savedmodel(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def _run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        # TF 2.21 still ships tf.lite.Interpreter and warns about its future move to ai-edge-litert.
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(model_path=str(path))
-    source = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(source["index"], list(x.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(source["index"], x)
-    interpreter.invoke()
-    return np.asarray(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    return tflite.run(path, x)
 
 
 def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:

@@ -21,7 +21,9 @@ Study attributes:
 Trial attributes: ``worker`` (first, so a killed trial can be told from a live one), ``run_dir``, ``epochs``,
 ``seconds``, ``val`` (accuracy, loss, macro-F1), ``stalled``, ``error`` and ``traceback`` (a failed or
 interrupted trial), ``keras_tuner`` (Hyperband's bracket, round and epochs), ``default_config`` (trial 0:
-the configuration ``train`` trains); optuna's own ``retry_history`` is a system attribute.
+the configuration ``train`` trains; in an edge search, each backbone's first trial), ``cost`` (a
+multi-objective trial's measured latency and size, and the machine they were measured on:
+``study.latency.Cost``); optuna's own ``retry_history`` is a system attribute.
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class TrialKey:
     TRACEBACK = "traceback"
     KERAS_TUNER = "keras_tuner"
     DEFAULT_CONFIG = "default_config"
+    COST = "cost"
     RETRY_HISTORY = "retry_history"
 
 
@@ -264,6 +267,15 @@ def default_config_attrs() -> dict[str, Any]:
 
 def default_trial(trials: Iterable[FrozenTrial]) -> FrozenTrial | None:
     return next((t for t in trials if is_default_config(t)), None)
+
+
+def cost(trial: FrozenTrial) -> dict[str, Any]:
+    """A multi-objective trial's measured cost (``study.latency.Cost.to_dict``); empty otherwise."""
+    return dict(trial.user_attrs.get(TrialKey.COST) or {})
+
+
+def record_cost(trial: optuna.Trial, measured: dict[str, Any]) -> None:
+    trial.set_user_attr(TrialKey.COST, measured)
 
 
 def set_worker(trial: optuna.Trial, worker_id: str) -> None:

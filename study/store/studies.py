@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import from_dict, space_for
 from study.config import TrainConfig, default_source
+from study.errors import ConfigError
 from study.store import records
 from study.store.connect import StorageError, open_storage
 from study.store.records import StudyKey
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     import pandas as pd  # at run time imported where used: pandas alone takes ~0.4 s, and reads never need it
 
 OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "loss": "minimize", "macro_f1": "maximize"}
+# What an edge search weighs the metric against (``study.latency``): the trained model's median
+# single-face inference time in its TFLite form (ms), or that file's size (bytes); both minimized.
+COSTS: dict[str, str] = {"latency": "minimize", "size": "minimize"}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Study attributes that must match for a search to resume a study (the backend may differ).
 _MUST_MATCH = (StudyKey.REGIME, StudyKey.OBJECTIVE, StudyKey.FINGERPRINT, StudyKey.BASE, StudyKey.MAX_EPOCHS,
@@ -43,12 +47,55 @@ class NoStudy(StorageError):
         self.name, self.known = name, known
 
 
+class NoSingleBest(StorageError):
+    """A multi-objective study has a Pareto front, not one best trial: a trial of it must be named."""
+
+    def __init__(self, name: str, front: list[int]) -> None:
+        listed = ", ".join(str(n) for n in front) or "none yet"
+        super().__init__(f"study {name} weighs two objectives and has no single best trial; name one of its Pareto "
+                         f"front with «trial» N (front: {listed}; show {name} lists them)")
+        self.name, self.front = name, front
+
+
 class NoCompleteTrial(StorageError):
     """A study has no complete trial, so it has no best configuration yet."""
 
     def __init__(self, name: str) -> None:
         super().__init__(f"study {name} has no complete trial yet")
         self.name = name
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """A search's «objective»: one validation metric, or a metric and a measured cost ("accuracy,latency"),
+    which makes the study multi-objective (optuna's ``directions``; no single best trial, a Pareto front)."""
+
+    metric: str
+    cost: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Objectives":
+        parts = [p.strip() for p in str(text).split(",")]
+        if len(parts) in (1, 2) and parts[0] in OBJECTIVES and (len(parts) == 1 or parts[1] in COSTS):
+            return cls(parts[0], parts[1] if len(parts) == 2 else None)
+        raise ConfigError(f"«objective» is a metric ({', '.join(OBJECTIVES)}), optionally followed by a cost to "
+                          f"weigh it against ({', '.join(COSTS)}), e.g. accuracy,latency; got {text!r}")
+
+    @property
+    def multi(self) -> bool:
+        return self.cost is not None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.metric,) if self.cost is None else (self.metric, self.cost)
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[self.metric], *([COSTS[self.cost]] if self.cost else [])]
+
+
+def is_multi_objective(study: optuna.Study) -> bool:
+    return len(study.directions) > 1
 
 
 @dataclass(frozen=True)
@@ -66,8 +113,13 @@ class StudySpec:
     keras_backend: str = "tensorflow"  # the Keras backend its trials train on (study.backend); not the tuner
 
     @property
+    def directions(self) -> list[str]:
+        return Objectives.parse(self.objective).directions
+
+    @property
     def direction(self) -> str:
-        return OBJECTIVES[self.objective]
+        """What the study records: "maximize", or one direction per objective ("maximize,minimize")."""
+        return ",".join(self.directions)
 
     def attrs(self) -> dict[str, Any]:
         return {
@@ -87,7 +139,7 @@ class StudySpec:
 def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, **kwargs: Any) -> optuna.Study:
     """Create the study, or resume it when it searched the same thing (sampler/pruner in kwargs)."""
     study = optuna.create_study(
-        storage=storage, study_name=spec.name, direction=spec.direction, load_if_exists=True, **kwargs
+        storage=storage, study_name=spec.name, directions=spec.directions, load_if_exists=True, **kwargs
     )
     if records.regime(study) is None:
         # Two workers writing different searches at once: the last write wins and the check refuses the other.
@@ -149,7 +201,10 @@ def count_finished(study: optuna.Study) -> int:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best COMPLETE trial, or None (``study.best_trial`` raises when there is none)."""
+    """The best COMPLETE trial, or None (``study.best_trial`` raises when there is none); a multi-objective
+    study has none (``pareto_front``)."""
+    if is_multi_objective(study):
+        return None
     try:
         return study.best_trial
     except ValueError:
@@ -158,10 +213,47 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def required_best(study: optuna.Study) -> FrozenTrial:
     """The best trial of a study that must have one (final training, prediction by study name)."""
+    if is_multi_objective(study):
+        raise NoSingleBest(study.study_name, [t.number for t in pareto_front(study)])
     best = best_trial(study)
     if best is None:
         raise NoCompleteTrial(study.study_name)
     return best
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """A multi-objective study's Pareto-optimal complete trials, cheapest (lowest cost) first; a
+    single-objective study's best trial alone."""
+    if not is_multi_objective(study):
+        best = best_trial(study)
+        return [] if best is None else [best]
+    return sorted(study.best_trials, key=lambda t: (t.values[1], t.number))
+
+
+def named_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number`` of the study, which must be complete (``train --from-study S --trial N``)."""
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials):
+        raise ConfigError(f"study {study.study_name} has no trial {number} (trials 0-{len(trials) - 1})")
+    trial = trials[number]
+    if trial.state != TrialState.COMPLETE:
+        raise ConfigError(f"trial {number} of study {study.study_name} is {trial.state.name}, not COMPLETE: "
+                          "only a complete trial's configuration is known to train")
+    return trial
+
+
+def trial_value(trial: FrozenTrial) -> float | None:
+    """A complete trial's metric (its first objective's value, in a multi-objective study too); else None."""
+    if trial.state != TrialState.COMPLETE or trial.values is None:
+        return None
+    return float(trial.values[0])
+
+
+def trial_cost(trial: FrozenTrial) -> float | None:
+    """A complete multi-objective trial's cost (its second objective's value); else None."""
+    if trial.state != TrialState.COMPLETE or trial.values is None or len(trial.values) < 2:
+        return None
+    return float(trial.values[1])
 
 
 def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
@@ -172,6 +264,7 @@ def study_rows(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
 def study_row(study: optuna.Study) -> dict[str, Any]:
     states = Counter(t.state for t in study.get_trials(deepcopy=False))
     best, curve = best_trial(study), records.is_curve(study)
+    multi = is_multi_objective(study)
     return {
         "name": study.study_name,
         "regime": records.CURVE_KIND if curve else (records.regime(study) or "?"),  # a curve has no regime
@@ -182,24 +275,25 @@ def study_row(study: optuna.Study) -> dict[str, Any]:
         "failed": states[TrialState.FAIL],
         "running": states[TrialState.RUNNING],
         "best": None if best is None else best.value,
+        "front": len(pareto_front(study)) if multi else None,  # a multi-objective study's Pareto-optimal trials
         "final_runs": len(records.curve_runs(study) if curve else records.final_runs(study)),
     }
 
 
-TRIAL_COLUMNS = ("number", "state", "value", "last_value", "epochs", "seconds", "run_dir", "error")
+TRIAL_COLUMNS = ("number", "state", "value", "cost", "last_value", "epochs", "seconds", "run_dir", "error")
 
 
 def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
-    """One plain row per trial: number, state, value (complete trials only, else NaN), last_value (a
+    """One plain row per trial: number, state, value (complete trials only, else NaN; a multi-objective study's
+    metric), cost (a multi-objective study's second value, else NaN), last_value (a
     pruned or failed trial's last reported epoch), epochs (falling back to the epochs it reported),
     seconds, run_dir, error, and a ``param.<name>`` entry per parameter it sampled. No pandas: ``show``
     reads these directly, and a command that only reads answers within a second."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        complete = t.state == TrialState.COMPLETE
         rows.append({
             "number": t.number, "state": t.state.name,
-            "value": float(t.value) if complete and t.value is not None else math.nan,
+            "value": _or_nan(trial_value(t)), "cost": _or_nan(trial_cost(t)),
             "last_value": _last_reported(t),
             "epochs": records.epochs(t) or len(t.intermediate_values),
             "seconds": t.duration.total_seconds() if t.duration is not None else math.nan,
@@ -219,9 +313,13 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(records, columns=[*TRIAL_COLUMNS, *params])
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def _last_reported(trial: FrozenTrial) -> float:
     if trial.state == TrialState.COMPLETE:
-        return float(trial.value)
+        return _or_nan(trial_value(trial))
     steps = trial.intermediate_values
     return float(steps[max(steps)]) if steps else math.nan
 

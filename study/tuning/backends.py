@@ -25,6 +25,7 @@ class TunerBackend(Protocol):
     options: tuple[str, ...]  # the request fields only this backend reads (others must leave them unset)
     pool: str | None  # None when several workers may fill one study; else why they cannot
     heartbeats: bool  # whether its trials send heartbeats (the store then expects them)
+    single_objective: str | None  # None when it can search a metric against a cost; else why it cannot
 
     def space(self, request: Any, space: Space) -> Space:
         """What the trials sample, as this backend's sampler reads the regime's space."""

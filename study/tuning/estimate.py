@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -311,15 +310,7 @@ def recall(config: TrainConfig, data: Dataset) -> Probe | None:
 
 
 def _machine() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "device": backend.device(), "backend": backend.name(),
+    return {"cpu": backend.cpu_model(), "cores": os.cpu_count(), "device": backend.device(), "backend": backend.name(),
             backend.name(): backend.version()}
 
 

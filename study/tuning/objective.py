@@ -1,5 +1,10 @@
 """One trial = one call of ``study.training.train`` on sampled values; the score is read from validation.
 
+An edge search's objective (``cost`` set: "latency" or "size") also measures what the trained model costs to
+run (``study.latency``) and returns (metric, cost) to a multi-objective study: its trials keep every
+model (the cost is read from it, and any trial of the Pareto front may be wanted) and none is pruned
+(optuna's pruning is single-objective: ``Trial.report`` refuses a multi-objective study).
+
 Errors keep keras-tuner's split by consequence: a ``UserError`` (bad config, model or data) stops the
 search with its message; anything else a run raises (``TrialFailed`` for a NaN loss, an
 out-of-memory ``ResourceExhaustedError``, ...) fails this trial only, with its message in the
@@ -23,7 +28,8 @@ from study.data import Dataset
 from study import config as config_mod
 from study.errors import TrialFailed, UserError
 from study.events import SearchEvents
-from study.runs import abandon
+from study import latency
+from study.runs import MODEL, abandon
 from study.tracking import Outcome, Tracking
 from study.tracking.callback import callbacks_for, completed, failure
 from study.training import RunResult, train
@@ -49,15 +55,16 @@ class Objective:
     events: SearchEvents = field(default_factory=SearchEvents)  # the live display hears each trial
     finished: Callable[[int, RunResult], None] | None = None  # told of every trial that trained to its end
     tracking: Tracking = field(default_factory=Tracking.off)  # TensorBoard, MLflow (study.tracking): told, never asked
+    cost: str | None = None  # an edge search's second objective (a key of study.store.COSTS): measured per trial
 
     def __post_init__(self) -> None:
         # A base key that the space also varies is fixed at the base's value (as to_config reads it).
         self.space = pin(self.space, {k: v for k, v in self.base.items() if k in self.space.names})
 
-    def __call__(self, trial: optuna.trial.BaseTrial) -> float:
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, float]:
         return self.evaluate(trial)
 
-    def evaluate(self, trial: optuna.trial.BaseTrial, epoch_cap: int | None = None) -> float:
+    def evaluate(self, trial: optuna.trial.BaseTrial, epoch_cap: int | None = None) -> float | tuple[float, float]:
         records.set_worker(trial, worker_id())  # first, so a killed trial can be told from a live one
         if isinstance(trial, optuna.Trial):  # a FixedTrial (a single evaluation) belongs to no study
             remove_stale_staging(Path(self.runs_dir) / self.study_name, trial.study)
@@ -68,26 +75,30 @@ class Objective:
                                    max_epochs=_tighter(self.max_epochs, epoch_cap))
                 self.events.trial_started(trial.number, values)
                 self.tracking.run_started(trial_run(trial.number, values, config_mod.to_dict(config)))
-                keeping = ModelKeeping.of(trial, self.study_name, self.keep_models, self.metric)
+                keep = None if self.cost else self.keep_models  # an edge search keeps every model
+                keeping = ModelKeeping.of(trial, self.study_name, keep, self.metric)
                 result = self._train(trial, config, keeping)
+                cost = self._measure(trial, result)
             value = self._record(trial, result)
         except BaseException as exc:
             self._tracked_failure(trial, exc)
             raise
-        self.tracking.run_ended(trial_key(trial.number), completed(result, objective=value))
+        costs = {} if cost is None else {f"cost_{self.cost}": cost}
+        self.tracking.run_ended(trial_key(trial.number), completed(result, objective=value, **costs))
         if self.finished is not None:
             self.finished(trial.number, result)
         if keeping:
             for number in keeping.prune(trial.number, value, result.run_dir):
                 self.tracking.model_removed(trial_key(number))
-        return value
+        return value if cost is None else (value, cost)
 
     def run_dir(self, number: int) -> Path:
         return Path(self.runs_dir) / self.study_name / f"trial-{number}"
 
     def _train(self, trial: optuna.trial.BaseTrial, config: Any, keeping: ModelKeeping | None) -> RunResult:
         # The tracker first: it hears the epoch a pruner stops the trial on.
-        callbacks = [*callbacks_for(self.tracking, trial_key(trial.number)), pruning_callback(trial, self.metric),
+        pruning = [] if self.cost else [pruning_callback(trial, self.metric)]
+        callbacks = [*callbacks_for(self.tracking, trial_key(trial.number)), *pruning,
                      EpochEvents(trial.number, self.events.epoch_ended)]
         extra = {"study": self.study_name, "trial": trial.number}
         dropped = (lambda metrics: keeping.dropped(trial.number, metrics)) if keeping else None
@@ -96,6 +107,14 @@ class Objective:
                          evaluate_test=False, extra_manifest=extra, model_dropped=dropped)
         finally:
             release_memory()
+
+    def _measure(self, trial: optuna.trial.BaseTrial, result: RunResult) -> float | None:
+        """An edge search's cost of the trained model, recorded on the trial with the machine it was measured on."""
+        if self.cost is None:
+            return None
+        measured = latency.measure(Path(result.run_dir) / MODEL)
+        records.record_cost(trial, measured.to_dict())
+        return measured.value(self.cost)
 
     def _tracked_failure(self, trial: optuna.trial.BaseTrial, exc: BaseException) -> None:
         """The trackers hear how the trial ended (reading the trial must not hide why it did)."""

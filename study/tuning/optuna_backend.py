@@ -1,7 +1,8 @@
 """The optuna backend: ``study.optimize`` with a sampler and a per-epoch pruner, trial by trial
 within the study's shared budget.
 
-Samplers (``SAMPLERS``): ``tpe`` (default), ``random``, ``cmaes`` (CMA-ES on the numeric parameters;
+Samplers (``SAMPLERS``): ``tpe`` (default; multi-objective TPE for an edge search), ``nsga2`` (NSGA-II, the
+genetic multi-objective sampler), ``random``, ``cmaes`` (CMA-ES on the numeric parameters;
 categorical ones are sampled at random by its independent sampler), ``gp`` (optuna's Gaussian-process
 sampler; it needs PyTorch) and ``grid``. The grid enumerates
 every ``Choice`` parameter while ``Int``/``Float`` ones stay at the paper's values (``grid_space``): a
@@ -78,6 +79,7 @@ SAMPLERS: dict[str, Callable[[Space, int | None], optuna.samplers.BaseSampler]] 
     "cmaes": _cmaes,
     "gp": _gp,
     "grid": lambda space, seed: optuna.samplers.GridSampler(grid_values(space), seed=seed),
+    "nsga2": lambda space, seed: optuna.samplers.NSGAIISampler(seed=seed),
 }
 # name -> (space, epoch cap) -> pruner. Median waits for 5 finished trials and 2 epochs: SGD's first
 # epochs are too noisy to judge.
@@ -257,6 +259,7 @@ class OptunaBackend:
     options = ("sampler", "pruner")  # the request fields only this backend reads
     pool = None  # several workers may fill one study
     heartbeats = True  # study.optimize sends them
+    single_objective = None  # optuna's multi-objective studies: TPE (MOTPE), NSGA-II, random, GP
 
     def space(self, request: Any, space: Space) -> Space:
         return sampler_space(request.sampler_name, space)

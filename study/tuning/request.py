@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from search_spaces import space_for
+from search_spaces import edge_backbones, space_for
 from study import config as config_mod
 from study.config import DEFAULT_DATA, TrainConfig
 from study.errors import ConfigError, NoDataset, UserError, setting
 from study.model_files import check_weights_source
-from study.store import DEFAULT_STORAGE, OBJECTIVES
+from study.store import DEFAULT_STORAGE, Objectives
 from study.tracking import check_trackers
 from study.tuning.backends import BACKENDS, DEFAULT_BACKEND, TunerBackend
 from study.tuning.keras_tuner_backend import DEFAULT_TUNER, TUNERS
@@ -50,7 +50,7 @@ class SearchRequest:
     sampler: str | None = None  # optuna: a key of optuna_backend.SAMPLERS
     pruner: str | None = None  # optuna: a key of optuna_backend.PRUNERS
     tuner: str | None = None  # keras-tuner: a key of keras_tuner_backend.TUNERS
-    objective: str = "accuracy"
+    objective: str = "accuracy"  # a metric, or "metric,cost" for an edge search (study.store.Objectives)
     timeout: float | None = None
     max_epochs: int | None = None  # the cap on each phase's epochs, for a cheap search
     keep_models: int | None = KEEP_MODELS  # the best K trials keep their model.keras; None: every trial
@@ -65,7 +65,9 @@ class SearchRequest:
 
     @property
     def study_name(self) -> str:
-        return self.study or f"{self.regime}-{self.backend}"
+        """«study», else regime-backend (and the cost an edge search weighs: scratch-optuna-latency)."""
+        cost = Objectives.parse(self.objective).cost if self.objective else None
+        return self.study or "-".join([self.regime, self.backend, *([cost] if cost else [])])
 
     @property
     def tuner_backend(self) -> TunerBackend:
@@ -91,8 +93,22 @@ class SearchRequest:
         return self.sampler or DEFAULT_SAMPLER
 
     @property
+    def objectives(self) -> Objectives:
+        return Objectives.parse(self.objective)
+
+    @property
+    def varied_backbones(self) -> tuple[str, ...]:
+        """The backbones an edge search weighs against each other (empty: the base's backbone alone). An edge
+        search varies the backbone unless «backbone» pins it; transfer only over backbones with ImageNet
+        weights, and only from them (a weights file fits one backbone)."""
+        if not self.objectives.multi or "backbone" in self.base:
+            return ()
+        return edge_backbones(self.regime)
+
+    @property
     def pruner_name(self) -> str:
-        return self.pruner or DEFAULT_PRUNER
+        """The default prunes a single-objective search only (optuna cannot prune a multi-objective one)."""
+        return self.pruner or ("none" if self.objectives.multi else DEFAULT_PRUNER)
 
     @property
     def tuner_name(self) -> str:
@@ -116,8 +132,7 @@ def validate(request: SearchRequest) -> None:
                           f"{request.regime!r}")
     check(request.trials >= 1, f"«trials» must be at least 1, got {request.trials}")
     check(request.backend in BACKENDS, f"«backend» must be one of {', '.join(BACKENDS)}, got {request.backend!r}")
-    check(request.objective in OBJECTIVES,
-          f"«objective» must be one of {', '.join(OBJECTIVES)}, got {request.objective!r}")
+    objectives = request.objectives  # a ConfigError names the forms it takes
     check(request.timeout is None or request.timeout > 0, f"«timeout» must be positive, got {request.timeout}")
     check(request.max_epochs is None or request.max_epochs >= 1,
           f"«max_epochs» must be at least 1, got {request.max_epochs}")
@@ -137,6 +152,37 @@ def validate(request: SearchRequest) -> None:
                               f"{other.name} only")
     check_trackers(request.track)
     check_weights_source(request.config.weights)  # also the base's keys, types and ranges
+    if objectives.multi:
+        _check_edge(request, objectives)
+
+
+def _check_edge(request: SearchRequest, objectives: Objectives) -> None:
+    """What a multi-objective search (a metric against a measured cost) cannot do, refused before it starts."""
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    wanted = f"«objective» {request.objective}"
+    single = request.tuner_backend.single_objective
+    check(single is None, f"{wanted} needs «backend» optuna: {single}")
+    check(request.pruner in (None, "none"), f"optuna cannot prune a multi-objective study (Trial.report takes one "
+                                            f"objective): drop «pruner» {request.pruner} for {wanted}")
+    check(request.sampler != "cmaes", f"«sampler» cmaes optimises one objective: use tpe, nsga2, random or gp for "
+                                      f"{wanted}")
+    keras_backend = _keras_backend()
+    check(keras_backend == "tensorflow", f"{wanted} measures each trial's TFLite export, which needs TensorFlow as "
+                                         f"the Keras backend, and this process runs {keras_backend}: rerun with "
+                                         "KERAS_BACKEND=tensorflow")
+    weights = request.config.weights
+    check(request.regime == "scratch" or "backbone" in request.base or weights == "imagenet",
+          f"transfer from «weights» {weights} fits one backbone: name it with «backbone» (the search then weighs "
+          "heads and input sizes against the cost), or transfer from imagenet to weigh backbones")
+
+
+def _keras_backend() -> str:
+    from study import backend  # deferred: Keras, only for an edge search
+
+    return backend.name()
 
 
 def check_data(request: SearchRequest, *, any_path: bool = False) -> None:
@@ -148,10 +194,12 @@ def check_data(request: SearchRequest, *, any_path: bool = False) -> None:
 
 
 def base_config(request: SearchRequest) -> dict[str, Any]:
-    """The TrainConfig keys the search does not vary, resolved: what the study records as its base."""
+    """The TrainConfig keys the search does not vary, resolved: what the study records as its base (an edge
+    search that varies the backbone records none)."""
     config = request.config
     given = (k for k in request.base if k not in BASE_KEYS and k != "regime")
-    return {key: getattr(config, key) for key in (*BASE_KEYS, *given)}
+    varied = ("backbone",) if request.varied_backbones else ()
+    return {key: getattr(config, key) for key in (*BASE_KEYS, *given) if key not in varied}
 
 
 class SearchIncomplete(UserError):

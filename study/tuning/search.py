@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import optuna
 
-from search_spaces import Space, defaults_over, pin, space_for
+from search_spaces import Space, defaults_over, pin, space_for, with_backbones
 from study import backend as keras_backend
 from study.data import Dataset, load_dataset
 from study.events import SILENT, Events
@@ -80,8 +80,13 @@ def _fill(request: SearchRequest, storage: optuna.storages.BaseStorage, base: di
         catch_up(tracking, study)  # a finished study tracked now: its trials are added, once
         tracking.close()
         return study
-    objective = Objective(study.study_name, space, base, data, Path(request.runs_dir), request.objective,
-                          request.max_epochs, request.keep_models)
+    objectives = request.objectives
+    objective = Objective(study.study_name, space, base, data, Path(request.runs_dir), objectives.metric,
+                          request.max_epochs, request.keep_models, cost=objectives.cost)
+    if objectives.multi:
+        events.say(f"study {study.study_name}: validation {objectives.metric} against {objectives.cost} "
+                   f"(measured on each trained model's TFLite export); no pruning (optuna prunes one objective "
+                   f"only); every trial keeps its model")
     fresh = not any(records.run_dir(t) for t in study.get_trials(deepcopy=False))
     forecast = Forecast(_plan(request, base, data, remaining, fresh), events.say)
     forecast.start()
@@ -108,9 +113,22 @@ def _short(request: SearchRequest) -> str:
 
 
 def trial_space(request: SearchRequest) -> Space:
-    """What the trials sample: the regime's space, with the base's keys pinned, as the sampler reads it."""
-    space = pin(space_for(request.regime), {k: v for k, v in base_config(request).items() if k in request.base})
+    """What the trials sample: the regime's space (and the backbones an edge search weighs), with the base's
+    keys pinned, as the sampler reads it."""
+    space = with_backbones(space_for(request.regime), request.varied_backbones)
+    space = pin(space, {k: v for k, v in base_config(request).items() if k in request.base})
     return request.tuner_backend.space(request, space)
+
+
+def default_trials(request: SearchRequest, space: Space) -> list[dict[str, Any]]:
+    """What a new study's first trials train: the defaults (``train``'s configuration over the base); an edge
+    search's, for each backbone it weighs (the paper's first), as many as the study has trials."""
+    if not request.varied_backbones:
+        return [defaults_over(space, request.base)]
+    first = space["backbone"].default
+    backbones = sorted(request.varied_backbones, key=lambda b: b != first)
+    return [{**defaults_over(space, {**request.base, "backbone": b}), "backbone": b}
+            for b in backbones][:request.trials]
 
 
 def _open_storage(request: SearchRequest) -> optuna.storages.BaseStorage:
@@ -128,8 +146,8 @@ def _resume(request: SearchRequest, storage: optuna.storages.BaseStorage, spec: 
     study = open_study(spec, storage, pruner=backend.pruner(request, space))
     if backend.enqueues_default(request) and not study.get_trials(deepcopy=False):
         # What the search buys is measured against this trial; workers racing here enqueue it once.
-        study.enqueue_trial(defaults_over(space, request.base), user_attrs=records.default_config_attrs(),
-                            skip_if_exists=True)
+        for values in default_trials(request, space):
+            study.enqueue_trial(values, user_attrs=records.default_config_attrs(), skip_if_exists=True)
     dead = fail_dead_trials(study, storage)
     _announce_dead(events, dead)
     remove_stale_staging(Path(request.runs_dir) / study.study_name, study)  # the dead trials' and any other

@@ -26,6 +26,7 @@ class KerasTunerBackend:
     # why several workers cannot share its study (a local pool refuses it)
     pool = "keras-tuner's oracle keeps its state in one process (see docs/scaling-out.md)"
     heartbeats = False  # its ask/tell trials send none, so the store expects none
+    single_objective = "keras-tuner's oracles optimise one objective (its multi-objective mode sums them)"
 
     def space(self, request, space):
         return space
