@@ -30,7 +30,7 @@ from command_line.options import (
     track_option,
 )
 from reports.budget import budget_line, study_budget
-from search_spaces import space_for
+from search_spaces import edge_backbones, space_for
 from study.config import DEFAULT_DATA, REGIMES
 from study.errors import ConfigError
 from study.store import (
@@ -247,6 +247,9 @@ def space(regime: str) -> None:
     searched = space_for(regime)
     table_console().print(space_table(searched))
     table_console().print(settings_table(searched))
+    table_console().print(f"An edge search (--objective accuracy,latency or accuracy,size) also varies the backbone over "
+                          f"{', '.join(edge_backbones(regime))} (unless --backbone pins one), each backbone's defaults "
+                          "first; it prunes nothing.", highlight=False)
 
 
 COMMANDS: list[click.Command] = [search, search_worker, studies, show, space]

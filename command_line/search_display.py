@@ -74,12 +74,13 @@ class SearchDisplay(SearchEvents):
 
     metric = "value"  # what a trial's value is called: val_<objective> once the study names its objective
     name: str | None = None  # the study's
+    cost: str | None = None  # an edge search's second objective (latency or size)
+    front: list[int] = []  # noqa: RUF012  an edge search's Pareto-optimal trials so far (replaced, never mutated)
 
     def __init__(self, console: Console, study: optuna.Study, total: int) -> None:
         self.console = console
         self.direction = study.directions[0]
         self.cost = Objectives.parse(records.objective(study)).cost if records.regime(study) else None
-        self.front: list[int] = []  # an edge search's Pareto-optimal trials so far
         # what the study searches
         self.regime, self.base, self.max_epochs = records.regime(study), records.base(study), records.max_epochs(study)
         if self.regime is not None:

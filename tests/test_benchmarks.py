@@ -230,3 +230,13 @@ def test_search_efficiency_counts_epochs_in_trial_order_pruned_trials_included()
     assert any("skipped" in row.benchmark and "GP" in row.benchmark for row in rows)
     within = [row for row in rows if "best val acc within" in row.benchmark and "TPE + median" in row.benchmark][0]
     assert within.ours == "0.440" and within.baseline == "0.450 (random's best)"
+
+
+def test_edge_benchmark_runs_quick_and_writes_its_front(tmp_path):
+    result, doc = _quick(tmp_path, "edge", "benchmarks-edge")
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| edge: ")]
+    assert rows[0].startswith("| edge: the search's Pareto front") and "points on the front" in rows[0]
+    points = [r for r in rows if r.startswith("| edge: trial ")]
+    assert points and all("test accuracy" in r and "(learned: " in r and " ms (" in r for r in points)
+    assert rows[-1].startswith("| edge: front points at 30 frames a second")
+    assert result.stdout.rstrip().splitlines()[-1] in doc.read_text()

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from study.events import SILENT, Events
 from study.errors import ConfigError, UserError
-from study.store import best_trial, load_existing, open_storage, records
+from study.store import best_trial, is_multi_objective, load_existing, open_storage, pareto_front, records
 from study.tuning.backends import BACKENDS
 from study.tuning.optuna_backend import POLL_SECONDS, WORKER_ENV, was_surplus
 from study.tuning.request import SearchRequest, check_data, to_json, validate
@@ -172,6 +172,10 @@ def _status(storage: optuna.storages.BaseStorage, request: SearchRequest, alive:
 
 
 def _best(study: optuna.Study) -> str:
+    """The best trial so far, or an edge study's Pareto front."""
+    if is_multi_objective(study):
+        front = pareto_front(study)
+        return f"front #{', #'.join(str(t.number) for t in front)}" if front else "-"
     best = best_trial(study)
     return "-" if best is None else f"{best.value:.4f} (#{best.number})"
 

@@ -20,7 +20,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import space_for
-from study.store import records
+from study.store import Objectives, records
 from study.store.records import StudyKey
 from study.tracking import Outcome, RunInfo, Tracking, open_tracking
 from study.tuning.callbacks import MONITORS
@@ -62,7 +62,7 @@ def catch_up(tracking: Tracking, study: optuna.Study) -> int:
     for trial in study.get_trials(deepcopy=False, states=tuple(_ENDED)):
         if was_surplus(trial):
             continue  # never ran: it lost the race for the study's last slot
-        if tracking.replay(_run(trial), _epochs(trial, study), _outcome(trial)):
+        if tracking.replay(_run(trial), _epochs(trial, study), _outcome(trial, study)):
             told += 1
     return told
 
@@ -80,11 +80,14 @@ def _config(trial: FrozenTrial) -> dict[str, Any]:
     return {}
 
 
-def _outcome(trial: FrozenTrial) -> Outcome:
+def _outcome(trial: FrozenTrial, study: optuna.Study) -> Outcome:
     state = _ENDED[trial.state]
     metrics: dict[str, float] = {}
-    if trial.state == TrialState.COMPLETE and trial.value is not None:
-        metrics["objective"] = float(trial.value)
+    if trial.state == TrialState.COMPLETE and trial.values:  # an edge study's trial has two: metric, cost
+        metrics["objective"] = float(trial.values[0])
+        cost = Objectives.parse(records.objective(study)).cost if len(trial.values) > 1 else None
+        if cost is not None:
+            metrics[f"cost_{cost}"] = float(trial.values[1])
         val = records.val_metrics(trial)
         metrics.update({f"val_{k}": float(val[k]) for k in ("accuracy", "loss", "macro_f1") if k in val})
     ended = trial.datetime_complete.timestamp() if trial.datetime_complete else None
