@@ -277,12 +277,11 @@ def draw_edge_figures(edges: Sequence[EdgeSummary], out: Path) -> dict[str, Figu
     """Each edge search: every trial's validation metric against its latency, the Pareto front drawn."""
     drawn = {}
     for e in edges:
-        slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in e.name)
         caption = (f"Edge search {e.name}: validation {e.metric} of every complete trial against its single-face "
                    f"TFLite latency (log axis; the marker's area is the TFLite file's size), coloured by backbone; "
                    f"the black steps join the Pareto front, the red line is {edge_report.FPS:g} frames a second on "
                    "the machine that measured them.")
-        drawn[f"edge:{e.name}"] = _figure(out, f"edge_{slug}", caption,
+        drawn[f"edge:{e.name}"] = _figure(out, f"edge_{_slug(e.name)}", caption,
                                           lambda p, mark, e=e: edge_report.draw(e, p, mark=mark), synthetic=e.synthetic)
     return drawn
 
@@ -291,7 +290,7 @@ def draw_curve_figures(curves: Sequence[CurveSummary], out: Path) -> dict[str, F
     """Each data-efficiency curve: accuracy and macro-F1 against training images, and the paired difference."""
     drawn = {}
     for c in curves:
-        slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in c.name)
+        slug = _slug(c.name)
         caption = (f"Data-efficiency curve {c.name}: test accuracy and macro-F1 against the number of training images "
                    "(log axis), one line per regime with its 95% interval over seeds (the range with 2 seeds); the "
                    "dashed line is the majority-class baseline.")
@@ -304,6 +303,11 @@ def draw_curve_figures(curves: Sequence[CurveSummary], out: Path) -> dict[str, F
                                                lambda p, mark, c=c: curve_report.draw_difference(c, p, mark=mark),
                                                synthetic=c.synthetic)
     return drawn
+
+
+def _slug(name: str) -> str:
+    """A study's name as part of a file name."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
 
 
 def _figure(out: Path, name: str, caption: str, draw, synthetic: bool = False) -> FigureBlock:
