@@ -277,10 +277,12 @@ def draw_edge_figures(edges: Sequence[EdgeSummary], out: Path) -> dict[str, Figu
     """Each edge search: every trial's validation metric against its latency, the Pareto front drawn."""
     drawn = {}
     for e in edges:
-        caption = (f"Edge search {e.name}: validation {e.metric} of every complete trial against its single-face "
-                   f"TFLite latency (log axis; the marker's area is the TFLite file's size), coloured by backbone; "
-                   f"the black steps join the Pareto front, the red line is {edge_report.FPS:g} frames a second on "
-                   "the machine that measured them.")
+        axis, area = (("single-face TFLite latency", "the TFLite file's size") if e.cost == "latency" else
+                      ("TFLite file's size", "its single-face TFLite latency"))
+        line = (f", the red line is {edge_report.FPS:g} frames a second on the machine that measured them"
+                if e.cost == "latency" else "")
+        caption = (f"Edge search {e.name}: validation {e.metric} of every complete trial against its {axis} (log axis; "
+                   f"the marker's area is {area}), coloured by backbone; the black steps join the Pareto front{line}.")
         drawn[f"edge:{e.name}"] = _figure(out, f"edge_{_slug(e.name)}", caption,
                                           lambda p, mark, e=e: edge_report.draw(e, p, mark=mark), synthetic=e.synthetic)
     return drawn

@@ -167,10 +167,13 @@ def sentences(summary: EdgeSummary) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- draw
 def draw(summary: EdgeSummary, path: str | Path, mark: str = "") -> Path:
-    """Validation metric against latency (log axis), size as the marker's area, the front as a step line."""
+    """Validation metric against the cost (latency or size, log axis), the other cost as the marker's area, the
+    front as a step line."""
     from reports import figures  # deferred: matplotlib
     from reports.curve import FONT  # deferred: the report's figure font
 
+    latency = summary.cost == "latency"
+    x = (lambda p: p.tflite_ms) if latency else (lambda p: p.tflite_bytes / 1e6)
     plt = figures.plt
     with plt.rc_context(FONT):
         fig, ax = plt.subplots(figsize=(12, 6))
@@ -178,33 +181,36 @@ def draw(summary: EdgeSummary, path: str | Path, mark: str = "") -> Path:
         colors = {b: plt.get_cmap("tab10")(i) for i, b in enumerate(backbones)}
         for backbone in backbones:
             mine = [p for p in summary.points if p.backbone == backbone]
-            ax.scatter([p.tflite_ms for p in mine], [p.value for p in mine], s=[_area(p) for p in mine],
+            ax.scatter([x(p) for p in mine], [p.value for p in mine], s=[_area(p, latency) for p in mine],
                        color=colors[backbone], alpha=0.55, edgecolors="black", linewidths=0.5, label=backbone)
-        front = sorted(summary.front, key=lambda p: p.tflite_ms)
+        front = sorted(summary.front, key=x)
         if front:
-            ax.scatter([p.tflite_ms for p in front], [p.value for p in front], s=[_area(p) + 60 for p in front],
+            ax.scatter([x(p) for p in front], [p.value for p in front], s=[_area(p, latency) + 60 for p in front],
                        facecolors="none", edgecolors="black", linewidths=1.8, label="on the Pareto front")
-            ax.step([p.tflite_ms for p in front], [p.value for p in front], where="post", color="black",
+            ax.step([x(p) for p in front], [p.value for p in front], where="post", color="black",
                     linewidth=1.5, label="Pareto front")
         paper = summary.paper
         if paper is not None:
-            ax.annotate(f"paper's DenseNet169 (trial {paper.trial})", (paper.tflite_ms, paper.value),
+            ax.annotate(f"paper's DenseNet169 (trial {paper.trial})", (x(paper), paper.value),
                         xytext=(-20, 18), textcoords="offset points", ha="right",
                         arrowprops={"arrowstyle": "->", "color": "black"})
-        ax.axvline(1000.0 / FPS, color="tab:red", linestyle="--", linewidth=1,
-                   label=f"{FPS:g} frames a second ({1000.0 / FPS:.0f} ms)")
+        if latency:
+            ax.axvline(1000.0 / FPS, color="tab:red", linestyle="--", linewidth=1,
+                       label=f"{FPS:g} frames a second ({1000.0 / FPS:.0f} ms)")
         if summary.majority_rate is not None and summary.metric == "accuracy":
             ax.axhline(summary.majority_rate, color="grey", linestyle=":", linewidth=1, label="majority-class rate")
         ax.set_xscale("log")
-        ax.set_xlabel("single-face latency, TFLite, ms (log scale)")
+        ax.set_xlabel("single-face latency, TFLite, ms (log scale)" if latency else "TFLite file size, MB (log scale)")
         ax.set_ylabel(f"validation {summary.metric}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="best", fontsize=10)
-        ax.set_title(f"{summary.name}: marker area = TFLite size; {'; '.join(summary.machines)}", wrap=True)
+        area = "TFLite size" if latency else "TFLite latency"
+        ax.set_title(f"{summary.name}: marker area = {area}; {'; '.join(summary.machines)}", wrap=True)
         fig.tight_layout()
         return figures._save(fig, path, mark)
 
 
-def _area(point: EdgePoint) -> float:
-    """Marker area in points^2: from ~30 (a few hundred KB) to ~600 (DenseNet169's ~50 MB)."""
-    return 30.0 + 11.0 * point.tflite_bytes / 1e6
+def _area(point: EdgePoint, by_size: bool = True) -> float:
+    """Marker area in points^2 from the size (~30 for a few hundred KB to ~600 for DenseNet169's ~50 MB), or,
+    where size is the axis, from the latency (~30 under a millisecond to ~600 at 50 ms)."""
+    return 30.0 + (11.0 * point.tflite_bytes / 1e6 if by_size else 11.0 * point.tflite_ms)

@@ -237,3 +237,17 @@ def test_a_real_edge_search_measures_two_backbones(monkeypatch, tmp_path, sample
         assert t.state == optuna.trial.TrialState.COMPLETE and t.values[1] == records.cost(t)["tflite_ms"] > 0
     markdown = build_report(storage_url(tmp_path), out=tmp_path / "report").documents["md"].read_text()
     assert "SYNTHETIC SAMPLE" in markdown and "Pareto front of study scratch-optuna-latency" in markdown
+
+
+def test_a_size_search_puts_size_on_the_axis_and_orders_its_front_by_bytes(tmp_path, sample_dir, edge_calls):
+    result = invoke("search", "--regime", "scratch", "--trials", 5, "--data", sample_dir, "--storage",
+                    storage_url(tmp_path), "--runs-dir", tmp_path / "runs", "--objective", "accuracy,size",
+                    "--max-epochs", 1)
+    assert result.exit_code == 0, result.output
+    study = load_existing("scratch-optuna-size", storage_url(tmp_path))
+    front = pareto_front(study)
+    assert [t.values[1] for t in front] == sorted(t.values[1] for t in front)
+    assert all(t.values[1] == COSTS[t.params["backbone"]][1] for t in study.trials)
+    built = build_report(storage_url(tmp_path), out=tmp_path / "report")
+    (figure,) = built.figures.values()
+    assert "against its TFLite file's size" in figure.caption and "frames a second" not in figure.caption
