@@ -30,7 +30,7 @@ from rich.text import Text
 from search_spaces import to_config
 from study.errors import UserError
 from study.events import SearchEvents
-from study.store import FINISHED, Objectives, records, trial_cost, trial_value
+from study.store import FINISHED, Objectives, pareto_front, records, trial_cost, trial_value
 
 # Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
 KEY_PARAMS = ("backbone", "optimizer", "learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
@@ -126,7 +126,7 @@ class SearchDisplay(SearchEvents):
         """An optuna ``study.optimize`` callback; the keras-tuner backend calls it after ``tell``."""
         self._record(trial)
         if self.cost is not None:
-            self.front = sorted(t.number for t in study.best_trials)
+            self.front = sorted(t.number for t in pareto_front(study))
         if trial.state in FINISHED:
             self.progress.advance(self.task)
         if not self.console.is_terminal:

@@ -10,7 +10,7 @@ from rich.table import Table
 from search_spaces import Space, describe
 from study import config as config_mod
 from study.config import TrainConfig, default_source, field_default
-from study.latency import FPS
+from study.latency import FPS, Cost
 from study.store import (
     Objectives,
     best_param_rows,
@@ -105,14 +105,13 @@ def front_table(study: optuna.Study) -> Table:
         table.add_column(column, justify="left" if column in ("backbone", "key params") else "right")
     base_backbone = records.base(study).get("backbone", "")
     for trial in front:
-        cost = records.cost(trial)
-        ms = cost.get("tflite_ms")
-        fps = 1000.0 / ms if ms else None
+        measured = records.cost(trial)
+        cost = Cost.from_dict(measured) if measured else None
+        cells = ("", "", "", "", "") if cost is None else (
+            f"{cost.tflite_ms:.2f}", f"{cost.fps:,.0f}", "yes" if cost.fps >= FPS else "no", f"{cost.keras_ms:.1f}",
+            f"{cost.tflite_bytes / 1e6:.2f}")
         table.add_row(str(trial.number), str(trial.params.get("backbone", base_backbone)),
-                      format_value(trial_value(trial)), "" if ms is None else f"{ms:.2f}",
-                      "" if fps is None else f"{fps:,.0f}", "" if fps is None else ("yes" if fps >= FPS else "no"),
-                      "" if "keras_ms" not in cost else f"{cost['keras_ms']:.1f}",
-                      "" if "tflite_bytes" not in cost else f"{cost['tflite_bytes'] / 1e6:.2f}",
+                      format_value(trial_value(trial)), *cells,
                       format_params({k: v for k, v in trial.params.items() if k != "backbone"}))
     return table
 

@@ -30,6 +30,7 @@ from study.store import (
     NoStore,
     best_param_rows,
     best_trial,
+    is_edge_study,
     is_multi_objective,
     mask_url,
     open_storage,
@@ -200,8 +201,7 @@ def only_side_studies(store: optuna.storages.BaseStorage) -> bool:
     """The store holds studies, and each is a data-efficiency curve or an edge search: nothing to compare
     the regimes with, but something to report."""
     studies = [records.load(name, store) for name in study_names(store)]
-    return bool(studies) and all(records.is_curve(s) or (records.regime(s) and is_multi_objective(s))
-                                 for s in studies)
+    return bool(studies) and all(records.is_curve(s) or is_edge_study(s) for s in studies)
 
 
 def _preference(study: optuna.Study, store: optuna.storages.BaseStorage) -> tuple[int, float, int]:

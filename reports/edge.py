@@ -12,6 +12,7 @@ on test.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from optuna.trial import TrialState
 
 from reports.tables import ReportTable
 from study.latency import FPS
-from study.store import Objectives, is_multi_objective, records, study_names, trial_value
+from study.store import Objectives, is_edge_study, pareto_front, records, study_names, trial_value
 
 PAPER_BACKBONE = "densenet169"
 
@@ -75,12 +76,12 @@ class EdgeSummary:
 def edge_studies(store: optuna.storages.BaseStorage) -> list[optuna.Study]:
     """Every multi-objective search of the store (its regime recorded), by name."""
     studies = [records.load(name, store) for name in study_names(store)]
-    return [s for s in studies if records.regime(s) and is_multi_objective(s)]
+    return [s for s in studies if is_edge_study(s)]
 
 
 def summarize(study: optuna.Study) -> EdgeSummary:
     objectives = Objectives.parse(records.objective(study))
-    front = {t.number for t in study.best_trials}
+    front = {t.number for t in pareto_front(study)}
     base_backbone = str(records.base(study).get("backbone", ""))
     points, majority, synthetic = [], None, False
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -107,8 +108,6 @@ def gather_edges(store: optuna.storages.BaseStorage) -> list[EdgeSummary]:
 
 def _synthetic(run_dir: str | None) -> bool:
     """Whether a trial trained on the generated sample (its manifest says so)."""
-    import json  # deferred: only for a trial with a run directory
-
     path = Path(run_dir) / "manifest.json" if run_dir else None
     try:
         return bool(json.loads(path.read_text()).get("data", {}).get("synthetic")) if path else False

@@ -21,6 +21,7 @@ from study.store.studies import (
     best_trial,
     count_finished,
     epoch_cap,
+    is_edge_study,
     is_multi_objective,
     last_failure,
     load_existing,
@@ -43,7 +44,7 @@ from study.store.urls import STORAGE_ENV, mask_text, mask_url
 __all__ = [
     "COSTS", "DEFAULT_STORAGE", "FINISHED", "OBJECTIVES", "STORAGE_ENV", "NoCompleteTrial", "NoSingleBest", "NoStore",
     "NoStudy", "Objectives", "StorageError", "StudySpec", "best_param_rows", "best_trial", "count_finished", "epoch_cap",
-    "is_multi_objective", "last_failure", "load_existing", "mask_text", "mask_url", "named_trial", "open_storage",
+    "is_edge_study", "is_multi_objective", "last_failure", "load_existing", "mask_text", "mask_url", "named_trial", "open_storage",
     "open_study", "pareto_front", "records", "required_best", "storage_errors", "study_names", "study_row", "study_rows",
     "trial_cost", "trial_params", "trial_records", "trial_value", "trials_frame",
 ]

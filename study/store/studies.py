@@ -86,16 +86,17 @@ class Objectives:
         return self.cost is not None
 
     @property
-    def names(self) -> tuple[str, ...]:
-        return (self.metric,) if self.cost is None else (self.metric, self.cost)
-
-    @property
     def directions(self) -> list[str]:
         return [OBJECTIVES[self.metric], *([COSTS[self.cost]] if self.cost else [])]
 
 
 def is_multi_objective(study: optuna.Study) -> bool:
     return len(study.directions) > 1
+
+
+def is_edge_study(study: optuna.Study) -> bool:
+    """A search of a metric against a measured cost (not a curve, whose trials are no search's)."""
+    return records.regime(study) is not None and is_multi_objective(study)
 
 
 @dataclass(frozen=True)

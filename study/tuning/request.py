@@ -66,8 +66,10 @@ class SearchRequest:
     @property
     def study_name(self) -> str:
         """«study», else regime-backend (and the cost an edge search weighs: scratch-optuna-latency)."""
-        cost = Objectives.parse(self.objective).cost if self.objective else None
-        return self.study or "-".join([self.regime, self.backend, *([cost] if cost else [])])
+        if self.study:
+            return self.study
+        cost = self.objectives.cost
+        return "-".join([self.regime, self.backend, *([cost] if cost else [])])
 
     @property
     def tuner_backend(self) -> TunerBackend:
