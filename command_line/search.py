@@ -38,6 +38,7 @@ from study.store import (
     COSTS,
     OBJECTIVES,
     NoStore,
+    Objectives,
     STORAGE_ENV,
     load_existing,
     mask_text,
@@ -195,7 +196,7 @@ def _summarize(console: Console, study: optuna.Study, storage: str) -> None:
     console.print(f"study {r['name']}: {r['complete']} complete, {r['pruned']} pruned, {r['failed']} failed")
     if r["best"] is not None:
         console.print(best_table(study))
-    if r["front"]:
+    if r["front"] is not None:  # an edge search: its front, or why it has none
         console.print(front_table(study))
     implied = storage in (DEFAULT_STORAGE, os.environ.get(STORAGE_ENV))  # the default, or FER_STUDY_STORAGE's
     where = "" if implied else f" --storage {shlex.quote(mask_url(storage))}"
@@ -229,11 +230,11 @@ def show(study_name: str, storage: str) -> None:
     row = study_row(study)
     if row["best"] is not None:
         console.print(best_table(study))
-    if row["front"]:
+    if row["front"] is not None:  # an edge search: its front, or why it has none
         console.print(front_table(study))
     budget = study_budget(trial_records(study), maximize=study.directions[0] == optuna.study.StudyDirection.MAXIMIZE)
     if budget is not None:
-        metric = f"validation {records.objective(study).replace('_', '-')}"
+        metric = f"validation {Objectives.parse(records.objective(study)).metric.replace('_', '-')}"  # an edge search's too
         console.print(budget_line(budget, metric), markup=False, highlight=False)
     for run_dir in records.final_runs(study):
         console.print(f"final run: {run_dir}")

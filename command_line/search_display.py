@@ -30,7 +30,7 @@ from rich.text import Text
 from search_spaces import to_config
 from study.errors import UserError
 from study.events import SearchEvents
-from study.store import FINISHED, Objectives, pareto_front, records, trial_cost, trial_value
+from study.store import FINISHED, Objectives, off_front, pareto_front, records, trial_cost, trial_value
 
 # Sampled epoch counts are left out: --max-epochs caps them, so the "epochs" column shows what ran.
 KEY_PARAMS = ("backbone", "optimizer", "learning_rate", "frozen_learning_rate", "l2", "momentum", "batch_size", "unfreeze")
@@ -76,6 +76,7 @@ class SearchDisplay(SearchEvents):
     name: str | None = None  # the study's
     cost: str | None = None  # an edge search's second objective (latency or size)
     front: list[int] = []  # noqa: RUF012  an edge search's Pareto-optimal trials so far (replaced, never mutated)
+    off_front: int = 0  # its complete trials that did not learn (never on the front)
 
     def __init__(self, console: Console, study: optuna.Study, total: int) -> None:
         self.console = console
@@ -127,6 +128,7 @@ class SearchDisplay(SearchEvents):
         self._record(trial)
         if self.cost is not None:
             self.front = sorted(t.number for t in pareto_front(study))
+            self.off_front = len(off_front(study))
         if trial.state in FINISHED:
             self.progress.advance(self.task)
         if not self.console.is_terminal:
@@ -171,7 +173,8 @@ class SearchDisplay(SearchEvents):
     def _standing(self, long: bool = False) -> str:
         """The best trial so far, or an edge search's Pareto front."""
         if self.cost is not None:
-            return f"Pareto front: trial(s) {', '.join(map(str, self.front))}" if self.front else "no front yet"
+            text = f"Pareto front: trial(s) {', '.join(map(str, self.front))}" if self.front else "no front yet"
+            return text + (f" ({self.off_front} below the majority rate, off it)" if self.off_front else "")
         if self.best is None:
             return "no complete trial yet" if long else "no best yet"
         return f"best {self.best[0]:.4f} ({'trial ' if long else '#'}{self.best[1]})"

@@ -15,6 +15,7 @@ from study.store import (
     Objectives,
     best_param_rows,
     best_trial,
+    off_front,
     pareto_front,
     records,
     trial_params,
@@ -99,7 +100,7 @@ def front_table(study: optuna.Study) -> Table:
            f"on {'; '.join(machines)}") if measured else "not measured"
     table = Table(title=f"Pareto front of study {study.study_name}: val {objectives.metric} against "
                         f"{objectives.cost} ({how}); train one: train --from-study {study.study_name} --trial N",
-                  title_justify="left")
+                  title_justify="left", caption=_off_front_caption(study, front), caption_justify="left")
     for column in ("trial", "backbone", f"val {objectives.metric}", "latency ms", "frames/s", f">= {FPS:g} fps",
                    "Keras ms", "size MB", "key params"):
         table.add_column(column, justify="left" if column in ("backbone", "key params") else "right")
@@ -114,6 +115,16 @@ def front_table(study: optuna.Study) -> Table:
                       format_value(trial_value(trial)), *cells,
                       format_params({k: v for k, v in trial.params.items() if k != "backbone"}))
     return table
+
+
+def _off_front_caption(study: optuna.Study, front: list) -> str | None:
+    """Which complete trials did not learn and so stay off the front (``study.store.pareto_front``)."""
+    left = [t.number for t in off_front(study)]
+    if not left:
+        return None if front else "no complete trial yet"
+    what = (f"trial(s) {', '.join(map(str, left))} did not beat the majority rate on validation: off the front, "
+            "whatever they cost")
+    return what if front else f"no trial learned yet; {what}"
 
 
 def best_table(study: optuna.Study) -> Table:

@@ -4,7 +4,9 @@ Computed from the store alone (each trial records its validation metrics and its
 ``study.latency.Cost``), then drawn: every complete trial as a point (validation metric
 against single-face TFLite latency, log axis; the marker's area is the TFLite file's size), the Pareto
 front joined by a step line, the paper's DenseNet169 (the search's first trial, the defaults) marked
-wherever it falls, and the line of ``FPS`` frames a second on the machine that measured them. The table
+wherever it falls, and the line of ``FPS`` frames a second on the machine that measured them. A trial that
+did not beat the majority rate on validation is drawn crossed out and is never on the front
+(``study.store.pareto_front``): answering one class to every face is fast, not a trade-off. The table
 lists the front, fastest first; the sentence names the fastest front point against the paper's model
 and which points run in real time. Accuracy here is on VALIDATION faces, which the search chose on (an
 optimistic reading); a point's final training (``study.experiments.final``, naming its trial) evaluates it
@@ -39,6 +41,7 @@ class EdgePoint:
     on_front: bool
     default: bool  # a backbone's defaults (the search's first trial per backbone)
     params: dict[str, Any] = field(default_factory=dict)
+    learned: bool = True  # beat the majority rate on validation (a trial that did not is never on the front)
 
     @property
     def fps(self) -> float:
@@ -93,7 +96,8 @@ def summarize(study: optuna.Study) -> EdgeSummary:
         points.append(EdgePoint(t.number, str(t.params.get("backbone", base_backbone)), float(trial_value(t)),
                                 float(cost["tflite_ms"]), float(cost["keras_ms"]), int(cost["tflite_bytes"]),
                                 t.number in front, records.is_default_config(t),
-                                {k: v for k, v in t.params.items() if k != "backbone"}))
+                                {k: v for k, v in t.params.items() if k != "backbone"},
+                                records.learned(t) is not False))
         synthetic = synthetic or _synthetic(records.run_dir(t))
     measured = [records.cost(t) for t in study.get_trials(deepcopy=False) if records.cost(t)]
     return EdgeSummary(study.study_name, records.regime(study) or "?", objectives.metric, objectives.cost or "?",
@@ -143,6 +147,11 @@ def sentences(summary: EdgeSummary) -> list[str]:
     lines = [f"Study {summary.name} ({summary.regime}) weighs validation {summary.metric} against {summary.cost} over "
              f"{len(summary.points)} trials of {len({p.backbone for p in summary.points})} backbone(s); "
              f"{len(front)} of them {'is' if len(front) == 1 else 'are'} on the Pareto front."]
+    unlearned = [p for p in summary.points if not p.learned]
+    if unlearned:
+        lines.append(f"Trial(s) {', '.join(str(p.trial) for p in unlearned)} did not beat the majority-class rate on "
+                     "validation; a model that did not learn is no trade-off at any speed, so they are drawn "
+                     "crossed out and kept off the front.")
     if front:
         fastest = min(front, key=lambda p: p.tflite_ms)
         line = (f"Its fastest point, trial {fastest.trial} ({fastest.backbone}), answers in {fastest.tflite_ms:.2f} ms "
@@ -182,6 +191,11 @@ def draw(summary: EdgeSummary, path: str | Path, mark: str = "") -> Path:
             mine = [p for p in summary.points if p.backbone == backbone]
             ax.scatter([x(p) for p in mine], [p.value for p in mine], s=[_area(p, latency) for p in mine],
                        color=colors[backbone], alpha=0.55, edgecolors="black", linewidths=0.5, label=backbone)
+        unlearned = [p for p in summary.points if not p.learned]
+        if unlearned:
+            ax.scatter([x(p) for p in unlearned], [p.value for p in unlearned], marker="x", color="black",
+                       s=[_area(p, latency) for p in unlearned], linewidths=1.5,
+                       label="did not learn (off the front)")
         front = sorted(summary.front, key=x)
         if front:
             ax.scatter([x(p) for p in front], [p.value for p in front], s=[_area(p, latency) + 60 for p in front],
@@ -198,6 +212,7 @@ def draw(summary: EdgeSummary, path: str | Path, mark: str = "") -> Path:
                        label=f"{FPS:g} frames a second ({1000.0 / FPS:.0f} ms)")
         if summary.majority_rate is not None and summary.metric == "accuracy":
             ax.axhline(summary.majority_rate, color="grey", linestyle=":", linewidth=1, label="majority-class rate")
+        ax.margins(y=0.12)  # room above the top point for the paper's label
         ax.set_xscale("log")
         ax.set_xlabel("single-face latency, TFLite, ms (log scale)" if latency else "TFLite file size, MB (log scale)")
         ax.set_ylabel(f"validation {summary.metric}")

@@ -28,6 +28,7 @@ from study.store import (
     load_existing,
     named_trial,
     open_storage,
+    off_front,
     pareto_front,
     records,
     required_best,
@@ -168,6 +169,44 @@ def test_show_studies_and_train_name_the_front(monkeypatch, tmp_path, sample_dir
     assert call["config"].backbone == study.trials[number].params["backbone"]
     with pytest.raises(ConfigError, match="give one of them"):
         final_mod.train_from_study("scratch-optuna-latency", storage=url, trial=number, top=2)
+
+
+def test_a_trial_that_did_not_learn_stays_off_the_front_however_fast(monkeypatch, tmp_path, sample_dir, edge_calls):
+    """mini_xception, the cheapest backbone, scores below the majority rate (0.25 in the fake run): on the raw values it
+    would head the front; a model that answers one class is no trade-off, so the front is the learned trials'."""
+    monkeypatch.setitem(SCORES, "mini_xception", 0.10)
+    assert edge_search(tmp_path, sample_dir).exit_code == 0
+    url = storage_url(tmp_path)
+    study = load_existing("scratch-optuna-latency", url)
+    unlearned = sorted(t.number for t in study.trials if t.params["backbone"] == "mini_xception")
+    assert unlearned and all(records.learned(t) is False for t in study.trials if t.number in unlearned)
+    assert any(not dominated(tuple(study.trials[n].values), [tuple(t.values) for t in study.trials]) for n in unlearned)
+    learned = [tuple(t.values) for t in study.trials if t.number not in unlearned]
+    expected = sorted(t.number for t in study.trials
+                      if t.number not in unlearned and not dominated(tuple(t.values), learned))
+    assert sorted(t.number for t in pareto_front(study)) == expected
+    assert [t.number for t in off_front(study)] == unlearned
+    shown = invoke("show", "scratch-optuna-latency", "--storage", url).output
+    assert f"trial(s) {', '.join(map(str, unlearned))} did not beat the majority rate on validation" in shown
+    assert "expected best validation accuracy by number of trials" in shown  # the metric, not "accuracy,latency"
+    (summary,) = edge_report.gather_edges(open_storage(url, read_only=True))
+    assert {p.trial for p in summary.points if not p.learned} == set(unlearned)
+    assert all(p.backbone != "mini_xception" for p in summary.front)
+    text = " ".join(edge_report.sentences(summary))
+    assert f"Trial(s) {', '.join(map(str, unlearned))} did not beat the majority-class rate" in text
+    figure = edge_report.draw(summary, tmp_path / "edge.png")
+    assert figure.stat().st_size > 10_000
+
+
+def test_a_search_where_nothing_learned_has_no_front_and_says_why(monkeypatch, tmp_path, sample_dir, edge_calls):
+    for backbone in SCORES:
+        monkeypatch.setitem(SCORES, backbone, 0.10)
+    assert edge_search(tmp_path, sample_dir, trials=5).exit_code == 0
+    url = storage_url(tmp_path)
+    study = load_existing("scratch-optuna-latency", url)
+    assert pareto_front(study) == [] and len(off_front(study)) == 5
+    shown = invoke("show", "scratch-optuna-latency", "--storage", url)
+    assert shown.exit_code == 0 and "no trial learned yet; trial(s) 0, 1, 2, 3, 4 did not beat" in shown.output
 
 
 @pytest.mark.parametrize("args, message", [

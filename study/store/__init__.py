@@ -27,6 +27,7 @@ from study.store.studies import (
     load_existing,
     named_trial,
     open_study,
+    off_front,
     pareto_front,
     required_best,
     study_names,
@@ -45,6 +46,6 @@ __all__ = [
     "COSTS", "DEFAULT_STORAGE", "FINISHED", "OBJECTIVES", "STORAGE_ENV", "NoCompleteTrial", "NoSingleBest", "NoStore",
     "NoStudy", "Objectives", "StorageError", "StudySpec", "best_param_rows", "best_trial", "count_finished", "epoch_cap",
     "is_edge_study", "is_multi_objective", "last_failure", "load_existing", "mask_text", "mask_url", "named_trial", "open_storage",
-    "open_study", "pareto_front", "records", "required_best", "storage_errors", "study_names", "study_row", "study_rows",
+    "open_study", "off_front", "pareto_front", "records", "required_best", "storage_errors", "study_names", "study_row", "study_rows",
     "trial_cost", "trial_params", "trial_records", "trial_value", "trials_frame",
 ]

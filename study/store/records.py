@@ -235,6 +235,13 @@ def val_metrics(trial: FrozenTrial) -> dict[str, float]:
     return dict(trial.user_attrs.get(TrialKey.VAL) or {})
 
 
+def learned(trial: FrozenTrial) -> bool | None:
+    """Whether a complete trial's model beat the majority rate on validation (``study.learning``); None when
+    the trial did not record it."""
+    value = val_metrics(trial).get("learned")
+    return None if value is None else bool(value)
+
+
 def error(trial: FrozenTrial | optuna.Trial) -> str | None:
     """Why a trial failed or was interrupted, as it recorded it; None when it recorded nothing."""
     return trial.user_attrs.get(TrialKey.ERROR)

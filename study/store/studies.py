@@ -223,12 +223,32 @@ def required_best(study: optuna.Study) -> FrozenTrial:
 
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """A multi-objective study's Pareto-optimal complete trials, cheapest (lowest cost) first; a
-    single-objective study's best trial alone."""
+    """A multi-objective study's Pareto-optimal complete trials among those that learned, cheapest (lowest
+    cost) first; a single-objective study's best trial alone.
+
+    A trial whose model did not beat the majority rate on validation (``records.learned``) is no trade-off
+    of accuracy against cost, whatever its cost: a model that answers "happy" to every face is the fastest
+    of all. Such trials stay off the front (``off_front`` lists them), and so they cannot hide a slower
+    model that learned. A trial that recorded nothing about it counts as learned."""
     if not is_multi_objective(study):
         best = best_trial(study)
         return [] if best is None else [best]
-    return sorted(study.best_trials, key=lambda t: (t.values[1], t.number))
+    signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
+    learned = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if t.values is not None and records.learned(t) is not False]
+    scored = [(t, [s * v for s, v in zip(signs, t.values)]) for t in learned]
+
+    def dominated(mine: list[float]) -> bool:
+        return any(all(o >= m for o, m in zip(other, mine)) and other != mine for _, other in scored)
+
+    return sorted((t for t, mine in scored if not dominated(mine)), key=lambda t: (t.values[1], t.number))
+
+
+def off_front(study: optuna.Study) -> list[FrozenTrial]:
+    """A multi-objective study's complete trials that did not learn (kept off ``pareto_front``), by number."""
+    if not is_multi_objective(study):
+        return []
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if records.learned(t) is False]
 
 
 def named_trial(study: optuna.Study, number: int) -> FrozenTrial:
