@@ -11,10 +11,9 @@ import importlib
 import sys
 import time
 import traceback
-from pathlib import Path
 
 from benchmarks import BENCHMARKS
-from benchmarks.common import Row, between, log, machine, quiet, table
+from benchmarks.common import Row, between, existing_file, log, machine, quiet, table
 from study.backend import releasing_traced_graphs
 
 
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data and few steps (CI smoke test)")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run these benchmarks only")
-    parser.add_argument("--write", type=Path, metavar="FILE",
+    parser.add_argument("--write", type=existing_file, metavar="FILE",
                         help=f"also write the output between the {START} and {END} lines of FILE")
     args = parser.parse_args(argv)
     if args.write:

@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 from keras.models import load_model
 
-from benchmarks.common import Row, faces, log, machine, quiet, sample, scratch_dir, table
+from benchmarks.common import Row, existing_file, faces, log, machine, quiet, sample, scratch_dir, table
 from benchmarks.common import between as generic_between
 from reports.stats import bootstrap_difference, mcnemar_test
 from study import config as config_mod
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the generated sample, a few epochs (CI smoke test)")
     parser.add_argument("--only", nargs="+", choices=list(GROUPS), help="run (and write) these groups of rows only")
-    parser.add_argument("--write", type=Path, metavar="FILE", help="also write each group's output between its markers")
+    parser.add_argument("--write", type=existing_file, metavar="FILE", help="also write each group's output between its markers")
     args = parser.parse_args(argv)
     groups = args.only or list(GROUPS)
     if args.write:

@@ -198,7 +198,7 @@ def main(run: Callable[[bool], list[Row]], argv: Sequence[str] | None = None) ->
     start, end = f"<!-- benchmarks-{name}:start -->", f"<!-- benchmarks-{name}:end -->"
     parser = argparse.ArgumentParser(description=(sys.modules[run.__module__].__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data and few steps (CI smoke test)")
-    parser.add_argument("--write", type=Path, metavar="FILE", help=f"also write the table between {start} and {end}")
+    parser.add_argument("--write", type=existing_file, metavar="FILE", help=f"also write the table between {start} and {end}")
     args = parser.parse_args(argv)
     if args.write:
         between(args.write.read_text(), "", start, end)  # a file without the markers fails now, not after the run
@@ -236,6 +236,14 @@ def quiet() -> None:
 def log(message: str) -> None:
     """Progress on stderr, so stdout holds the table alone."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def existing_file(text: str) -> Path:
+    """argparse's ``type`` for ``--write FILE``: a file that exists (a typo fails in one line, before any run)."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text} (it must exist and hold the markers)")
+    return path
 
 
 def between(text: str, inner: str, start: str, end: str) -> str:

@@ -25,11 +25,11 @@ import dataclasses
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from benchmarks.common import (
     Row,
     backbone_weights,
+    existing_file,
     face_pretrained,
     faces,
     fresh_feature_cache,
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.frozen_augmentation",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the generated sample, one seed, 1 epoch a phase")
-    parser.add_argument("--write", type=Path, metavar="FILE", help=f"also write the output between {START} and {END}")
+    parser.add_argument("--write", type=existing_file, metavar="FILE", help=f"also write the output between {START} and {END}")
     args = parser.parse_args(argv)
     if args.write:
         generic_between(args.write.read_text(), "", START, END)

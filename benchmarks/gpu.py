@@ -32,7 +32,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from benchmarks.common import Row, between, faces, log, machine, quiet, sample, scratch_dir, table
+from benchmarks.common import Row, between, existing_file, faces, log, machine, quiet, sample, scratch_dir, table
 from study import backend
 from study.config import TrainConfig
 from study.data import cache_dir, load_dataset
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", action="store_true", help=f"measure this CPU into {REFERENCE.name}")
     parser.add_argument("--read", type=Path, metavar="GPU_JSON",
                         help="measure nothing: the table of a gpu.json another machine wrote (with --write: into FILE)")
-    parser.add_argument("--write", type=Path, metavar="FILE", help=f"also write the table between {START} and {END}")
+    parser.add_argument("--write", type=existing_file, metavar="FILE", help=f"also write the table between {START} and {END}")
     args = parser.parse_args(argv)
     if args.write:
         between(args.write.read_text(), "", START, END)  # a file without the markers fails now, not after the run

@@ -21,12 +21,12 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.common import between as generic_between
+from benchmarks.common import existing_file
 from benchmarks.common import faces, log, machine, quiet, sample, scratch_dir
 from study.config import FACE_SIZE, TrainConfig
 from study.data import load_dataset
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the generated sample and two epochs at most (CI smoke test)")
     parser.add_argument("--only", nargs="+", choices=[e.name for e in EXPERIMENTS],
                         help=f"run these experiments only (the long ones, {', '.join(LONG)}, run only when named)")
-    parser.add_argument("--write", type=Path, metavar="FILE",
+    parser.add_argument("--write", type=existing_file, metavar="FILE",
                         help="also write each experiment's output between its <!-- learning:NAME:start/end --> lines")
     args = parser.parse_args(argv)
     chosen = [e for e in EXPERIMENTS if (e.name in args.only if args.only else e.name not in LONG)]

@@ -27,7 +27,7 @@ import psutil
 
 from benchmarks.common import Row, log, main, percent, quiet, scratch_dir, tiny_images
 from search_spaces import SCRATCH
-from study import backend, training
+from study import backend
 from study.data import Dataset, LoadReport, Split
 from study.tuning.objective import Objective
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import optuna
 
-from benchmarks.common import Row, between, cpu_model, median, table
+from benchmarks.common import Row, between, cpu_model, existing_file, median, table
 from study.store import StudySpec, open_storage, open_study, records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 runs per command instead of 7 (CI smoke test)")
     parser.add_argument("--against", type=Path, metavar="DIR",
                         help="another checkout (its cli.py) as the baseline, e.g. a git worktree of an older commit")
-    parser.add_argument("--write", type=Path, metavar="FILE", help=f"also write the output between {START} and {END}")
+    parser.add_argument("--write", type=existing_file, metavar="FILE", help=f"also write the output between {START} and {END}")
     args = parser.parse_args(argv)
     if args.write:
         between(args.write.read_text(), "", START, END)  # a file without the markers fails now, not after the run

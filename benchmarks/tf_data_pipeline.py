@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import weakref
 
-import numpy as np
 import tensorflow as tf
 
 from study.config import TrainConfig

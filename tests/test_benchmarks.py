@@ -71,6 +71,15 @@ def test_write_refuses_a_file_without_the_markers_before_running_anything(tmp_pa
     assert readme.read_text() == "# no markers\n" and "Machine:" not in result.stdout
 
 
+@pytest.mark.parametrize("module", ["benchmarks", "benchmarks.edge", "benchmarks.learning", "benchmarks.gpu"])
+def test_write_names_a_missing_file_in_one_line_before_running_anything(tmp_path, module):
+    missing = tmp_path / "READ_ME.md"
+    result = subprocess.run([sys.executable, "-m", module, "--write", str(missing)], check=False, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"--write: no such file: {missing}" in result.stderr
+    assert "Traceback" not in result.stderr and not result.stdout and not missing.exists()
+
+
 @pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
 def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
