@@ -489,7 +489,7 @@ def test_median_pruner_prunes_a_hopeless_trial():
 
     def objective(trial: optuna.Trial) -> float:
         hopeless = trial.number == 6
-        callback = pruning_callback(trial, "accuracy")
+        callback = pruning_callback(trial, "accuracy", phases=1)
         for epoch in range(10):
             callback.on_epoch_end(epoch, {"val_accuracy": 0.1 if hopeless else 0.5 + 0.01 * epoch})
         return 0.6
@@ -497,6 +497,47 @@ def test_median_pruner_prunes_a_hopeless_trial():
     study.optimize(objective, n_trials=8)
     assert [t.state for t in study.trials].count(TrialState.PRUNED) == 1
     assert study.trials[6].state == TrialState.PRUNED and max(study.trials[6].intermediate_values) == 2
+
+
+def _fit_epochs(callback, phases: list[list[float]]) -> None:
+    """What Keras's fit does to a callback, one fit a phase; epochs numbered across phases as train() does."""
+    epoch = 0
+    for scores in phases:
+        callback.set_params({"epochs": epoch + len(scores), "verbose": 0, "steps": 1})
+        callback.on_train_begin()
+        for score in scores:
+            callback.on_epoch_end(epoch, {"val_accuracy": score})
+            epoch += 1
+
+
+@pytest.mark.parametrize("phases, pruned_at", [([[0.1, 0.1, 0.1]], None),  # its last epoch: reported, never judged
+                                                ([[0.1, 0.1, 0.1], [0.1, 0.1]], 2),  # a frozen phase's last: judged
+                                                ([[0.1, 0.1, 0.1, 0.1]], 2)])
+def test_a_trial_is_never_pruned_at_its_last_epoch(phases, pruned_at):
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1,
+                                                                                           n_warmup_steps=2))
+    study.optimize(lambda trial: _fit_epochs(pruning_callback(trial, "accuracy", phases=1), [[0.5] * 5]) or 0.5,
+                   n_trials=1)
+
+    def hopeless(trial: optuna.Trial) -> float:
+        _fit_epochs(pruning_callback(trial, "accuracy", phases=len(phases)), phases)
+        return 0.1
+
+    study.optimize(hopeless, n_trials=1)
+    trial = study.trials[1]
+    epochs = sum(map(len, phases))
+    if pruned_at is None:
+        assert trial.state == TrialState.COMPLETE and sorted(trial.intermediate_values) == list(range(epochs))
+    else:
+        assert trial.state == TrialState.PRUNED and max(trial.intermediate_values) == pruned_at
+
+
+@pytest.mark.parametrize("cap, warmup", [(None, 2), (10, 2), (4, 2), (3, 1), (2, 0), (1, 0)])
+def test_the_median_pruners_warmup_leaves_a_capped_trial_an_epoch_to_save(cap, warmup):
+    from study.tuning.optuna_backend import median_warmup
+
+    assert median_warmup(SCRATCH, cap) == warmup
+    assert make_pruner("median", SCRATCH, cap)._n_warmup_steps == warmup
 
 
 @pytest.mark.slow  # a training test the slow suite (CI) runs: the default one stays within 10 minutes

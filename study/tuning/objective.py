@@ -32,7 +32,7 @@ from study import latency
 from study.runs import MODEL, abandon
 from study.tracking import Outcome, Tracking
 from study.tracking.callback import callbacks_for, completed, failure
-from study.training import RunResult, train
+from study.training import RunResult, schedule, train
 from study.tuning.callbacks import EpochEvents, pruning_callback
 from study.tuning.kept_models import ModelKeeping
 from study.tuning.tracked_trials import trial_key, trial_run
@@ -97,7 +97,7 @@ class Objective:
 
     def _train(self, trial: optuna.trial.BaseTrial, config: Any, keeping: ModelKeeping | None) -> RunResult:
         # The tracker first: it hears the epoch a pruner stops the trial on.
-        pruning = [] if self.cost else [pruning_callback(trial, self.metric)]
+        pruning = [] if self.cost else [pruning_callback(trial, self.metric, len(schedule(config)))]
         callbacks = [*callbacks_for(self.tracking, trial_key(trial.number)), *pruning,
                      EpochEvents(trial.number, self.events.epoch_ended)]
         extra = {"study": self.study_name, "trial": trial.number}

@@ -81,15 +81,24 @@ SAMPLERS: dict[str, Callable[[Space, int | None], optuna.samplers.BaseSampler]] 
     "grid": lambda space, seed: optuna.samplers.GridSampler(grid_values(space), seed=seed),
     "nsga2": lambda space, seed: optuna.samplers.NSGAIISampler(seed=seed),
 }
-# name -> (space, epoch cap) -> pruner. Median waits for 5 finished trials and 2 epochs: SGD's first
-# epochs are too noisy to judge.
+# name -> (space, epoch cap) -> pruner. Median waits for 5 finished trials and 2 epochs (SGD's first
+# epochs are too noisy to judge), fewer when a cap leaves the trials too few epochs for a judgement to save
+# one (the last epoch is never judged: study.tuning.callbacks).
 PRUNERS: dict[str, Callable[[Space, int | None], optuna.pruners.BasePruner]] = {
-    "median": lambda space, cap: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+    "median": lambda space, cap: optuna.pruners.MedianPruner(n_startup_trials=5,
+                                                             n_warmup_steps=median_warmup(space, cap)),
     "halving": lambda space, cap: optuna.pruners.SuccessiveHalvingPruner(),
     "hyperband": lambda space, cap: optuna.pruners.HyperbandPruner(
         min_resource=1, max_resource=max_schedule_epochs(space, cap)),
     "none": lambda space, cap: optuna.pruners.NopPruner(),
 }
+
+
+def median_warmup(space: Space, cap: int | None) -> int:
+    """Epochs before the median pruner judges a trial: 2, or as many as leave one epoch to save (a trial of 3
+    epochs is judged after its second, of 2 after its first). With 2 as a fixed warmup, ``--max-epochs 3`` let
+    it judge only the last epoch, where pruning saves nothing and discards the trial."""
+    return min(2, max(0, max_schedule_epochs(space, cap) - 2))
 
 
 def sampler_space(sampler: str, space: Space) -> Space:
