@@ -68,7 +68,8 @@ def edge_blocks(edges: tuple[EdgeSummary, ...], figures: dict[str, FigureBlock])
         return []
     blocks: list[Block] = [Heading(EDGE_TITLE)]
     for e in edges:
-        blocks += [*map(Paragraph, edge_report.sentences(e)), TableBlock(edge_report.front_table(e))]
+        blocks += [*map(Paragraph, edge_report.sentences(e))]
+        blocks += [TableBlock(edge_report.front_table(e))] if e.front else []  # no front: the sentences say why
         blocks += [figures[key] for key in (f"edge:{e.name}",) if key in figures]
     return blocks
 

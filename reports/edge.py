@@ -146,7 +146,8 @@ def sentences(summary: EdgeSummary) -> list[str]:
     front, paper = summary.front, summary.paper
     lines = [f"Study {summary.name} ({summary.regime}) weighs validation {summary.metric} against {summary.cost} over "
              f"{len(summary.points)} trials of {len({p.backbone for p in summary.points})} backbone(s); "
-             f"{len(front)} of them {'is' if len(front) == 1 else 'are'} on the Pareto front."]
+             + (f"{len(front)} of them {'is' if len(front) == 1 else 'are'} on the Pareto front." if front else
+              "none of them is on a Pareto front: no trial's model beat the majority-class rate on validation.")]
     unlearned = [p for p in summary.points if not p.learned]
     if unlearned:
         lines.append(f"Trial(s) {', '.join(str(p.trial) for p in unlearned)} did not beat the majority-class rate on "

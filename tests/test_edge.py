@@ -275,7 +275,11 @@ def test_a_real_edge_search_measures_two_backbones(monkeypatch, tmp_path, sample
     for t in study.trials:
         assert t.state == optuna.trial.TrialState.COMPLETE and t.values[1] == records.cost(t)["tflite_ms"] > 0
     markdown = build_report(storage_url(tmp_path), out=tmp_path / "report").documents["md"].read_text()
-    assert "SYNTHETIC SAMPLE" in markdown and "Pareto front of study scratch-optuna-latency" in markdown
+    assert "SYNTHETIC SAMPLE" in markdown
+    # one epoch on the sample may teach neither model: then no front, and the report says why
+    learned = any(records.learned(t) for t in study.trials)
+    assert ("Pareto front of study scratch-optuna-latency" in markdown) == learned
+    assert ("no trial's model beat the majority-class rate" in markdown) == (not learned)
 
 
 def test_a_size_search_puts_size_on_the_axis_and_orders_its_front_by_bytes(tmp_path, sample_dir, edge_calls):
