@@ -5,8 +5,9 @@ Pruning uses optuna-integration's ``KerasPruningCallback`` (it subclasses Keras 
 trial's intermediate value at step = the global epoch (train() numbers epochs across both transfer
 phases) and raises ``optuna.TrialPruned`` when the pruner says so; train() then removes the partial
 run directory. Never at the trial's last epoch: pruning there saves no epoch and throws away a trained
-model and its value (a pruned trial cannot be the best), so the last epoch is reported, not judged. Keras logs no per-epoch macro-F1, so a macro-F1 search prunes on validation accuracy,
-the per-epoch metric closest to it (both are maximized); its final value is still macro-F1.
+model and its value (a pruned trial cannot be the best), so the last epoch is reported, not judged.
+Keras logs no per-epoch macro-F1, so a macro-F1 search prunes on validation accuracy, the per-epoch
+metric closest to it (both are maximized); its final value is still macro-F1.
 """
 from __future__ import annotations
 
