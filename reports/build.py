@@ -281,8 +281,11 @@ def draw_edge_figures(edges: Sequence[EdgeSummary], out: Path) -> dict[str, Figu
                       ("TFLite file's size", "its single-face TFLite latency"))
         line = (f", the red line is {edge_report.FPS:g} frames a second on the machine that measured them"
                 if e.cost == "latency" else "")
+        crossed = ("; a cross marks a trial that did not beat the majority-class rate, kept off the front"
+                   if any(not p.learned for p in e.points) else "")
         caption = (f"Edge search {e.name}: validation {e.metric} of every complete trial against its {axis} (log axis; "
-                   f"the marker's area is {area}), coloured by backbone; the black steps join the Pareto front{line}.")
+                   f"the marker's area is {area}), coloured by backbone; the black steps join the Pareto front{line}"
+                   f"{crossed}.")
         drawn[f"edge:{e.name}"] = _figure(out, f"edge_{_slug(e.name)}", caption,
                                           lambda p, mark, e=e: edge_report.draw(e, p, mark=mark), synthetic=e.synthetic)
     return drawn

@@ -150,9 +150,10 @@ def sentences(summary: EdgeSummary) -> list[str]:
               "none of them is on a Pareto front: no trial's model beat the majority-class rate on validation.")]
     unlearned = [p for p in summary.points if not p.learned]
     if unlearned:
-        lines.append(f"Trial(s) {', '.join(str(p.trial) for p in unlearned)} did not beat the majority-class rate on "
-                     "validation; a model that did not learn is no trade-off at any speed, so they are drawn "
-                     "crossed out and kept off the front.")
+        one = len(unlearned) == 1
+        lines.append(f"Trial{'' if one else 's'} {', '.join(str(p.trial) for p in unlearned)} did not beat the "
+                     "majority-class rate on validation; a model that did not learn is no trade-off at any speed, so "
+                     f"{'it is' if one else 'they are'} drawn crossed out and kept off the front.")
     if front:
         fastest = min(front, key=lambda p: p.tflite_ms)
         line = (f"Its fastest point, trial {fastest.trial} ({fastest.backbone}), answers in {fastest.tflite_ms:.2f} ms "

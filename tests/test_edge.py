@@ -193,9 +193,11 @@ def test_a_trial_that_did_not_learn_stays_off_the_front_however_fast(monkeypatch
     assert {p.trial for p in summary.points if not p.learned} == set(unlearned)
     assert all(p.backbone != "mini_xception" for p in summary.front)
     text = " ".join(edge_report.sentences(summary))
-    assert f"Trial(s) {', '.join(map(str, unlearned))} did not beat the majority-class rate" in text
-    figure = edge_report.draw(summary, tmp_path / "edge.png")
-    assert figure.stat().st_size > 10_000
+    named = f"Trial{'' if len(unlearned) == 1 else 's'} {', '.join(map(str, unlearned))}"
+    assert f"{named} did not beat the majority-class rate" in text
+    (figure,) = build_report(url, out=tmp_path / "report").figures.values()
+    assert "a cross marks a trial that did not beat the majority-class rate" in figure.caption
+    assert (tmp_path / "report" / figure.path).stat().st_size > 10_000
 
 
 def test_a_search_where_nothing_learned_has_no_front_and_says_why(monkeypatch, tmp_path, sample_dir, edge_calls):
