@@ -8,9 +8,10 @@ backbone's defaults first (the paper's DenseNet169 is trial 0), then TPE's propo
 most ``EPOCHS`` epochs on a stratified ``SUBSET`` of ``../shared/fer2013``'s training split (validation
 stays whole), and its latency is measured on its TFLite export (``study.latency``: batch 1, one thread,
 median of 50 single faces) on this machine. Each Pareto-optimal trial's model, and the paper's DenseNet169's
-(trial 0), is then evaluated on the same test faces. Trials whose models did not beat the majority rate on
-validation are kept off the front (``study.store.pareto_front``). The goals (issue 31): a front of at least 4 points whose
-fastest point is at least 10x faster than DenseNet169 and within 0.05 of its test accuracy. Every row says
+(trial 0), is then evaluated on the same test faces, and so is each trial kept off the front because its
+model did not beat the majority rate on validation (``study.store.pareto_front``). The goals (issue 31): a
+front of at least 4 points whose fastest point is at least 10x faster than DenseNet169 and within 0.05 of its
+test accuracy. Every row says
 whether its model learned (above the majority rate). ``--quick``: the generated sample, two trials of
 mini_xception (a smoke test: no conclusion).
 """
