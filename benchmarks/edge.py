@@ -11,9 +11,8 @@ median of 50 single faces) on this machine. Each Pareto-optimal trial's model, a
 (trial 0), is then evaluated on the same test faces, and so is each trial kept off the front because its
 model did not beat the majority rate on validation (``study.store.pareto_front``). The goals (issue 31): a
 front of at least 4 points whose fastest point is at least 10x faster than DenseNet169 and within 0.05 of its
-test accuracy. Every row says
-whether its model learned (above the majority rate). ``--quick``: the generated sample, two trials of
-mini_xception (a smoke test: no conclusion).
+test accuracy. Every row says whether its model learned (above the majority rate). ``--quick``: the
+generated sample, two trials of mini_xception (a smoke test: no conclusion).
 """
 from __future__ import annotations
 
