@@ -13,7 +13,7 @@ momentum the project chose on mini_xception (0.99) and the classic 0.9 turn the 
 first epoch on features; through live augmentation 0.99 leaves the head at the majority rate; without
 momentum (Keras's default, the paper's literal SGD) the head learns at once; 0.99 at a tenth of the
 rate learns, but its objective climbs. ``--quick``: a backbone pretrained for one epoch and one frozen
-epoch a row (a smoke test: no conclusion); with ``FER_BENCH_SAMPLE`` set, on the generated sample.
+epoch a row, on the generated sample (a smoke test: no conclusion).
 """
 from __future__ import annotations
 
