@@ -55,4 +55,7 @@ LONGEST_FIRST = {
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unslow = [item.nodeid for item in items if item.get_closest_marker("long") and not item.get_closest_marker("slow")]
+    if unslow:  # `make test` deselects the slow tests only: a long one not also slow would run there
+        raise pytest.UsageError(f"marked long but not slow: {', '.join(unslow)}")
     items.sort(key=lambda item: -LONGEST_FIRST.get(getattr(item, "originalname", item.name), 0))  # stable

@@ -115,7 +115,8 @@ print(json.dumps({{**_gradient_norms(model, b), **_backbone_scale(model, b)}}))
         assert there[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
 
 
-@pytest.mark.slow  # minutes of training: CI runs it
+@pytest.mark.slow  # minutes of training
+@pytest.mark.long  # too long for CI's hour: run by hand (README, Tests)
 @pytest.mark.parametrize("other", OTHERS)
 def test_another_backend_trains_a_learner_searches_and_reports(tmp_path, other):
     sample = tmp_path / "sample"
@@ -168,7 +169,8 @@ def test_tensorflow_only_exports_are_refused_under_jax_in_one_line(tmp_path):
 
 
 @needs_jax
-@pytest.mark.slow  # minutes of training: CI runs it
+@pytest.mark.slow  # minutes of training
+@pytest.mark.long  # too long for CI's hour: run by hand (README, Tests)
 def test_the_gpu_check_runs_under_jax_and_writes_its_table_part_by_part(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "jax", "FER_STUDY_CACHE": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--quick", "--out", str(tmp_path / "out")], cwd=ROOT,

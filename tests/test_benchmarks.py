@@ -32,7 +32,8 @@ PREFIXES = {
 }
 
 
-@pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
+@pytest.mark.slow  # minutes of training
+@pytest.mark.long  # too long for CI's hour: run by hand (README, Tests)
 def test_every_benchmark_runs_quick_and_prints_its_rows(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     readme = tmp_path / "README.md"
@@ -80,7 +81,8 @@ def test_write_names_a_missing_file_in_one_line_before_running_anything(tmp_path
     assert "Traceback" not in result.stderr and not result.stdout and not missing.exists()
 
 
-@pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
+@pytest.mark.slow  # minutes of training
+@pytest.mark.long  # too long for CI's hour: run by hand (README, Tests)
 def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     readme = tmp_path / "README.md"
@@ -156,6 +158,7 @@ def test_frozen_augmentation_benchmark_runs_quick_and_writes_its_rows(tmp_path):
 
 
 @pytest.mark.slow  # DenseNet169: a pretraining epoch and six frozen phases on the sample
+@pytest.mark.long  # too long for CI's hour: run by hand (README, Tests)
 def test_frozen_momentum_benchmark_runs_quick_and_writes_a_row_per_setting(tmp_path):
     from benchmarks.frozen_momentum import SETTINGS
 
