@@ -3,9 +3,9 @@
     python -m benchmarks [--quick]              every benchmark, one table (and the machine)
     python -m benchmarks.<name> [--quick]       one benchmark, its own rows of that table
 
-``--quick`` shrinks data, steps and trials so the whole set runs in CI; its figures are smoke-test
-figures, not results. ``python -m benchmarks --write README.md`` puts a full run's table in the
-README; docs/performance.md gives the reasons behind each goal met or missed.
+``--quick`` shrinks data, steps and trials to a smoke test of minutes (tests/test_benchmarks.py, long tests run
+by hand, not in CI); its figures are smoke-test figures, not results. ``python -m benchmarks --write README.md``
+puts a full run's table in the README; docs/performance.md gives the reasons behind each goal met or missed.
 """
 from __future__ import annotations
 

@@ -109,8 +109,8 @@ def median(values: Sequence[float]) -> float:
 # ------------------------------------------------------------------------------------ data
 def faces(quick: bool) -> tuple[Path, str]:
     """The real FER2013 folders, or (``--quick``, $FER_BENCH_SAMPLE set, or the faces absent) a generated
-    sample, with a note. A quick run is a smoke test: on the real faces a DenseNet169 one took more than CI's
-    15 minutes."""
+    sample, with a note. A quick run is a smoke test: on the real faces a DenseNet169 one took more than a
+    test's 15 minutes."""
     if SHARED_FER.is_dir() and not quick and not os.environ.get("FER_BENCH_SAMPLE"):
         return SHARED_FER, ""
     why = ("--quick" if quick else "FER_BENCH_SAMPLE set") if SHARED_FER.is_dir() else "../shared/fer2013 absent"

@@ -1,4 +1,5 @@
-"""`make demo`: the toolkit end to end on the synthetic sample, sized for a 2-core CPU (about 10 minutes).
+"""`make demo`: the toolkit end to end on the synthetic sample, sized for a 2-core CPU (about 12 minutes on an
+Intel Xeon with AVX-512, more than 30 on an AMD EPYC without).
 
 Steps: generate the sample; search each regime the same way (optuna, TPE with median pruning, the
 same trials and epoch cap; each study's trial 0 trains the defaults) into the default study store;
