@@ -334,8 +334,15 @@ SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 def fault_search(url: str, tmp: Path, data: Path, seed: int) -> subprocess.Popen:
     args = ["search", "--regime", "scratch", "--trials", str(KILL_TRIALS), "--data", str(data), "--storage", url,
             "--runs-dir", str(tmp / "runs"), "--study", "kills", "--heartbeat", "1", "--grace", "10"]
-    return subprocess.Popen([sys.executable, str(FAULT_SEARCH), str(seed), *args], cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, str(FAULT_SEARCH), str(seed), *args], cwd=tmp, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT back to its default before the search starts, so that Python turns it into KeyboardInterrupt as
+    in a terminal: a shell without job control starts background commands (`bash .ci/run &`) with SIGINT
+    ignored, the children inherit that, and the search then never saw the SIGINT this loop sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill_mid_trial(process: subprocess.Popen, url: str, rng: random.Random) -> int:
