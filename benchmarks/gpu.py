@@ -3,6 +3,7 @@ search, on whatever Keras backend and device run it, each beside the same figure
 
     python -m benchmarks.gpu [--quick] [--data DIR] [--budget SECONDS] [--out DIR] [--write FILE]
     python -m benchmarks.gpu --reference          # this CPU's figures, into benchmarks/gpu_reference.json
+    python -m benchmarks.gpu --reference --missing  # only the figures that file skipped, labelled with this CPU
     python -m benchmarks.gpu --read gpu.json --write README.md   # the GPU machine's figures, written here
 
 It is made to run on the lent GPU machine (one H100; JAX and PyTorch there, no TensorFlow, no network)
@@ -19,7 +20,10 @@ skipped (and said so) once ``--budget`` seconds are spent, so a slow machine sti
 
 The CPU column is ``benchmarks/gpu_reference.json``: throughput and the short search measured here by
 ``--reference``, and the schedule's figures read from ``benchmarks.accuracy``'s kept DenseNet169 run (c)
-on the same faces.
+on the same faces. A reference whose budget skipped some figures is completed by ``--reference --missing``,
+which measures only those and labels each with the CPU that measured it (``measured_on``; the table says
+"(on CPU)" beside such a figure), so a reference measured in parts never passes one machine's figure off
+as another's.
 Every part also writes what it measured to ``OUT/gpu.json`` as soon as it has it.
 """
 from __future__ import annotations
@@ -32,7 +36,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from benchmarks.common import Row, between, existing_file, faces, log, machine, quiet, sample, scratch_dir, table
+from benchmarks.common import Row, between, cpu_model, existing_file, faces, log, machine, quiet, sample, scratch_dir
+from benchmarks.common import table
 from study import backend
 from study.config import TrainConfig
 from study.data import cache_dir, load_dataset
@@ -109,8 +114,10 @@ def key(batch: int, precision: str, jit: bool) -> str:
 PARTS = ("throughput", "schedule", "search")
 
 
-def measure(data_path: Path, quick: bool, budget: float, out: Path | None, parts: tuple[str, ...] = PARTS) -> dict:
-    """Every part of ``parts`` within ``budget`` seconds (a part not started in time is recorded as skipped)."""
+def measure(data_path: Path, quick: bool, budget: float, out: Path | None, parts: tuple[str, ...] = PARTS,
+            only: frozenset[str] | None = None) -> dict:
+    """Every part of ``parts`` within ``budget`` seconds (a part not started in time is recorded as skipped);
+    ``only``: just these parts, named as ``skipped`` names them (``"throughput 256/float32/nojit"``, ``"search"``)."""
     started = time.perf_counter()
     backbone = QUICK["backbone"] if quick else BACKBONE
     found: dict = {"machine": machine(), "backend": backend.describe(), "device": backend.device(),
@@ -122,6 +129,8 @@ def measure(data_path: Path, quick: bool, budget: float, out: Path | None, parts
             (out / "gpu.json").write_text(json.dumps(found, indent=1))
 
     def in_time(what: str) -> bool:
+        if only is not None and what not in only:
+            return False
         if time.perf_counter() - started < budget:
             return True
         found["skipped"].append(what)
@@ -157,11 +166,16 @@ def rows(found: dict, reference: dict | None) -> list[Row]:
     where = f"{found['backend']['name']} on {found['device']}"
     cpu = reference or {}
     out = []
+
+    def on(what: str) -> str:  # a reference figure measured on another CPU than the reference's says which
+        other = cpu.get("measured_on", {}).get(what)
+        return f" (on {other['cpu']})" if other else ""
+
     for name, rate in found["throughput"].items():
         base = cpu.get("throughput", {}).get(name)
         out.append(Row(f"gpu: {found['backbone']} training step, batch/precision/compile {name} ({where})",
-                       f"{base:,.0f} img/s" if base else "not measured", f"{rate:,.0f} img/s",
-                       rate / base if base else None))
+                       f"{base:,.0f} img/s{on(f'throughput {name}')}" if base else "not measured",
+                       f"{rate:,.0f} img/s", rate / base if base else None))
     for what in found["skipped"]:
         out.append(Row(f"gpu: {what}", "-", "skipped (time budget)", None))
     if "schedule" in found:
@@ -174,7 +188,7 @@ def rows(found: dict, reference: dict | None) -> list[Row]:
     if "search" in found:
         s, base = found["search"], cpu.get("search")
         out.append(Row(f"gpu: search, {s['trials']} trials, <= {s['max_epochs']} epochs, {s['subset']:.0%} of train, "
-                       f"TPE + median pruning ({where})", _search_text(base) if base else "not measured",
+                       f"TPE + median pruning ({where})", _search_text(base) + on("search") if base else "not measured",
                        _search_text(s), base["seconds"] / s["seconds"] if base else None))
     return out
 
@@ -203,6 +217,22 @@ def reference_figures(data_path: Path, quick: bool, budget: float = REFERENCE_BU
     return found
 
 
+def fill_reference(reference: dict, data_path: Path, budget: float) -> dict:
+    """``reference`` with the figures it skipped measured now on this CPU, each labelled with this machine
+    (``measured_on``): a reference measured in parts, on two machines, says which figure came from which."""
+    missing = frozenset(reference.get("skipped", ()))
+    found = measure(data_path, False, budget, None, parts=("throughput", "search"), only=missing)
+    filled = dict(reference, throughput={**reference.get("throughput", {}), **found["throughput"]},
+                  measured_on=dict(reference.get("measured_on", {})))
+    measured = [f"throughput {name}" for name in found["throughput"]] + (["search"] if "search" in found else [])
+    if "search" in found:
+        filled["search"] = found["search"]
+    for what in measured:
+        filled["measured_on"][what] = {"cpu": cpu_model(), "machine": found["machine"]}
+    filled["skipped"] = [what for what in reference.get("skipped", ()) if what not in measured]
+    return filled
+
+
 def _kept_scratch_run():
     """(c)'s run of ``python -m benchmarks.accuracy --only densenet169-scratch``, if this machine kept one."""
     kept = sorted((cache_dir() / "bench-accuracy").glob("densenet169-scratch-*"))
@@ -217,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{BUDGET:.0f}; with --reference {REFERENCE_BUDGET:.0f})")
     parser.add_argument("--out", type=Path, help="also write gpu.json here, part by part")
     parser.add_argument("--reference", action="store_true", help=f"measure this CPU into {REFERENCE.name}")
+    parser.add_argument("--missing", action="store_true",
+                        help=f"with --reference: measure only what {REFERENCE.name} skipped, and add it (labelled "
+                             "with this machine)")
     parser.add_argument("--read", type=Path, metavar="GPU_JSON",
                         help="measure nothing: the table of a gpu.json another machine wrote (with --write: into FILE)")
     parser.add_argument("--write", type=existing_file, metavar="FILE", help=f"also write the table between {START} and {END}")
@@ -224,9 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         between(args.write.read_text(), "", START, END)  # a file without the markers fails now, not after the run
     quiet()
+    if args.missing and (not args.reference or args.quick or not REFERENCE.is_file()):
+        parser.error(f"--missing adds to {REFERENCE.name}: it needs --reference, that file, and no --quick")
     if args.reference:
         data_path = args.data or (sample(per_class=20) if args.quick else faces(False)[0])
-        found = reference_figures(data_path, args.quick, args.budget or REFERENCE_BUDGET)
+        budget = args.budget or REFERENCE_BUDGET
+        found = (fill_reference(json.loads(REFERENCE.read_text()), data_path, budget) if args.missing
+                 else reference_figures(data_path, args.quick, budget))
         if not args.quick:
             REFERENCE.write_text(json.dumps(found, indent=1) + "\n")
         print(json.dumps(found, indent=1))

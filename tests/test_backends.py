@@ -235,3 +235,39 @@ def test_the_cpu_reference_measures_throughput_and_the_search_and_reads_the_sche
         {**found, "backend": {"name": "jax"}, "device": "GPU", "backbone": "densenet169"}, found)}
     assert any(name.startswith("gpu: search, ") for name in rows)
     assert next(r for n, r in rows.items() if n.startswith("gpu: search")).baseline == "20.0 min, best val accuracy 0.300"
+
+
+def test_a_reference_filled_in_parts_measures_only_what_it_skipped_and_says_which_machine_measured_it(monkeypatch):
+    from benchmarks import gpu
+
+    asked = {}
+
+    def measure(data_path, quick, budget, out, parts=gpu.PARTS, only=None):
+        asked.update(quick=quick, parts=parts, only=only)
+        return {"machine": "Machine: AMD EPYC, 2 cores", "throughput": {"256/mixed_bfloat16/nojit": 30.0},
+                "skipped": [], "search": {"seconds": 3600.0, "best": 0.4, "trials": 6, **gpu.SEARCH}}
+
+    monkeypatch.setattr(gpu, "measure", measure)
+    monkeypatch.setattr(gpu, "cpu_model", lambda: "AMD EPYC")
+    reference = {"machine": "Machine: Intel Xeon, 2 cores", "throughput": {"64/float32/jit": 64.0},
+                 "skipped": ["throughput 256/mixed_bfloat16/nojit", "search"],
+                 "schedule": {"seconds": 7600.0, "epochs": 20, "test_accuracy": 0.53, "majority_rate": 0.25,
+                              "learned": True, "test_faces": 4306}}
+    filled = gpu.fill_reference(reference, Path("/faces"), budget=99.0)
+    assert not asked["quick"] and asked["only"] == {"throughput 256/mixed_bfloat16/nojit", "search"}
+    assert filled["throughput"] == {"64/float32/jit": 64.0, "256/mixed_bfloat16/nojit": 30.0}
+    assert filled["skipped"] == [] and filled["schedule"] == reference["schedule"]
+    assert filled["machine"] == reference["machine"]  # the reference's own figures stay the first machine's
+    assert set(filled["measured_on"]) == {"throughput 256/mixed_bfloat16/nojit", "search"}
+    gpu_found = {"backend": {"name": "jax"}, "device": "GPU", "backbone": "densenet169", "skipped": [],
+                 "throughput": {"64/float32/jit": 640.0, "256/mixed_bfloat16/nojit": 3000.0},
+                 "search": {"seconds": 360.0, "best": 0.45, "trials": 6, **gpu.SEARCH}}
+    baselines = [row.baseline for row in gpu.rows(gpu_found, filled)]
+    assert baselines[0] == "64 img/s" and baselines[1] == "30 img/s (on AMD EPYC)"
+    assert baselines[2].endswith("best val accuracy 0.400 (on AMD EPYC)")
+
+
+def test_filling_the_reference_needs_the_reference_flag(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--missing"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "--missing adds to gpu_reference.json" in done.stderr
