@@ -49,11 +49,11 @@ LONGEST_FIRST = {
     "test_the_demo_searches_beat_the_defaults_and_every_final_run_learns": 1800,
     "test_the_default_configuration_learns_real_faces": 1200,
     "test_accuracy_benchmark_runs_quick_and_writes_its_rows": 680,
-    "test_another_backend_trains_a_learner_searches_and_reports": 600,
     "test_every_benchmark_runs_quick_and_prints_its_rows": 500,
     "test_frozen_momentum_benchmark_runs_quick_and_writes_a_row_per_setting": 270,
     "test_the_gpu_check_runs_under_jax_and_writes_its_table_part_by_part": 240,
     # slow, in CI
+    "test_another_backend_trains_a_learner_searches_and_reports": 420,
     "test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces": 430,
     "test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for": 360,
     "test_learning_benchmark_runs_quick_and_fills_each_experiments_markers": 230,
