@@ -138,6 +138,17 @@ def scratch_dir() -> Path:
     return Path(_SCRATCH[0].name)
 
 
+def kept_searches(name: str, plan: dict) -> Path:
+    """The folder of a long benchmark's searches, kept under ``$FER_STUDY_CACHE/bench-NAME`` per ``plan`` (its sizes
+    and the data's fingerprint): run again, the benchmark resumes each search where it stopped (``run_search``
+    resumes a study; a trial a kill interrupted is failed and never counted) and reads back the finished ones,
+    so hours of trials survive an interrupted run. Another plan gets another folder."""
+    key = hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    folder = cache_dir() / f"bench-{name}" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @contextlib.contextmanager
 def fresh_feature_cache() -> Iterator[Path]:
     """An empty frozen-feature cache (memo and disk) for the block, so "computed" really computes."""

@@ -11,6 +11,10 @@ a random search of ``trials`` trials sets the target (its best) and the budget (
 then TPE, TPE with median pruning and optuna's GP sampler each run the same number of trials with the
 same seed. Epochs count every epoch a trial trained, pruned trials included, in trial order. Neither
 search starts from the defaults (``default_trial=False``), so what is compared is the samplers alone.
+The searches take hours on 2 cores: each is kept under ``$FER_STUDY_CACHE/bench-search_efficiency`` (per
+sizes and data), so an interrupted run, started again, resumes where it stopped; a trial the interruption
+cut short is failed and counts for nothing (neither its epochs nor its value), and the resumed sampler draws
+on from the trials it has.
 
 Rows: per sampler, the median over seeds of its epochs to reach random's best as a share of random's
 epochs (a seed that never reached it counts as more than all of them), and the median of the best it
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from benchmarks.common import Row, faces, log, main, scratch_dir
+from benchmarks.common import Row, faces, kept_searches, log, main
 from study.data import load_dataset
 from study.learning import baseline
 from study.store import records
@@ -52,8 +56,8 @@ class Outcome:
 
 
 def search(name: str, data: str, sizes: dict, sampler: str, pruner: str, seed: int) -> optuna.Study:
-    folder = scratch_dir() / "search"
-    folder.mkdir(exist_ok=True)
+    """One sampler's search at one seed, kept (``kept_searches``): a rerun resumes or reads it back."""
+    folder = kept_searches("search_efficiency", {**sizes, "data": load_dataset(data).fingerprint})
     request = SearchRequest(regime="scratch", trials=sizes["trials"], data=data, sampler=sampler, pruner=pruner,
                             max_epochs=sizes["max_epochs"],
                             base={"backbone": "mini_xception", "seed": seed, "subset": sizes["subset"]},

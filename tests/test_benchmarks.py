@@ -245,6 +245,21 @@ def test_search_efficiency_counts_epochs_in_trial_order_pruned_trials_included()
     assert within.ours == "0.440" and within.baseline == "0.450 (random's best)"
 
 
+def test_search_efficiency_keeps_each_search_so_a_rerun_resumes_it(monkeypatch, sample_dir):
+    from benchmarks import search_efficiency
+
+    stores = []
+    monkeypatch.setattr(search_efficiency, "run_search", lambda request: stores.append(request) or request)
+    for sizes in (search_efficiency.QUICK, search_efficiency.QUICK, {**search_efficiency.QUICK, "trials": 3}):
+        search_efficiency.search("random-0", str(sample_dir), sizes, "random", "none", 0)
+    first, again, other = stores
+    assert first.storage == again.storage and first.runs_dir == again.runs_dir  # the same study: resumed, read back
+    assert other.storage != first.storage  # other sizes, another folder: never a mix of two plans
+    kept = Path(first.storage.removeprefix("sqlite:///"))
+    assert kept.parent.parent == Path(os.environ["FER_STUDY_CACHE"]) / "bench-search_efficiency"
+    assert first.study_name == "random-0" and kept.parent.is_dir()
+
+
 def test_edge_benchmark_runs_quick_and_writes_its_front(tmp_path):
     result, doc = _quick(tmp_path, "edge", "benchmarks-edge")
     rows = [line for line in result.stdout.splitlines() if line.startswith("| edge: ")]
