@@ -53,7 +53,7 @@ LONGEST_FIRST = {
     "test_frozen_momentum_benchmark_runs_quick_and_writes_a_row_per_setting": 270,
     "test_the_gpu_check_runs_under_jax_and_writes_its_table_part_by_part": 240,
     # slow, in CI
-    "test_another_backend_trains_a_learner_searches_and_reports": 420,
+    "test_another_backend_trains_a_learner_searches_and_reports": 450,
     "test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces": 430,
     "test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for": 360,
     "test_learning_benchmark_runs_quick_and_fills_each_experiments_markers": 230,

@@ -115,7 +115,7 @@ print(json.dumps({{**_gradient_norms(model, b), **_backbone_scale(model, b)}}))
         assert there[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
 
 
-@pytest.mark.slow  # minutes of training: about 7 under JAX on a 2-core AMD EPYC, in CI (torch: where installed)
+@pytest.mark.slow  # minutes of training: 6-7.5 under JAX on a 2-core AMD EPYC, in CI (torch: where installed)
 @pytest.mark.parametrize("other", OTHERS)
 def test_another_backend_trains_a_learner_searches_and_reports(tmp_path, other):
     sample = tmp_path / "sample"
