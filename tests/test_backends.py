@@ -266,7 +266,7 @@ def test_a_reference_filled_in_parts_measures_only_what_it_skipped_and_says_whic
     assert baselines[2].endswith("best val accuracy 0.400 (on AMD EPYC)")
 
 
-def test_filling_the_reference_needs_the_reference_flag(tmp_path):
+def test_filling_the_reference_needs_the_reference_flag():
     done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--missing"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2 and "--missing adds to gpu_reference.json" in done.stderr
