@@ -149,6 +149,13 @@ def kept_searches(name: str, plan: dict) -> Path:
     return folder
 
 
+def trials_seconds(study) -> float:
+    """The wall time of a study's trials, each from its start to its end: a kept search resumed over several
+    runs of a benchmark is counted whole, and the time between the runs is not."""
+    return sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
+               if t.datetime_start and t.datetime_complete)
+
+
 @contextlib.contextmanager
 def fresh_feature_cache() -> Iterator[Path]:
     """An empty frozen-feature cache (memo and disk) for the block, so "computed" really computes."""

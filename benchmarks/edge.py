@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import Row, faces, kept_searches, log, main
+from benchmarks.common import Row, faces, kept_searches, log, main, trials_seconds
 from study.data import Dataset, load_dataset
 from study.evaluation import compute_metrics
 from study.events import Events, SearchEvents
@@ -59,9 +59,7 @@ def run(quick: bool) -> list[Row]:
                             storage=f"sqlite:///{folder / 'edge.db'}", runs_dir=str(folder / "runs"))
     log(f"edge: {trials} trials, <= {epochs} epochs on {SUBSET:.0%} of the training faces of {data_path}")
     study = run_search(request, _Logged())
-    # the trials' own wall time: a search resumed over several runs of this benchmark is counted whole
-    minutes = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
-                  if t.datetime_start and t.datetime_complete) / 60
+    minutes = trials_seconds(study) / 60
     data = load_dataset(str(data_path), subset=SUBSET)  # the test split is whole whatever the subset
     front, unlearned = pareto_front(study), off_front(study)
     paper = next((t for t in study.get_trials(deepcopy=False) if t.params.get("backbone") == PAPER

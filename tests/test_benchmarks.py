@@ -1,6 +1,7 @@
 """The benchmarks run (--quick) and print one table with every benchmark's rows; no timing is asserted."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -258,6 +259,42 @@ def test_search_efficiency_keeps_each_search_so_a_rerun_resumes_it(monkeypatch, 
     kept = Path(first.storage.removeprefix("sqlite:///"))
     assert kept.parent.parent == Path(os.environ["FER_STUDY_CACHE"]) / "bench-search_efficiency"
     assert first.study_name == "random-0" and kept.parent.is_dir()
+
+
+def test_the_accuracy_search_resumes_and_trains_only_the_final_seeds_it_lacks(monkeypatch, sample_dir):
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from benchmarks import accuracy
+
+    start = datetime(2026, 12, 7)
+    trial = SimpleNamespace(datetime_start=start, datetime_complete=start + timedelta(minutes=10))
+    study = SimpleNamespace(trials=[trial, trial], best_trial=SimpleNamespace(number=1))
+    asked = {"searches": [], "seeds": []}
+
+    def train_from_study(name, storage, seeds, runs_dir, data, overrides):
+        for seed in seeds:
+            if seed == asked.get("kill_at"):
+                raise KeyboardInterrupt  # the run is cut short before this seed's run is finished
+            asked["seeds"].append(seed)
+            (Path(runs_dir) / name / f"final-seed{seed}").mkdir(parents=True)
+
+    monkeypatch.setattr(accuracy, "run_search", lambda request: asked["searches"].append(request.storage) or study)
+    monkeypatch.setattr(accuracy, "train_from_study", train_from_study)
+    monkeypatch.setattr(accuracy, "load_existing", lambda name, storage: study)
+    monkeypatch.setattr(accuracy.Run, "load", lambda path: SimpleNamespace(manifest={"timings_seconds": {"total": 90.0}},
+                                                                           path=Path(path)))
+    sizes = dataclasses.replace(accuracy.QUICK, seeds=3)
+    asked["kill_at"] = 2
+    with pytest.raises(KeyboardInterrupt):
+        accuracy._kept_search(sample_dir, sizes)
+    asked["kill_at"] = None
+    search = accuracy._kept_search(sample_dir, sizes)  # resumed: the same store, only seed 2 trained
+    assert asked["seeds"] == [0, 1, 2] and len(set(asked["searches"])) == 1 and len(asked["searches"]) == 2
+    assert not search.kept and [r.path.name for r in search.runs] == ["final-seed0", "final-seed1", "final-seed2"]
+    assert search.search_minutes == 20.0 and search.final_minutes == 4.5  # the trials' and runs' own time
+    again = accuracy._kept_search(sample_dir, sizes)  # finished: read back, nothing run
+    assert again.kept and len(asked["searches"]) == 2 and asked["seeds"] == [0, 1, 2]
 
 
 def test_edge_benchmark_runs_quick_and_writes_its_front(tmp_path):
