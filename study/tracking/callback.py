@@ -54,7 +54,7 @@ def callbacks_for(tracking: Tracking, key: str) -> list[keras.callbacks.Callback
 def failure(exc: BaseException) -> Outcome:
     """A run that raised: FAIL, with why."""
     if isinstance(exc, KeyboardInterrupt):
-        return Outcome("FAIL", error="interrupted (Ctrl-C)")
+        return Outcome("FAIL", error=f"interrupted ({str(exc) or 'Ctrl-C'})")
     return Outcome("FAIL", error=describe(exc))
 
 

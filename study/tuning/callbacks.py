@@ -1,4 +1,5 @@
-"""Keras callbacks a trial adds to ``study.training.train``: per-epoch pruning and live progress.
+"""Keras callbacks a trial adds to ``study.training.train``: per-epoch pruning, live progress, and a
+signal's check after every batch (``SignalCheck``, see ``study.tuning.signals``).
 
 Pruning uses optuna-integration's ``KerasPruningCallback`` (it subclasses Keras 3's
 ``keras.callbacks.Callback``): after every epoch it reports the monitored validation metric as the
@@ -16,6 +17,8 @@ from typing import Any, Callable
 import keras
 import optuna
 from optuna_integration.keras import KerasPruningCallback
+
+from study.tuning.signals import SIGNAL_GATE
 
 MONITORS: dict[str, str] = {"accuracy": "val_accuracy", "loss": "val_loss", "macro_f1": "val_accuracy"}
 
@@ -56,3 +59,16 @@ class EpochEvents(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.on_epoch(self.number, epoch + 1, dict(logs or {}))
+
+
+class SignalCheck(keras.callbacks.Callback):
+    """After every batch, raises a signal whose exception Python dropped (see the module's doc)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        SIGNAL_GATE.check()
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        SIGNAL_GATE.check()
+
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        SIGNAL_GATE.check()

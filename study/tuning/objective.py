@@ -33,9 +33,10 @@ from study.runs import MODEL, abandon
 from study.tracking import Outcome, Tracking
 from study.tracking.callback import callbacks_for, completed, failure
 from study.training import RunResult, schedule, train
-from study.tuning.callbacks import EpochEvents, pruning_callback
+from study.tuning.callbacks import EpochEvents, SignalCheck, pruning_callback
 from study.tuning.kept_models import ModelKeeping
 from study.tuning.tracked_trials import trial_key, trial_run
+from study.tuning.signals import SIGNAL_GATE
 from study.store import records
 from study.store.liveness import worker_id
 
@@ -70,6 +71,7 @@ class Objective:
             remove_stale_staging(Path(self.runs_dir) / self.study_name, trial.study)
         try:
             with _recorded_failure(trial):  # whatever fails, from the sampled values on, the trial says why
+                SIGNAL_GATE.check()  # a signal whose exception Python dropped between trials: start none
                 values = from_optuna(self.space, trial)
                 config = to_config(self.space.regime, values, self.base,
                                    max_epochs=_tighter(self.max_epochs, epoch_cap))
@@ -79,6 +81,7 @@ class Objective:
                 keeping = ModelKeeping.of(trial, self.study_name, keep, self.metric)
                 result = self._train(trial, config, keeping)
                 cost = self._measure(trial, result)
+                SIGNAL_GATE.check()  # one dropped after the last batch: the trial it came in fails all the same
             value = self._record(trial, result)
         except BaseException as exc:
             self._tracked_failure(trial, exc)
@@ -99,7 +102,7 @@ class Objective:
         # The tracker first: it hears the epoch a pruner stops the trial on.
         pruning = [] if self.cost else [pruning_callback(trial, self.metric, len(schedule(config)))]
         callbacks = [*callbacks_for(self.tracking, trial_key(trial.number)), *pruning,
-                     EpochEvents(trial.number, self.events.epoch_ended)]
+                     EpochEvents(trial.number, self.events.epoch_ended), SignalCheck()]
         extra = {"study": self.study_name, "trial": trial.number}
         dropped = (lambda metrics: keeping.dropped(trial.number, metrics)) if keeping else None
         try:
@@ -146,8 +149,8 @@ def _recorded_failure(trial: optuna.trial.BaseTrial) -> Iterator[None]:
     except UserError as exc:
         records.record_error(trial, str(exc))
         raise
-    except KeyboardInterrupt:
-        records.record_error(trial, "interrupted (Ctrl-C)")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or study.tuning.signals.Interrupted naming its signal
+        records.record_error(trial, f"interrupted ({str(exc) or 'Ctrl-C'})")
         raise
     except Exception as exc:
         raise _failed(trial, exc) from exc

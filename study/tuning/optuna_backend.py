@@ -193,6 +193,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     deadline = None if timeout is None else time.monotonic() + timeout
     budgeted, in_a_row = Budgeted(objective, total), 0
     while wait_for_slot(study, total, deadline):
+        SIGNAL_GATE.check()  # a signal whose exception Python dropped while waiting: start no trial
         if in_a_row >= max_failures:
             return f"{in_a_row} trials failed in a row, the last: {last_failure(study)}"
         try:
@@ -222,6 +223,7 @@ def was_surplus(trial: FrozenTrial) -> bool:
 def wait_for_slot(study: optuna.Study, total: int, deadline: float | None) -> bool:
     """Block until a trial may start here (True), or the study is full or time is up (False)."""
     while True:
+        SIGNAL_GATE.check()
         fail_stale_trials(study)
         counts = Counter(t.state for t in study.get_trials(deepcopy=False))
         finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]

@@ -29,7 +29,7 @@ from study.tuning import optuna_backend
 from study.tuning.estimate import Forecast, Plan, SearchEstimate, estimate_search
 from study.tuning.objective import Objective, remove_stale_staging
 from study.tuning.request import SearchIncomplete, SearchRequest, base_config, check_data, validate
-from study.tuning.signals import sigterm_interrupts
+from study.tuning.signals import signals_interrupt
 from study.tuning.tracked_trials import catch_up, study_tracking
 
 
@@ -40,7 +40,7 @@ def run_search(request: SearchRequest, events: Events = SILENT) -> optuna.Study:
     storage = _open_storage(request)
     base = base_config(request)
     data = load_data(request, base)
-    with storage_errors(request.storage), sigterm_interrupts():
+    with storage_errors(request.storage), signals_interrupt():
         return _fill(request, storage, base, data, events)
 
 
