@@ -55,6 +55,7 @@ LONGEST_FIRST = {
     # slow, in CI
     "test_another_backend_trains_a_learner_searches_and_reports": 450,
     "test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces": 430,
+    "test_accuracy_benchmark_runs_the_papers_model_in_both_regimes_quick": 370,
     "test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for": 360,
     "test_learning_benchmark_runs_quick_and_fills_each_experiments_markers": 230,
     "test_three_workers_fill_twelve_trials_and_a_killed_ones_trial_is_failed_and_requeued": 220,

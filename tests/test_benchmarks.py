@@ -113,6 +113,27 @@ def test_accuracy_benchmark_runs_quick_and_writes_its_rows(tmp_path):
 
 
 @pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
+def test_accuracy_benchmark_runs_the_papers_model_in_both_regimes_quick(tmp_path):
+    """The paper's model's rows in CI (the whole --quick run above is too long for CI's hour): DenseNet169 from
+    scratch, then transfer from a backbone pretrained on faces, through the benchmark's own code on the sample,
+    with the paired tests against scratch on the same test faces."""
+    env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
+    groups = ("accuracy-densenet169-scratch", "accuracy-densenet169-transfer")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n" + "".join(f"\n<!-- {g}:start -->\nold\n<!-- {g}:end -->\n" for g in groups))
+    result = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--quick", "--only", "densenet169-scratch",
+                             "densenet169-transfer", "--write", str(readme)],
+                            check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out, text = result.stdout, readme.read_text()
+    assert "old" not in text and text.count("```text\nMachine:") == 2
+    names = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| accuracy")]
+    assert [n.split(":")[0] for n in names] == ["accuracy (c)", "accuracy (d)", "accuracy (d) against (c)"]
+    assert "DenseNet169 from scratch" in out and "NOT ImageNet" in out and "McNemar p" in out and "majority rate" in out
+    assert "--only densenet169-transfer" in text and "generated sample" in out
+
+
+@pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
 def test_learning_benchmark_runs_quick_and_fills_each_experiments_markers(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     doc = tmp_path / "learning.md"
@@ -235,7 +256,9 @@ def test_search_efficiency_counts_epochs_in_trial_order_pruned_trials_included()
     found = {("tpe", "none"): [Outcome(9, 8, 0.5), Outcome(9, None, 0.4), Outcome(9, 4, 0.45)],
              ("tpe", "median"): [Outcome(6, 3, 0.5), Outcome(6, 5, 0.44), Outcome(6, None, 0.41)],
              ("gp", "none"): []}
-    rows = summary_rows([0.45, 0.46, 0.44], [12, 10, 8], found, "made up", {"trials": 4})
+    rows = summary_rows([0.45, 0.46, 0.44], [12, 10, 8], found, "made up", {"trials": 4}, 0.25, [(2, 3), (1, 3), (3, 3)])
+    assert rows[0].benchmark.startswith("search: random search: trials that learned") and rows[0].met is True
+    assert "each of 3 seed(s): 2/3, 1/3, 3/3; best val acc each: 0.450, 0.460, 0.440" in rows[0].benchmark
     by = {row.benchmark.split(":")[1].strip(): row for row in rows if "epochs to reach" in row.benchmark}
     tpe = by["TPE"]  # shares 8/12, never, 4/8: median 0.67
     assert tpe.ratio_text == "0.67 of random's" and tpe.met is None and "(each: 0.67, not reached, 0.50)" in tpe.benchmark
@@ -244,6 +267,11 @@ def test_search_efficiency_counts_epochs_in_trial_order_pruned_trials_included()
     assert any("skipped" in row.benchmark and "GP" in row.benchmark for row in rows)
     within = [row for row in rows if "best val acc within" in row.benchmark and "TPE + median" in row.benchmark][0]
     assert within.ours == "0.440" and within.baseline == "0.450 (random's best)"
+    # A random search that learned nothing in some seed: its best is the majority rate, reaching it no feat.
+    unlearned = summary_rows([0.25, 0.46, 0.44], [12, 10, 8], found, "made up", {"trials": 4}, 0.25,
+                             [(0, 3), (1, 3), (3, 3)])
+    assert unlearned[0].met is False
+    assert [r.met for r in unlearned if "(the default): epochs to reach" in r.benchmark] == [False]
 
 
 def test_search_efficiency_keeps_each_search_so_a_rerun_resumes_it(monkeypatch, sample_dir):
