@@ -34,8 +34,9 @@ class _SignalsInDel:
 
     def __del__(self) -> None:
         os.kill(os.getpid(), self.signum)
-        for _ in range(1000):  # bytecodes for the handler to run at, still inside __del__
-            pass
+        total = 0
+        for k in range(1000):  # bytecodes for the handler to run at, still inside __del__
+            total += k
 
 
 def drop_a_signal(signum: int = signal.SIGTERM) -> None:

@@ -69,6 +69,3 @@ class SignalCheck(keras.callbacks.Callback):
 
     def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         SIGNAL_GATE.check()
-
-    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        SIGNAL_GATE.check()
