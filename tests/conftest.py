@@ -37,12 +37,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train(config, dataset, root / "run").run_dir
 
 
-# Seconds the longest tests took on a 2-core AMD EPYC (2026-12-07), rounded, for the order in which they start:
-# `make test` runs the suite on 2 workers (pytest-xdist, one test at a time each: --maxschedchunk 1), and a
-# worker that starts a long test last leaves the other idle meanwhile. Longest first, each worker takes the
-# next test as it frees up, so both end close together. The fast suite's and CI's slow tests' figures are
-# .ci/run's --durations lines; the long tests' come from an `-m slow` run's progress (the demo and the
-# DenseNet169 test were stopped past them). Order only: nothing here is asserted.
+# Seconds the longest tests took on a 2-core AMD EPYC, rounded, for the order in which they start: `make test`
+# runs the suite on 2 workers (pytest-xdist, one test at a time each: --maxschedchunk 1), and a worker that
+# starts a long test last leaves the other idle meanwhile. Longest first, each worker takes the next test as it
+# frees up, so both end close together. The figures are a clean clone's --durations lines on one with AVX-512
+# (2026-12-07), but for the first seven long tests': those are from one without it, about 2.5 times slower (an
+# `-m slow` run's progress; the demo and the DenseNet169 test were stopped past them). Order only: nothing here
+# is asserted.
 LONGEST_FIRST = {
     # long (not in CI)
     "test_the_papers_model_with_its_defaults_learns_real_faces": 2100,
@@ -52,22 +53,22 @@ LONGEST_FIRST = {
     "test_every_benchmark_runs_quick_and_prints_its_rows": 500,
     "test_frozen_momentum_benchmark_runs_quick_and_writes_a_row_per_setting": 270,
     "test_the_gpu_check_runs_under_jax_and_writes_its_table_part_by_part": 240,
-    # slow, in CI
-    "test_another_backend_trains_a_learner_searches_and_reports": 450,
-    "test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces": 430,
-    "test_accuracy_benchmark_runs_the_papers_model_in_both_regimes_quick": 370,
-    "test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for": 360,
-    "test_learning_benchmark_runs_quick_and_fills_each_experiments_markers": 230,
-    "test_three_workers_fill_twelve_trials_and_a_killed_ones_trial_is_failed_and_requeued": 220,
-    "test_report_of_a_tiny_real_search_and_final_training": 190,
-    "test_memory_stays_flat_across_real_trials": 140,
+    "test_frozen_augmentation_benchmark_runs_quick_and_writes_its_rows": 40,
+    "test_learning_benchmark_runs_quick_and_fills_each_experiments_markers": 34,
+    # slow, in CI (the seeded kill loop on SQLite; on PostgreSQL it is long)
+    "test_another_backend_trains_a_learner_searches_and_reports": 217,
+    "test_accuracy_benchmark_runs_the_papers_model_in_both_regimes_quick": 157,
+    "test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces": 77,
+    "test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for": 120,  # 10 kills then: 6 now
+    "test_report_of_a_tiny_real_search_and_final_training": 58,
+    "test_three_workers_fill_twelve_trials_and_a_killed_ones_trial_is_failed_and_requeued": 58,
+    "test_memory_stays_flat_across_real_trials": 44,
     # fast
-    "test_every_search_says_its_estimate_from_its_first_trial_then_from_the_kept_probe": 120,
-    "test_gradients_on_another_backend_are_tensorflows_on_the_same_weights": 110,
-    "test_a_curve_trains_every_run_resumes_and_is_reported": 105,
-    "test_frozen_augmentation_benchmark_runs_quick_and_writes_its_rows": 105,
-    "test_a_real_edge_search_measures_two_backbones": 95,
-    "test_edge_benchmark_runs_quick_and_writes_its_front": 75,
+    "test_gradients_on_another_backend_are_tensorflows_on_the_same_weights": 48,
+    "test_a_curve_trains_every_run_resumes_and_is_reported": 44,
+    "test_every_search_says_its_estimate_from_its_first_trial_then_from_the_kept_probe": 43,
+    "test_a_real_edge_search_measures_two_backbones": 34,
+    "test_edge_benchmark_runs_quick_and_writes_its_front": 27,
 }
 
 

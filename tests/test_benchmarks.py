@@ -133,7 +133,8 @@ def test_accuracy_benchmark_runs_the_papers_model_in_both_regimes_quick(tmp_path
     assert "--only densenet169-transfer" in text and "generated sample" in out
 
 
-@pytest.mark.slow  # minutes of training: CI runs it; the default suite stays within 10 minutes
+@pytest.mark.slow  # minutes of training
+@pytest.mark.long  # run by hand (README, Tests): CI's hour goes to the tests that guard more
 def test_learning_benchmark_runs_quick_and_fills_each_experiments_markers(tmp_path):
     env = {**os.environ, "FER_STUDY_CACHE": str(tmp_path / "cache"), "FER_BENCH_SAMPLE": "1"}
     doc = tmp_path / "learning.md"
@@ -172,6 +173,8 @@ def _quick(tmp_path, module: str, markers: str, timeout: int = 600) -> tuple[sub
     return result, doc
 
 
+@pytest.mark.slow  # a DenseNet169 frozen phase three ways on the sample: 40 s on a fast 2-core machine
+@pytest.mark.long  # run by hand (README, Tests): CI's hour goes to the tests that guard more
 def test_frozen_augmentation_benchmark_runs_quick_and_writes_its_rows(tmp_path):
     result, readme = _quick(tmp_path, "frozen_augmentation", "frozen-augmentation")
     rows = [line for line in result.stdout.splitlines() if line.startswith("| frozen phase '")]
