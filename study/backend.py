@@ -10,7 +10,9 @@ they live here:
   graph, JAX differentiates a pure function (the model's ``stateless_call``);
 * **the device** a run used, and the backend's name and version, which every run's manifest records;
 * **TensorFlow's gradient registry**, which grows with every traced training step and is pruned
-  after each run (``releasing_traced_graphs``; nothing to do on the other backends).
+  after each run (``releasing_traced_graphs``; nothing to do on the other backends);
+* **JAX's persistent compilation cache**, on as soon as this module is imported under JAX
+  (``use_compilation_cache``).
 
 TensorFlow is imported here only when it is the backend: under JAX or PyTorch nothing on the training
 path imports it (``tests/test_backends.py`` checks ``sys.modules``).
@@ -18,6 +20,7 @@ path imports it (``tests/test_backends.py`` checks ``sys.modules``).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import platform
 from pathlib import Path
@@ -26,6 +29,8 @@ from typing import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
+
+from study.data import cache_dir
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -83,6 +88,34 @@ def jit_compile(requested: bool) -> bool:
     always on under JAX, which without ``jax.jit`` runs the training step op by op, tens of times slower
     (the setting exists for TensorFlow's XLA, docs/performance.md)."""
     return True if name() == "jax" else bool(requested)
+
+
+COMPILATION_CACHE = "jax-compilation"  # under $FER_STUDY_CACHE
+COMPILATION_CACHE_BYTES = 2 * 2**30  # JAX drops the least recently used programs beyond it
+
+
+def use_compilation_cache() -> str | None:
+    """Under JAX, turn on its persistent compilation cache: ``$JAX_COMPILATION_CACHE_DIR`` where that is set,
+    else ``$FER_STUDY_CACHE/jax-compilation``. A process that compiles a program that another compiled
+    before reads it back instead: the next trial of a search at the same shapes (a new model is a new
+    ``jax.jit`` function, compiled again without it), a final run of a searched configuration, the same
+    command run again. JAX keeps only programs that took a second or more to compile (its default), and
+    drops the least recently used beyond ``COMPILATION_CACHE_BYTES`` where ``filelock`` is installed (it
+    needs it for that). Returns the folder; None (nothing done) on another backend."""
+    if name() != "jax":
+        return None
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(cache_dir() / COMPILATION_CACHE)
+    jax.config.update("jax_compilation_cache_dir", folder)
+    if importlib.util.find_spec("filelock") is not None:  # JAX needs it to bound the folder (the [jax] extra has it);
+        jax.config.update("jax_compilation_cache_max_size", COMPILATION_CACHE_BYTES)  # without it, no bound
+    compilation_cache.reset_cache()  # `import keras` compiled already, which settled the cache as unused: again
+    return folder
+
+
+use_compilation_cache()  # before the first program compiles: the training path imports this module first
 
 
 def on_gpu() -> bool:

@@ -26,9 +26,10 @@ OTHERS = [pytest.param("jax", marks=needs_jax),
                                                          reason="torch is not installed"))]
 
 
-def under(backend: str, code: str, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def under(backend: str, code: str, tmp_path: Path, timeout: int = 600,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "KERAS_BACKEND": backend, "FER_STUDY_CACHE": str(tmp_path / "cache"),
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -146,6 +147,48 @@ def test_another_backend_trains_a_learner_searches_and_reports(tmp_path, other):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = (tmp_path / "rep" / "report.md").read_text()
     assert any(line.startswith("| Keras backend") and other in line for line in report.splitlines()), report[-3000:]
+
+
+def test_the_compilation_cache_is_jaxs_alone():
+    from study import backend
+
+    assert backend.name() == "tensorflow" and backend.use_compilation_cache() is None
+
+
+@needs_jax
+@pytest.mark.parametrize("named", [False, True], ids=["under-the-study-cache", "where-jax-is-told"])
+def test_under_jax_a_second_model_of_the_same_shapes_reads_its_compiled_step_back(tmp_path, named):
+    """The persistent compilation cache is on under JAX: a compiled training step lands in
+    $FER_STUDY_CACHE/jax-compilation (or $JAX_COMPILATION_CACHE_DIR), and a second model of the same shapes
+    at another learning rate (the next trial of a search) reads it back: the cache's one entry is its."""
+    folder = tmp_path / "told" if named else tmp_path / "cache" / "jax-compilation"
+    code = f"""
+import json, os, numpy as np, keras
+from study import backend
+from study.config import TrainConfig
+from study.model import build_model
+from jax._src import compilation_cache
+x = np.zeros((8, 48, 48, 1), "float32"); y = np.eye(7, dtype="float32")[np.arange(8) % 7]
+steps = []
+for rate in (1e-3, 1e-2):
+    model = build_model(TrainConfig(backbone="mini_xception", dense1_units=16, dense2_units=16, dense3_units=16),
+                        num_classes=7)
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="categorical_crossentropy", jit_compile=True)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    kept = os.listdir({str(folder)!r})
+    steps.append(sorted(n for n in kept if n.startswith("jit_train_step-") and n.endswith("-cache")))
+print(json.dumps({{"folder": backend.use_compilation_cache(), "steps": steps}}))
+"""
+    env = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}  # the tiny step may compile in under JAX's second
+    if named:
+        env["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+    done = under("jax", code, tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["folder"] == str(folder)
+    first, second = found["steps"]
+    assert len(first) == 1  # the first model's training step, compiled and kept
+    assert second == first  # the second's was the same program: read back, nothing new written
 
 
 @needs_jax
