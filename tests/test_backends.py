@@ -156,12 +156,26 @@ def test_the_compilation_cache_is_jaxs_alone():
 
 
 @needs_jax
-@pytest.mark.parametrize("named", [False, True], ids=["under-the-study-cache", "where-jax-is-told"])
-def test_under_jax_a_second_model_of_the_same_shapes_reads_its_compiled_step_back(tmp_path, named):
+def test_the_compilation_cache_goes_where_jax_is_told(monkeypatch, tmp_path):
+    import jax
+
+    from study import backend
+
+    monkeypatch.setattr(backend, "name", lambda: "jax")  # this process computes on TensorFlow: JAX's config only
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "told"))
+    try:
+        assert backend.use_compilation_cache() == str(tmp_path / "told")
+        assert jax.config.values["jax_compilation_cache_dir"] == str(tmp_path / "told")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+
+
+@needs_jax
+def test_under_jax_a_second_model_of_the_same_shapes_reads_its_compiled_step_back(tmp_path):
     """The persistent compilation cache is on under JAX: a compiled training step lands in
-    $FER_STUDY_CACHE/jax-compilation (or $JAX_COMPILATION_CACHE_DIR), and a second model of the same shapes
-    at another learning rate (the next trial of a search) reads it back: the cache's one entry is its."""
-    folder = tmp_path / "told" if named else tmp_path / "cache" / "jax-compilation"
+    $FER_STUDY_CACHE/jax-compilation, and a second model of the same shapes at another learning rate (the
+    next trial of a search) reads it back: the cache's one entry is its."""
+    folder = tmp_path / "cache" / "jax-compilation"
     code = f"""
 import json, os, numpy as np, keras
 from study import backend
@@ -180,8 +194,6 @@ for rate in (1e-3, 1e-2):
 print(json.dumps({{"folder": backend.use_compilation_cache(), "steps": steps}}))
 """
     env = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}  # the tiny step may compile in under JAX's second
-    if named:
-        env["JAX_COMPILATION_CACHE_DIR"] = str(folder)
     done = under("jax", code, tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
