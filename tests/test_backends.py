@@ -181,7 +181,6 @@ import json, os, numpy as np, keras
 from study import backend
 from study.config import TrainConfig
 from study.model import build_model
-from jax._src import compilation_cache
 x = np.zeros((8, 48, 48, 1), "float32"); y = np.eye(7, dtype="float32")[np.arange(8) % 7]
 steps = []
 for rate in (1e-3, 1e-2):
