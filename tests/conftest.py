@@ -59,7 +59,7 @@ LONGEST_FIRST = {
     "test_another_backend_trains_a_learner_searches_and_reports": 217,
     "test_accuracy_benchmark_runs_the_papers_model_in_both_regimes_quick": 157,
     "test_sample_is_neither_trivial_nor_hopeless_next_to_real_faces": 77,
-    "test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for": 120,  # 10 kills then: 6 now
+    "test_a_seeded_loop_of_kills_ends_with_exactly_the_trials_asked_for": 112,
     "test_report_of_a_tiny_real_search_and_final_training": 58,
     "test_three_workers_fill_twelve_trials_and_a_killed_ones_trial_is_failed_and_requeued": 58,
     "test_memory_stays_flat_across_real_trials": 44,

@@ -27,9 +27,9 @@ OTHERS = [pytest.param("jax", marks=needs_jax),
 
 
 def under(backend: str, code: str, tmp_path: Path, timeout: int = 600,
-          env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+          extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "KERAS_BACKEND": backend, "FER_STUDY_CACHE": str(tmp_path / "cache"),
-           "PYTHONPATH": str(ROOT), **(env or {})}
+           "PYTHONPATH": str(ROOT), **(extra_env or {})}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -192,8 +192,8 @@ for rate in (1e-3, 1e-2):
     steps.append(sorted(n for n in kept if n.startswith("jit_train_step-") and n.endswith("-cache")))
 print(json.dumps({{"folder": backend.use_compilation_cache(), "steps": steps}}))
 """
-    env = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}  # the tiny step may compile in under JAX's second
-    done = under("jax", code, tmp_path, env=env)
+    done = under("jax", code, tmp_path,  # the tiny step may compile in under JAX's second: keep it whatever it took
+                 extra_env={"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["folder"] == str(folder)
