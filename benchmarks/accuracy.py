@@ -140,7 +140,7 @@ class KeptSearch:
 
 def _kept_search(data_path: Path, sizes: Sizes) -> KeptSearch:
     """(b): ``cli.py search``'s path, then ``train --from-study``'s, kept under ``$FER_STUDY_CACHE/bench-accuracy``
-    (about two hours on the Intel Xeon, five on a slow 2-core machine: (h) reads its final runs back). A folder
+    (48 minutes on a 2-core AMD EPYC with AVX-512, two hours on the Intel Xeon, five on one without: (h) reads its final runs back). A folder
     without its ``done.json`` is an interrupted run, resumed: the search goes on from the trials it has (a trial
     cut short is failed and not counted), and only the seeds without a finished final run are trained. The
     minutes are the trials' and the final runs' own, so a run resumed across sessions is counted whole."""
@@ -408,9 +408,9 @@ def searched_ensemble(data_path: Path, sizes: Sizes) -> list[Row]:
                and interval.difference > 0 and metrics["learned"])
         judged = sizes.judged and label == "flip TTA"
         rows.append(Row(
-            f"accuracy (h): (b)'s {len(search.runs)} final runs as one ensemble, {label}, against the `fer` model on "
-            f"the same {len(labels):,} test faces (it may have trained on them: `study.peers`); paired tests "
-            f"(McNemar; 95% paired bootstrap interval){_kept_note(search.kept)}",
+            f"accuracy (h): (b)'s {len(search.runs)} final runs (read back from (b)'s cache) as one ensemble, {label}, "
+            f"against the `fer` model on the same {len(labels):,} test faces (it may have trained on them: "
+            f"`study.peers`); paired tests (McNemar; 95% paired bootstrap interval)",
             f"fer {fer_metrics['accuracy']:.3f}, macro-F1 {fer_metrics['macro_f1']:.3f}",
             f"ensemble {metrics['accuracy']:.3f} (its runs' mean {mean:.3f}), macro-F1 {metrics['macro_f1']:.3f}: "
             f"{interval.difference:+.3f} [{interval.low:+.3f}, {interval.high:+.3f}] on fer, McNemar p = "
