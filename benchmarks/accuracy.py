@@ -140,10 +140,11 @@ class KeptSearch:
 
 def _kept_search(data_path: Path, sizes: Sizes) -> KeptSearch:
     """(b): ``cli.py search``'s path, then ``train --from-study``'s, kept under ``$FER_STUDY_CACHE/bench-accuracy``
-    (48 minutes on a 2-core AMD EPYC with AVX-512, two hours on the Intel Xeon, five on one without: (h) reads its final runs back). A folder
-    without its ``done.json`` is an interrupted run, resumed: the search goes on from the trials it has (a trial
-    cut short is failed and not counted), and only the seeds without a finished final run are trained. The
-    minutes are the trials' and the final runs' own, so a run resumed across sessions is counted whole."""
+    (48 minutes on a 2-core AMD EPYC with AVX-512, two hours on the Intel Xeon, five on an AMD EPYC without it:
+    (h) reads its final runs back). A folder without its ``done.json`` is an interrupted run, resumed: the search
+    goes on from the trials it has (a trial cut short is failed and not counted), and only the seeds without a
+    finished final run are trained. The minutes are the trials' and the final runs' own, so a run resumed
+    across sessions is counted whole."""
     data = load_dataset(data_path)
     plan = {"trials": sizes.trials, "subset": sizes.subset, "max_epochs": sizes.max_epochs, "seeds": sizes.seeds,
             "final_epochs": sizes.final_epochs, "data": data.fingerprint}
