@@ -249,5 +249,6 @@ def run(quick: bool) -> list[Row]:
             found[(sampler, pruner)].append(outcome(study, target.best, target.epochs))
     return summary_rows(targets, found, where, sizes, majority, shared_startup())
 
+
 if __name__ == "__main__":
     main(run)
