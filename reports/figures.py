@@ -87,6 +87,7 @@ def training_curves(history: pd.DataFrame, path: str | Path, title: str = "", *,
                 ax.plot(history["epoch"], history[f"{prefix}loss"], ":", color=color,
                         label=f"{split} loss incl. L2 (Keras)")
         _mark_phases(ax, history)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # no epoch 1.5 on a short run
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss (nats)" if metric != "accuracy" else "accuracy")
         ax.grid(alpha=0.3)

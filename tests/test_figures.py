@@ -64,6 +64,16 @@ def _history() -> pd.DataFrame:
     return frame
 
 
+def test_training_curves_tick_whole_epochs_on_a_short_run(monkeypatch, tmp_path):
+    """A 4-epoch search trial's history: matplotlib's default ticks would put epochs 1.5, 2.5 on the axis."""
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path, mark="": drawn.append(fig) or Path(path))
+    figures.training_curves(_history().head(4), tmp_path / "history.png")
+    for ax in drawn[0].axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 def _seeds() -> tuple:
     points = pd.DataFrame({"regime": ["scratch"] * 2 + ["transfer"] * 2, "seed": [0, 1] * 2,
                            "accuracy": [0.4, 0.45, 0.55, 0.6], "loss": [1.6, 1.5, 1.2, 1.1]})
