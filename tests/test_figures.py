@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Callable
 
 import matplotlib.image
+import matplotlib.pyplot
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,6 +73,7 @@ def test_training_curves_tick_whole_epochs_on_a_short_run(monkeypatch, tmp_path)
     for ax in drawn[0].axes:
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    matplotlib.pyplot.close(drawn[0])  # _save, replaced here, is what closes a figure
 
 
 def _seeds() -> tuple:
