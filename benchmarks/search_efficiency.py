@@ -191,13 +191,14 @@ def summary_rows(targets: list[Target], found: dict[tuple[str, str], list[Outcom
         each = ", ".join(("not reached" if s == float("inf") else f"{s:.2f}") + ("*" if mark and d else "")
                          for s, d in zip(shares, shared))
         row = Row(
-            f"search: {label}: epochs to reach the random search's best val acc, median of {seeds} seed(s) (each: "
+            f"search: {label}{' (the default)' if key == DEFAULT else ''}: epochs to reach the random search's best "
+            f"val acc, median of {seeds} seed(s) (each: "
             f"{each}{mark}); {where}",
             f"{random_epochs:.0f} epochs (random, {sizes['trials']} trials)",
             "not reached" if median == float("inf") else f"{median * random_epochs:.0f} epochs",
             None, ratio_text="not reached" if median == float("inf") else f"{median:.2f} of random's")
         if key == DEFAULT:
-            row = judged(row, label, [s for s, d in zip(shares, shared) if not d], seeds, all_learned, startup)
+            row = judged(row, [s for s, d in zip(shares, shared) if not d], seeds, all_learned, startup)
         rows.append(row)
         bests = [o.best_within for o in outcomes]
         known = [b for b in bests if b is not None]
@@ -211,18 +212,17 @@ def summary_rows(targets: list[Target], found: dict[tuple[str, str], list[Outcom
     return rows
 
 
-def judged(row: Row, label: str, shares: list[float], seeds: int, all_learned: bool, startup: int) -> Row:
+def judged(row: Row, shares: list[float], seeds: int, all_learned: bool, startup: int) -> Row:
     """The default's row with its goal: the median share over the seeds that can judge it (``shares``, of
     ``seeds``)."""
     goal = f"<= {GOAL} of random's"
-    benchmark = row.benchmark.replace(f"search: {label}:", f"search: {label} (the default):", 1)
     if not all_learned:
-        return replace(row, benchmark=benchmark, goal=goal, met=False)
+        return replace(row, goal=goal, met=False)
     if not shares:
-        return replace(row, benchmark=benchmark, goal=f"{goal}; not judged: random's best within the first {startup} "
+        return replace(row, goal=f"{goal}; not judged: random's best within the first {startup} "
                        "trials in every seed")
     median = statistics.median(shares)
-    return replace(row, benchmark=benchmark, goal=goal if len(shares) == seeds else
+    return replace(row, goal=goal if len(shares) == seeds else
                    f"{goal} (over the {len(shares)} seed(s) where random's best came later)", met=median <= GOAL)
 
 
