@@ -320,6 +320,80 @@ def test_a_reference_filled_in_parts_measures_only_what_it_skipped_and_says_whic
     assert baselines[2].endswith("best val accuracy 0.400 (on AMD EPYC)")
 
 
+def test_the_gpu_check_holds_to_its_budget_compiled_throughput_first_then_the_schedule_and_search_cut_short(
+        monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmarks import gpu
+
+    now, asked = [1000.0], {}
+
+    def throughput(backbone, batch, precision, jit, steps):
+        now[0] += 30.0
+        return 100.0
+
+    def schedule(data_path, backbone, epochs, until=None):
+        asked["until"] = until
+        now[0] += 30.0
+        return {"epochs": 3}
+
+    def search(data_path, backbone, sizes, timeout=None):
+        asked["timeout"] = timeout
+        return {"trials": 1}
+
+    monkeypatch.setattr(gpu, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(gpu, "throughput", throughput)
+    monkeypatch.setattr(gpu, "schedule", schedule)
+    monkeypatch.setattr(gpu, "search", search)
+    found = gpu.measure(Path("/faces"), False, 100.0, None, throughput_share=0.4, stop_at_budget=True)
+    # configurations start at 0 s and 30 s of the budget; at 60 s its 40% for throughput is spent
+    assert list(found["throughput"]) == ["64/float32/jit", "64/mixed_bfloat16/jit"]
+    assert found["skipped"] == [f"throughput {gpu.key(*c)}" for c in gpu.configurations(gpu.BATCHES)[2:]]
+    assert all(name.endswith("/nojit") for name in found["skipped"][-4:])  # op by op: the last to be measured
+    assert asked == {"until": 1100.0, "timeout": 10.0}  # the schedule stops at the budget; the search has 10 s left
+    now[0] = 1000.0
+    found = gpu.measure(Path("/faces"), False, 1000.0, None)  # the CPU reference: nothing is cut short
+    assert len(found["throughput"]) == 8 and asked == {"until": None, "timeout": None}
+
+
+def test_the_schedule_stops_at_the_end_of_the_epoch_in_which_its_time_is_up():
+    import time
+
+    import keras
+
+    from benchmarks.gpu import StopAt
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    x, y = np.zeros((8, 3), "float32"), np.eye(2, dtype="float32")[[0, 1] * 4]
+    later, now = StopAt(time.perf_counter() + 3600), StopAt(time.perf_counter())
+    assert len(model.fit(x, y, epochs=3, verbose=0, callbacks=[later]).history["loss"]) == 3 and not later.stopped
+    assert len(model.fit(x, y, epochs=3, verbose=0, callbacks=[now]).history["loss"]) == 1 and now.stopped
+    assert len(model.fit(x, y, epochs=2, verbose=0, callbacks=[StopAt(None)]).history["loss"]) == 2
+
+
+def test_a_schedule_or_search_cut_short_on_the_gpu_is_compared_per_epoch_or_per_trial():
+    from benchmarks import gpu
+
+    reference = {"schedule": {"seconds": 8000.0, "epochs": 20, "test_accuracy": 0.569},
+                 "search": {"seconds": 2640.0, "best": 0.27, "trials": 6}}
+    found = {"backend": {"name": "jax"}, "device": "GPU", "backbone": "densenet169", "skipped": [], "throughput": {},
+             "schedule": {"seconds": 100.0, "epochs": 5, "planned_epochs": 20, "stopped_at_limit": True,
+                          "test_accuracy": 0.41, "majority_rate": 0.25, "learned": True, "test_faces": 4306},
+             "search": {"seconds": 60.0, "best": None, "trials": 3, **{k: v for k, v in gpu.SEARCH.items()
+                                                                         if k != "trials"}}}
+    schedule, search = gpu.rows(found, reference)
+    assert "5 of 20 epochs (stopped at the time limit), ratio per epoch" in schedule.benchmark
+    assert schedule.ratio == pytest.approx((8000 / 20) / (100 / 5)) and schedule.met is True
+    assert "search, 3 trials, ratio per trial, <= 3 epochs" in search.benchmark
+    assert search.ratio == pytest.approx((2640 / 6) / (60 / 3)) and search.ours.endswith("no trial finished")
+    whole = {**found, "schedule": {**found["schedule"], "epochs": 20, "stopped_at_limit": False},
+             "search": {**found["search"], "trials": 6, "best": 0.3}}
+    schedule, search = gpu.rows(whole, reference)
+    assert ", 20 epochs; test" in schedule.benchmark and schedule.ratio == pytest.approx(80.0)
+    assert "per trial" not in search.benchmark and search.ratio == pytest.approx(44.0)
+
+
 def test_filling_the_reference_needs_the_reference_flag():
     done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--missing"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
