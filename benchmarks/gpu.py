@@ -111,9 +111,9 @@ def schedule(data_path: Path, backbone: str, epochs: int | None, until: float | 
     stop = StopAt(until)
     started = time.perf_counter()
     result = train(config, data, scratch_dir() / "gpu-schedule", callbacks=[stop], evaluate_test=True)
-    test = result.metrics["test"]
-    return {"seconds": time.perf_counter() - started, "epochs": int(len(result.history)),
-            "planned_epochs": config.epochs, "stopped_at_limit": stop.stopped,
+    test, epochs = result.metrics["test"], int(len(result.history))
+    return {"seconds": time.perf_counter() - started, "epochs": epochs, "planned_epochs": config.epochs,
+            "stopped_at_limit": stop.stopped and epochs < config.epochs,  # not when the last epoch ran late
             "test_accuracy": test["accuracy"], "majority_rate": test["baseline"]["majority_rate"],
             "learned": bool(test["learned"]), "test_faces": int(test["n"]), "fingerprint": data.fingerprint}
 

@@ -372,6 +372,23 @@ def test_the_schedule_stops_at_the_end_of_the_epoch_in_which_its_time_is_up():
     assert len(model.fit(x, y, epochs=2, verbose=0, callbacks=[StopAt(None)]).history["loss"]) == 2
 
 
+@pytest.mark.slow  # two one-epoch trainings of mini_xception
+def test_a_schedule_cut_short_says_so_and_one_whose_last_epoch_ran_late_does_not(tmp_path, monkeypatch):
+    import time
+
+    from benchmarks import gpu
+    from study.sample import write_sample
+
+    data = write_sample(tmp_path / "faces", per_class=20, seed=0)
+    folders = iter([tmp_path / "a", tmp_path / "b"])
+    monkeypatch.setattr(gpu, "scratch_dir", lambda: next(folders))
+    cut = gpu.schedule(data, "mini_xception", 2, until=time.perf_counter())
+    assert (cut["epochs"], cut["planned_epochs"], cut["stopped_at_limit"]) == (1, 2, True)
+    assert 0.0 <= cut["test_accuracy"] <= 1.0 and cut["test_faces"] > 0
+    late = gpu.schedule(data, "mini_xception", 1, until=time.perf_counter())
+    assert (late["epochs"], late["planned_epochs"], late["stopped_at_limit"]) == (1, 1, False)
+
+
 def test_a_schedule_or_search_cut_short_on_the_gpu_is_compared_per_epoch_or_per_trial():
     from benchmarks import gpu
 
