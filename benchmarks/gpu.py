@@ -26,12 +26,13 @@ which measures only those and labels each with the CPU that measured it (``measu
 as another's.
 Every part also writes what it measured to ``OUT/gpu.json`` as soon as it has it.
 
-A lent machine is had for one call, so the run on it holds its figures to the budget, not the other way round:
-the compiled throughput configurations come first and new ones start only in the first ``THROUGHPUT_SHARE``
-of the budget (the op-by-op ones, slow to start under JAX and never what the toolkit trains with, are what a
-slow compiler leaves out); the schedule stops at the end of the epoch in which the budget runs out (its row
-then says how many of its epochs it trained, and the ratio is per epoch); the search stops starting trials
-then (optuna's timeout; the ratio is per trial where the trial counts differ).
+A lent machine is had for one call, so the run on it (``GPU_PARTS``) holds its figures to the budget, not the
+other way round, and measures what matters most first: the compiled throughput configurations, new ones
+started only in the first ``THROUGHPUT_SHARE`` of the budget; the schedule, stopped at the end of the epoch in
+which the budget runs out (its row then says how many of its epochs it trained, and the ratio is per epoch);
+the search, which starts no trial after it (optuna's timeout; the ratio is per trial where the trial counts
+differ); last the configurations with jit off, which under JAX run each operation alone and compile it on its
+first call, so their first step is the slowest of all to come (and it is never how the toolkit trains under JAX).
 """
 from __future__ import annotations
 
@@ -143,15 +144,20 @@ def configurations(batches: tuple[int, ...]) -> list[tuple[int, str, bool]]:
     return [(batch, precision, jit) for jit in JITS for batch in batches for precision in PRECISIONS]
 
 
-PARTS = ("throughput", "schedule", "search")
+# the parts of the run, in the order measure() runs them: the throughput's configurations compiled and op by op,
+# the paper's schedule, the short search
+PARTS = ("compiled", "op-by-op", "schedule", "search")
+GPU_PARTS = ("compiled", "schedule", "search", "op-by-op")  # on the lent machine: what matters most first
+REFERENCE_PARTS = ("compiled", "op-by-op", "search")  # this CPU: the schedule is read from a kept run
 
 
 def measure(data_path: Path, quick: bool, budget: float, out: Path | None, parts: tuple[str, ...] = PARTS,
             only: frozenset[str] | None = None, throughput_share: float = 1.0, stop_at_budget: bool = False) -> dict:
-    """Every part of ``parts`` within ``budget`` seconds (a part not started in time is recorded as skipped);
-    ``only``: just these parts, named as ``skipped`` names them (``"throughput 256/float32/nojit"``, ``"search"``).
-    No throughput configuration starts after ``throughput_share`` of the budget; with ``stop_at_budget`` the
-    schedule and the search also stop when the budget is spent (at an epoch's, a trial's end)."""
+    """Every part of ``parts``, in that order, within ``budget`` seconds (a part not started in time is recorded as
+    skipped); ``only``: just these parts, named as ``skipped`` names them (``"throughput 256/float32/nojit"``,
+    ``"search"``). No compiled throughput configuration starts after ``throughput_share`` of the budget; with
+    ``stop_at_budget`` the schedule and the search also stop when the budget is spent (at an epoch's, a trial's
+    end)."""
     started = time.perf_counter()
     backbone = QUICK["backbone"] if quick else BACKBONE
     found: dict = {"machine": machine(), "backend": backend.describe(), "device": backend.device(),
@@ -172,24 +178,29 @@ def measure(data_path: Path, quick: bool, budget: float, out: Path | None, parts
         save()
         return False
 
-    for batch, precision, jit in configurations(QUICK["batches"] if quick else BATCHES) if "throughput" in parts else ():
-        name = key(batch, precision, jit)
-        if in_time(f"throughput {name}", throughput_share * budget):
-            log(f"gpu: throughput {backbone} {name}")
-            steps = (QUICK["steps"] if quick else STEPS)[jit]
-            found["throughput"][name] = throughput(backbone, batch, precision, jit, steps)
-            save()
-    if "schedule" in parts and in_time("schedule"):
-        log("gpu: the paper's scratch schedule, every default")
-        found["schedule"] = schedule(data_path, backbone, QUICK["epochs"] if quick else None,
-                                     until=started + budget if stop_at_budget else None)
-        save()
+    def rates(compiled: bool, within: float) -> None:
+        for batch, precision, jit in configurations(QUICK["batches"] if quick else BATCHES):
+            name = key(batch, precision, jit)
+            if jit == compiled and in_time(f"throughput {name}", within):
+                log(f"gpu: throughput {backbone} {name}")
+                found["throughput"][name] = throughput(backbone, batch, precision, jit,
+                                                       (QUICK["steps"] if quick else STEPS)[jit])
+                save()
+
     sizes = QUICK["search"] if quick else SEARCH
-    if "search" in parts and in_time("search"):
-        log(f"gpu: a search of {sizes['trials']} trials")
-        left = budget - (time.perf_counter() - started)
-        found["search"] = search(data_path, backbone, sizes, timeout=max(left, 1.0) if stop_at_budget else None)
-        save()
+    for part in parts:
+        if part in ("compiled", "op-by-op"):
+            rates(part == "compiled", throughput_share * budget if part == "compiled" else budget)
+        elif part == "schedule" and in_time("schedule"):
+            log("gpu: the paper's scratch schedule, every default")
+            found["schedule"] = schedule(data_path, backbone, QUICK["epochs"] if quick else None,
+                                         until=started + budget if stop_at_budget else None)
+            save()
+        elif part == "search" and in_time("search"):
+            log(f"gpu: a search of {sizes['trials']} trials")
+            left = budget - (time.perf_counter() - started)
+            found["search"] = search(data_path, backbone, sizes, timeout=max(left, 1.0) if stop_at_budget else None)
+            save()
     found["seconds"] = time.perf_counter() - started
     save()
     return found
@@ -253,7 +264,7 @@ def _search_text(s: dict) -> str:
 def reference_figures(data_path: Path, quick: bool, budget: float = REFERENCE_BUDGET) -> dict:
     """This CPU's throughput and short search (measured now, the search if the budget leaves time to start it),
     and the schedule from ``benchmarks.accuracy``'s kept run (c): 20 epochs of DenseNet169 take hours here."""
-    found = measure(data_path, quick, budget, None, parts=("throughput", "search"))
+    found = measure(data_path, quick, budget, None, parts=REFERENCE_PARTS)
     kept = _kept_scratch_run()
     if kept is not None:
         test = kept.metrics["test"]
@@ -269,7 +280,7 @@ def fill_reference(reference: dict, data_path: Path, budget: float) -> dict:
     """``reference`` with the figures it skipped measured now on this CPU, each labelled with this machine
     (``measured_on``): a reference measured in parts, on two machines, says which figure came from which."""
     missing = frozenset(reference.get("skipped", ()))
-    found = measure(data_path, False, budget, None, parts=("throughput", "search"), only=missing)
+    found = measure(data_path, False, budget, None, parts=REFERENCE_PARTS, only=missing)
     filled = dict(reference, throughput={**reference.get("throughput", {}), **found["throughput"]},
                   measured_on=dict(reference.get("measured_on", {})))
     measured = [f"throughput {name}" for name in found["throughput"]] + (["search"] if "search" in found else [])
@@ -320,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         found = json.loads(args.read.read_text())
     else:
         data_path = args.data or (sample(per_class=20) if args.quick else faces(False)[0])
-        found = measure(data_path, args.quick, args.budget or BUDGET, args.out, throughput_share=THROUGHPUT_SHARE,
-                        stop_at_budget=True)
+        found = measure(data_path, args.quick, args.budget or BUDGET, args.out, parts=GPU_PARTS,
+                        throughput_share=THROUGHPUT_SHARE, stop_at_budget=True)
     reference = json.loads(REFERENCE.read_text()) if REFERENCE.is_file() and not found.get("quick") else None
     wall = f"wall time {found['seconds'] / 60:.1f} min" if "seconds" in found else "stopped before its end"
     output = f"{found['machine']}\nCommand: python -m benchmarks.gpu{' --quick' if found.get('quick') else ''}; " \

@@ -281,7 +281,7 @@ def test_the_cpu_reference_measures_throughput_and_the_search_and_reads_the_sche
     monkeypatch.setattr(gpu, "measure", measure)
     monkeypatch.setattr(gpu, "_kept_scratch_run", lambda: kept)
     found = gpu.reference_figures(Path("/faces"), quick=False, budget=99.0)
-    assert asked == {"data": Path("/faces"), "budget": 99.0, "parts": ("throughput", "search")}
+    assert asked == {"data": Path("/faces"), "budget": 99.0, "parts": ("compiled", "op-by-op", "search")}
     assert found["search"]["best"] == 0.3 and found["schedule"]["epochs"] == 20
     assert found["schedule"]["test_accuracy"] == 0.53 and found["schedule"]["seconds"] == 7600.0
     rows = {row.benchmark.split(" (")[0]: row for row in gpu.rows(
@@ -321,7 +321,7 @@ def test_a_reference_filled_in_parts_measures_only_what_it_skipped_and_says_whic
 
 
 def test_the_gpu_check_holds_to_its_budget_compiled_throughput_first_then_the_schedule_and_search_cut_short(
-        monkeypatch):
+        monkeypatch):  # and the configurations with jit off last, with what time is left
     from types import SimpleNamespace
 
     from benchmarks import gpu
@@ -345,11 +345,14 @@ def test_the_gpu_check_holds_to_its_budget_compiled_throughput_first_then_the_sc
     monkeypatch.setattr(gpu, "throughput", throughput)
     monkeypatch.setattr(gpu, "schedule", schedule)
     monkeypatch.setattr(gpu, "search", search)
-    found = gpu.measure(Path("/faces"), False, 100.0, None, throughput_share=0.4, stop_at_budget=True)
-    # configurations start at 0 s and 30 s of the budget; at 60 s its 40% for throughput is spent
-    assert list(found["throughput"]) == ["64/float32/jit", "64/mixed_bfloat16/jit"]
-    assert found["skipped"] == [f"throughput {gpu.key(*c)}" for c in gpu.configurations(gpu.BATCHES)[2:]]
-    assert all(name.endswith("/nojit") for name in found["skipped"][-4:])  # op by op: the last to be measured
+    found = gpu.measure(Path("/faces"), False, 100.0, None, parts=gpu.GPU_PARTS, throughput_share=0.4,
+                        stop_at_budget=True)
+    # compiled configurations start at 0 s and 30 s of the budget; at 60 s its 40% for them is spent; the schedule
+    # ends at 90 s; the search has 10 s left and takes none here; one configuration with jit off starts at 90 s
+    assert list(found["throughput"]) == ["64/float32/jit", "64/mixed_bfloat16/jit", "64/float32/nojit"]
+    names = [f"throughput {gpu.key(*c)}" for c in gpu.configurations(gpu.BATCHES)]
+    assert names[:4] == [f"throughput {b}/{p}/jit" for b in (64, 256) for p in ("float32", "mixed_bfloat16")]
+    assert found["skipped"] == names[2:4] + names[5:]
     assert asked == {"until": 1100.0, "timeout": 10.0}  # the schedule stops at the budget; the search has 10 s left
     now[0] = 1000.0
     found = gpu.measure(Path("/faces"), False, 1000.0, None)  # the CPU reference: nothing is cut short
