@@ -51,16 +51,17 @@ def describe() -> dict[str, str]:
 
 
 def device() -> str:
-    """The accelerator the backend computes on (its GPUs by name), else the CPU."""
+    """The accelerator the backend computes on (its GPUs by model name), else the CPU."""
     found: list[str] = []
     if name() == "tensorflow":
         import tensorflow as tf
 
-        found = [g.name for g in tf.config.list_logical_devices("GPU")]
+        found = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+                 for g in tf.config.list_physical_devices("GPU")]
     elif name() == "jax":
         import jax
 
-        found = [str(d) for d in jax.devices() if d.platform != "cpu"]
+        found = [getattr(d, "device_kind", "") or str(d) for d in jax.devices() if d.platform != "cpu"]
     elif name() == "torch":
         import torch
 

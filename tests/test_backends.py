@@ -320,6 +320,28 @@ def test_a_reference_filled_in_parts_measures_only_what_it_skipped_and_says_whic
     assert baselines[2].endswith("best val accuracy 0.400 (on AMD EPYC)")
 
 
+@needs_jax
+def test_the_device_a_run_records_is_the_gpu_model_by_name_on_each_backend(monkeypatch):
+    from types import SimpleNamespace
+
+    import jax
+    import tensorflow as tf
+
+    from study import backend
+
+    h100 = "NVIDIA H100 80GB HBM3"
+    monkeypatch.setattr(backend, "name", lambda: "jax")
+    monkeypatch.setattr(jax, "devices", lambda: [SimpleNamespace(platform="gpu", device_kind=h100, id=0)])
+    assert backend.device() == h100
+    monkeypatch.setattr(jax, "devices", lambda: [SimpleNamespace(platform="cpu", device_kind="cpu", id=0)])
+    assert backend.device().startswith("CPU (")
+    monkeypatch.setattr(backend, "name", lambda: "tensorflow")
+    gpu = SimpleNamespace(name="/physical_device:GPU:0", device_type="GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [gpu] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda d: {"device_name": h100})
+    assert backend.device() == h100
+
+
 def test_the_gpu_check_holds_to_its_budget_compiled_throughput_first_then_the_schedule_and_search_cut_short(
         monkeypatch):  # and the configurations with jit off last, with what time is left
     from types import SimpleNamespace
