@@ -130,9 +130,9 @@ def search(data_path: Path, backbone: str, sizes: dict, timeout: float | None = 
                             study="gpu-scratch", runs_dir=str(folder / "runs"), timeout=timeout)
     started = time.perf_counter()
     study = run_search(request)
-    finished = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     return {**sizes, "seconds": time.perf_counter() - started, "trials": len(study.trials),
-            "best": max(finished) if finished else None}
+            "best": study.best_value if finished else None}
 
 
 def key(batch: int, precision: str, jit: bool) -> str:

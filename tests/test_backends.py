@@ -422,8 +422,7 @@ def test_a_schedule_or_search_cut_short_on_the_gpu_is_compared_per_epoch_or_per_
     found = {"backend": {"name": "jax"}, "device": "GPU", "backbone": "densenet169", "skipped": [], "throughput": {},
              "schedule": {"seconds": 100.0, "epochs": 5, "planned_epochs": 20, "stopped_at_limit": True,
                           "test_accuracy": 0.41, "majority_rate": 0.25, "learned": True, "test_faces": 4306},
-             "search": {"seconds": 60.0, "best": None, "trials": 3, **{k: v for k, v in gpu.SEARCH.items()
-                                                                         if k != "trials"}}}
+             "search": {**gpu.SEARCH, "seconds": 60.0, "best": None, "trials": 3}}
     schedule, search = gpu.rows(found, reference)
     assert "5 of 20 epochs (stopped at the time limit), ratio per epoch" in schedule.benchmark
     assert schedule.ratio == pytest.approx((8000 / 20) / (100 / 5)) and schedule.met is True
